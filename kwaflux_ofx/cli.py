@@ -1,0 +1,51 @@
+"""`kwaflux` console entry point: one sub-command per job, errors as one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Each module defines register(subparsers); its parsers set `func` to the handler,
+# which returns an exit code. Add a module here to add commands.
+COMMAND_MODULES = (
+    "kwaflux_ofx.commands",  # upscale, preview, models
+)
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kwaflux", description="AI denoise and super-resolution for video editors."
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kwaflux_ofx.errors import KwafluxError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="kwaflux: %(levelname)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KwafluxError as exc:
+        print(f"kwaflux: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("kwaflux: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

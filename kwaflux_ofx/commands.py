@@ -1,0 +1,301 @@
+"""Engine commands: `kwaflux upscale`, `kwaflux preview`, `kwaflux models list|info`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from kwaflux_ofx.errors import KwafluxError, MediaError
+
+# Containers a preview can take a frame from (decoded with PyAV); anything else is read as a still.
+VIDEO_SUFFIXES = {".mov", ".mp4", ".mkv", ".mxf", ".avi", ".m4v", ".webm"}
+# What each still format can hold: a float result goes to 16-bit where the format has no float.
+_FORMAT_DEPTHS = {
+    ".png": (np.uint8, np.uint16),
+    ".jpg": (np.uint8,),
+    ".jpeg": (np.uint8,),
+    ".dpx": (np.uint8, np.uint16),
+    ".tif": (np.uint8, np.uint16, np.float16, np.float32),
+    ".tiff": (np.uint8, np.uint16, np.float16, np.float32),
+    ".exr": (np.float16, np.float32),
+}
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scale",
+        type=int,
+        choices=(1, 2, 4),
+        default=None,
+        help="upscaling factor (default 2, or the --model's own scale)",
+    )
+    p.add_argument(
+        "--denoise",
+        type=float,
+        default=0.0,
+        metavar="0..1",
+        help="denoise strength before upscaling (0 = off, exact pass-through)",
+    )
+    p.add_argument("--model", default=None, metavar="NAME|PATH", help="super-resolution model")
+    p.add_argument("--denoise-model", default=None, metavar="NAME|PATH", help="denoise model")
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tile size in pixels (default: from memory)",
+    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "upscale",
+        help="denoise and/or upscale one image",
+        description="Denoise and/or upscale an image (PNG, TIFF, EXR, DPX...), keeping its bit depth.",
+    )
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    _add_engine_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.set_defaults(func=cmd_upscale)
+
+    p = sub.add_parser(
+        "preview",
+        help="write a before/after image to judge a setting",
+        description="Left half: the source scaled with Lanczos; right half: processed; at 100%% pixels.",
+    )
+    p.add_argument("input", type=Path, help="an image or a video file")
+    p.add_argument("output", type=Path)
+    p.add_argument("--frame", type=int, default=0, help="frame number for a video input (from 0)")
+    _add_engine_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("models", help="list and inspect models")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    q = msub.add_parser("list", help="models found by name (built-in and your models folder)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_models_list)
+    q = msub.add_parser(
+        "info", help="what a model is: kind, scale, channels, range, receptive field"
+    )
+    q.add_argument("model", metavar="NAME|PATH")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_models_info)
+    if importlib.util.find_spec("kwaflux_ofx.ncnn_import") is not None:
+        importlib.import_module("kwaflux_ofx.ncnn_import").add_models_subcommand(msub)
+
+
+def _engine(args):
+    from kwaflux_ofx import Engine
+
+    return Engine(device=args.device, tile=args.tile)
+
+
+def _settings(args, engine) -> dict:
+    scale = args.scale
+    if scale is None:
+        scale = engine.model_spec(args.model).scale if args.model else 2
+    if not 0.0 <= args.denoise <= 1.0:
+        raise KwafluxError(f"--denoise must be between 0 and 1, not {args.denoise}")
+    return dict(
+        scale=scale, denoise=args.denoise, sr_model=args.model, denoise_model=args.denoise_model
+    )
+
+
+def _check_output(args) -> None:
+    if args.output.resolve() == args.input.resolve():
+        raise KwafluxError("output would overwrite the input", args.output)
+    if args.output.exists() and not args.overwrite:
+        raise KwafluxError("exists already (pass --overwrite to replace it)", args.output)
+    if not args.output.parent.is_dir():
+        raise KwafluxError("output folder does not exist", args.output.parent)
+
+
+def _progress(args, label: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=label, unit="tile", disable=args.quiet or None, leave=False)
+
+    def on_tile(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, on_tile
+
+
+def _storable(pixels: np.ndarray, path: Path) -> np.ndarray:
+    from kwaflux_ofx.engine.engine import from_float, to_float
+
+    depths = _FORMAT_DEPTHS.get(path.suffix.lower())
+    if depths is None or pixels.dtype.type in depths:
+        return pixels
+    target = np.uint16 if np.uint16 in depths else depths[0]
+    return from_float(to_float(pixels), np.dtype(target))
+
+
+def _load_input(path: Path, frame: int = 0) -> tuple[np.ndarray, dict]:
+    from kwaflux_ofx.imageio import check_channels, read_image
+
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        pixels = read_video_frame(path, frame)
+        return pixels, {"premultiplied": True}
+    pixels, attrs = read_image(path)
+    return check_channels(pixels, path), attrs
+
+
+def read_video_frame(path: Path, index: int) -> np.ndarray:
+    """Decode frame `index` (from 0) as RGB, 16-bit when the stream has more than 8 bits."""
+    import av
+
+    if not path.is_file():
+        raise MediaError("video not found", path)
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            deep = (
+                any(c.bits > 8 for c in stream.codec_context.format.components)
+                if stream.codec_context.format
+                else False
+            )
+            for i, frame in enumerate(container.decode(stream)):
+                if i == index:
+                    return frame.to_ndarray(format="rgb48le" if deep else "rgb24")
+    except av.FFmpegError as exc:
+        raise MediaError(f"cannot decode video: {exc}", path) from None
+    except IndexError:
+        raise MediaError("has no video stream", path) from None
+    raise MediaError(f"has no frame {index}", path)
+
+
+def cmd_upscale(args) -> int:
+    _check_output(args)
+    pixels, attrs = _load_input(args.input)
+    engine = _engine(args)
+    settings = _settings(args, engine)
+    bar, on_tile = _progress(args, args.input.name)
+    with bar:
+        out = engine.process(
+            pixels, premultiplied=attrs.get("premultiplied", True), on_tile=on_tile, **settings
+        )
+    from kwaflux_ofx.imageio import write_image
+
+    write_image(args.output, _storable(out, args.output), attrs)
+    h, w = out.shape[:2]
+    if not args.quiet:
+        print(
+            f"{args.output}: {w}x{h} {out.dtype} (x{settings['scale']}, denoise {settings['denoise']:g})"
+        )
+    return 0
+
+
+def before_after(source: np.ndarray, processed: np.ndarray) -> np.ndarray:
+    """Left half: source Lanczos-scaled to the processed size; right half: processed; a 2 px divider."""
+    from kwaflux_ofx.engine.engine import from_float, to_float
+    from kwaflux_ofx.engine.resample import resize
+
+    h, w = processed.shape[:2]
+    half = w // 2
+    left = resize(
+        to_float(source)[:, : max(1, -(-source.shape[1] * half // w))], h, half, "lanczos3"
+    )
+    out = processed.copy()
+    out[:, :half] = from_float(left[:, :half], processed.dtype)
+    peak = np.iinfo(out.dtype).max if out.dtype.kind == "u" else 1.0
+    out[:, max(0, half - 1) : half + 1, :3] = peak
+    return out
+
+
+def cmd_preview(args) -> int:
+    _check_output(args)
+    pixels, attrs = _load_input(args.input, args.frame)
+    engine = _engine(args)
+    settings = _settings(args, engine)
+    bar, on_tile = _progress(args, "preview")
+    with bar:
+        out = engine.process(
+            pixels, premultiplied=attrs.get("premultiplied", True), on_tile=on_tile, **settings
+        )
+    from kwaflux_ofx.imageio import write_image
+
+    write_image(args.output, _storable(before_after(pixels, out), args.output), attrs)
+    if not args.quiet:
+        print(
+            f"{args.output}: left = source (Lanczos), right = Kwaflux x{settings['scale']}, "
+            f"denoise {settings['denoise']:g}"
+        )
+    return 0
+
+
+def cmd_models_list(args) -> int:
+    from kwaflux_ofx.models.registry import list_models
+
+    rows = []
+    for info in list_models():
+        row = {"name": info.name, "builtin": info.builtin, "path": str(info.path)}
+        try:
+            spec = _spec(info.path)
+            row.update(kind=spec.kind, scale=spec.scale)
+        except KwafluxError as exc:
+            row.update(kind="unusable", scale=None, error=exc.message)
+        rows.append(row)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+        return 0
+    if not rows:
+        print(
+            "no models found (built-in models missing? your folder: "
+            f"{os.fspath(__import__('kwaflux_ofx.models.registry', fromlist=['x']).user_models_dir())})"
+        )
+    for r in rows:
+        where = "built-in" if r["builtin"] else "user"
+        kind = f"{r['kind']} x{r['scale']}" if r.get("scale") else r["kind"]
+        print(f"{r['name']:<28} {kind:<12} {where:<9} {r['path']}")
+    return 0
+
+
+def _spec(path):
+    from kwaflux_ofx.engine.spec import ModelSpec
+
+    return ModelSpec.from_onnx(path)
+
+
+def cmd_models_info(args) -> int:
+    from kwaflux_ofx.models.registry import resolve_model
+
+    spec = _spec(resolve_model(args.model))
+    info = {
+        "name": spec.name,
+        "path": str(spec.path),
+        "kind": spec.kind,
+        "scale": spec.scale,
+        "channels": spec.channels,
+        "range": list(spec.value_range),
+        "noise_input": spec.noise_input,
+        "max_noise": spec.max_noise,
+        "receptive_field": spec.receptive_field,
+        "pad": spec.pad,
+        "input_dtype": spec.input_dtype,
+        "probed": spec.probed,
+        "metadata": spec.metadata,
+    }
+    if args.json:
+        json.dump(info, sys.stdout, indent=2)
+        print()
+        return 0
+    for k, v in info.items():
+        if k != "metadata":
+            print(f"{k:<16} {v}")
+    for k, v in spec.metadata.items():
+        if k not in info:
+            print(f"{k:<16} {v}")
+    return 0
