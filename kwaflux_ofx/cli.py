@@ -11,6 +11,7 @@ import sys
 # which returns an exit code. Add a module here to add commands.
 COMMAND_MODULES = (
     "kwaflux_ofx.commands",  # upscale, preview, models
+    "kwaflux_ofx.conform.cli",  # conform
 )
 
 EXIT_USER_ERROR = 2

@@ -1,0 +1,181 @@
+"""Render one work unit: decode -> engine -> encode as a pipeline, into a temp name renamed when done."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from kwaflux_ofx.conform.plan import ConformSettings, WorkUnit
+from kwaflux_ofx.errors import KwafluxError
+from kwaflux_ofx.mediaio import CODECS, SequenceWriter, VideoWriter, probe, read_frames
+
+log = logging.getLogger(__name__)
+
+PARTIAL_TAG = ".kwaflux-partial"
+QUEUE_FRAMES = 4  # frames in flight per stage: memory stays flat whatever the clip length
+
+ProgressFn = Callable[[int], None]
+
+
+class Cancelled(Exception):
+    """The job was stopped (Ctrl-C or another unit's fatal error)."""
+
+
+def temp_path(unit: WorkUnit) -> str:
+    """The in-progress name: hidden, in the output folder (same filesystem, so rename is atomic),
+    keeping the extension the muxer needs."""
+    d, name = os.path.split(unit.output)
+    codec = CODECS[unit.codec]
+    if codec.kind == "video":
+        return os.path.join(d, f".{name[: -len(codec.ext)]}{PARTIAL_TAG}{codec.ext}")
+    return os.path.join(d, f".{name}{PARTIAL_TAG}")
+
+
+def output_is_complete(unit: WorkUnit) -> bool:
+    """A finished output from an earlier run: right frame count and size (anything else is redone)."""
+    if not os.path.exists(unit.output):
+        return False
+    codec = CODECS[unit.codec]
+    try:
+        if codec.kind == "sequence":
+            names = [n for n in os.listdir(unit.output) if n.endswith(codec.ext)]
+            if len(names) != unit.frames:
+                return False
+            info = probe(os.path.join(unit.output, sorted(names)[0]))
+        else:
+            info = probe(unit.output)
+    except (KwafluxError, OSError) as exc:
+        log.info("redoing %s: %s", unit.output, exc)
+        return False
+    return (info.frames, info.width, info.height) == (unit.frames, unit.out_width, unit.out_height)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def make_processor(engine, settings: ConformSettings) -> Callable[[np.ndarray], np.ndarray]:
+    def process(frame: np.ndarray) -> np.ndarray:
+        return engine.process(frame, scale=settings.scale, denoise=settings.denoise,
+                              sr_model=settings.model, denoise_model=settings.denoise_model)
+
+    return process
+
+
+def render_unit(unit: WorkUnit, settings: ConformSettings, process: Callable,
+                on_frames: ProgressFn | None = None, stop: threading.Event | None = None,
+                infer_workers: int = 2) -> dict:
+    """Render `unit` to its output; returns {"status", "reason", "frames", "seconds"}.
+
+    Decoding runs in its own thread, frames go through the engine on a small pool (onnxruntime
+    releases the GIL), and encoding runs here; bounded queues keep the pipeline's memory flat.
+    """
+    t0 = time.perf_counter()
+    if output_is_complete(unit):
+        return {"status": "done", "reason": "already complete (kept from an earlier run)",
+                "frames": unit.frames, "seconds": 0.0}
+    stop = stop or threading.Event()
+    codec = CODECS[unit.codec]
+    tmp = temp_path(unit)
+    _remove(tmp)  # a partial file left by a killed run
+    os.makedirs(os.path.dirname(unit.output), exist_ok=True)
+    info = unit.media
+    keep_alpha = info.channels == 4 and unit.codec in ("prores_4444", "exr", "png", "tiff")
+    if codec.kind == "video":
+        writer = VideoWriter(tmp, codec, unit.out_width, unit.out_height, info.rate, unit.start_tc,
+                             high_bit=info.bits > 8, color=info.color, alpha=keep_alpha)
+    else:
+        writer = SequenceWriter(tmp, unit.stem, codec, first_number=unit.start_tc, rate=info.rate,
+                                start_tc=unit.start_tc)
+    pending: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+    failure: list[BaseException] = []
+    pool = concurrent.futures.ThreadPoolExecutor(max(1, infer_workers),
+                                                 thread_name_prefix="kwaflux-infer")
+
+    halt = threading.Event()  # this unit only: set when the encoding side gives up
+
+    def stopped() -> bool:
+        return stop.is_set() or halt.is_set()
+
+    def put(item) -> bool:
+        while not stopped():
+            try:
+                pending.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode() -> None:
+        try:
+            expected = unit.start
+            for idx, frame in read_frames(info, unit.start, unit.stop):
+                if idx != expected:
+                    raise KwafluxError(f"frame {expected} is missing (decoder gave {idx})",
+                                       info.path)
+                expected += 1
+                if not keep_alpha and frame.shape[2] == 4:
+                    frame = frame[:, :, :3]
+                if not put(pool.submit(process, frame)):
+                    return
+            if expected != unit.stop:
+                raise KwafluxError(f"media ends at frame {expected}, {unit.stop} expected",
+                                   info.path)
+        except BaseException as exc:  # noqa: BLE001 - handed to the encoding side to report
+            failure.append(exc)
+        finally:
+            put(None)
+
+    reader = threading.Thread(target=decode, name="kwaflux-decode", daemon=True)
+    reader.start()
+    written = 0
+    ok = False
+    try:
+        while True:
+            if stop.is_set():
+                raise Cancelled()
+            try:
+                item = pending.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if item is None:
+                break
+            writer.write(item.result())
+            written += 1
+            if on_frames:
+                on_frames(1)
+        if failure:
+            raise failure[0]
+        writer.close()
+        if written != unit.frames:
+            raise KwafluxError(f"wrote {written} frames, {unit.frames} expected", unit.output)
+        _remove(unit.output)  # an incomplete output from an earlier run
+        os.replace(tmp, unit.output)
+        ok = True
+    except Exception as exc:
+        writer.abort()
+        if isinstance(exc, Cancelled):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.error("%s: %s", unit.output, reason)
+        return {"status": "failed", "reason": reason, "frames": written,
+                "seconds": time.perf_counter() - t0}
+    finally:
+        if not ok:
+            halt.set()  # the decoder's put() sees it within 0.2 s and returns
+        reader.join()
+        pool.shutdown(wait=True, cancel_futures=True)
+        if not ok:
+            _remove(tmp)
+    return {"status": "done", "reason": "", "frames": written, "seconds": time.perf_counter() - t0}

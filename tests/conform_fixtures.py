@@ -1,0 +1,163 @@
+"""Stand-in media and a tiny model for conform tests: every frame carries its own index as pixels."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMELINES = ROOT.parent / "shared" / "timelines"
+if not TIMELINES.is_dir():  # CI checks out shared/ inside the project
+    TIMELINES = ROOT / "shared" / "timelines"
+
+W, H = 64, 36
+BITS = 16  # frame index bits, as a 4x4 grid of 16x9 blocks
+HIGH, LOW = 200, 40
+
+
+def index_frame(n: int, w: int = W, h: int = H, dtype=np.uint8) -> np.ndarray:
+    """A frame whose 4x4 blocks spell `n` in binary (bright = 1): survives lossy codecs."""
+    bw, bh = w // 4, h // 4
+    img = np.full((h, w, 3), LOW, np.uint8)
+    for bit in range(BITS):
+        if (n >> bit) & 1:
+            r, c = divmod(bit, 4)
+            img[r * bh : (r + 1) * bh, c * bw : (c + 1) * bw] = HIGH
+    # a colour cue so channel order mistakes show
+    img[:, :, 2] = img[:, :, 2] // 2
+    if dtype == np.uint16:
+        return img.astype(np.uint16) * 257
+    if dtype == np.float32:
+        return img.astype(np.float32) / 255.0
+    return img
+
+
+def read_index(frame: np.ndarray) -> int:
+    """Decode the index written by index_frame from a frame of any size and dtype."""
+    f = frame[:, :, 0].astype(np.float64)
+    if frame.dtype == np.uint16:
+        f /= 257.0
+    elif frame.dtype.kind == "f":
+        f *= 255.0
+    h, w = f.shape
+    bw, bh = w // 4, h // 4
+    n = 0
+    for bit in range(BITS):
+        r, c = divmod(bit, 4)
+        block = f[r * bh + bh // 4 : (r + 1) * bh - bh // 4, c * bw + bw // 4 : (c + 1) * bw - bw // 4]
+        if block.mean() > (HIGH + LOW) / 2:
+            n |= 1 << bit
+    return n
+
+
+def make_video(path: str | os.PathLike, frames: int, rate: float = 24.0,
+               start_tc: str | None = None, codec: str = "mjpeg", first_index: int = 0,
+               size: tuple[int, int] = (W, H)) -> Path:
+    """A stand-in clip: frame k shows index first_index + k; timecode as given."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=Fraction(rate).limit_denominator(1001 * 1000))
+        s.width, s.height = w, h
+        s.pix_fmt = {"mjpeg": "yuvj444p", "libx264": "yuv420p", "ffv1": "yuv444p",
+                     "prores_ks": "yuv422p10le"}[codec]
+        if codec == "mjpeg":
+            s.codec_context.qmin = s.codec_context.qmax = 2
+        if codec == "libx264":
+            s.options = {"g": "12", "crf": "10"}
+        if start_tc:
+            s.metadata["timecode"] = start_tc
+        for k in range(frames):
+            frame = av.VideoFrame.from_ndarray(index_frame(first_index + k, w, h), format="rgb24")
+            frame.pts = k
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def make_sequence(directory: str | os.PathLike, prefix: str, first_number: int, frames: int,
+                  ext: str = ".exr", padding: int = 4, tc_frames: int | None = None,
+                  rate: float = 24.0) -> list[Path]:
+    """A numbered image sequence; frame k shows index k; EXR frames carry a SMPTE timecode."""
+    import OpenImageIO as oiio
+
+    from kwaflux_ofx.mediaio import frames_to_smpte
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for k in range(frames):
+        p = directory / f"{prefix}{first_number + k:0{padding}d}{ext}"
+        fmt = "half" if ext == ".exr" else "uint16"
+        spec = oiio.ImageSpec(W, H, 3, fmt)
+        if tc_frames is not None and ext == ".exr":
+            spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"),
+                           (frames_to_smpte(tc_frames + k, rate), 0))
+        o = oiio.ImageOutput.create(str(p))
+        o.open(str(p), spec)
+        o.write_image(index_frame(k, dtype=np.float32))
+        o.close()
+        out.append(p)
+    return out
+
+
+def make_nearest_x2(path: str | os.PathLike) -> Path:
+    """A real ONNX SR model: nearest-neighbour x2 (1x1 conv to 12 channels, DepthToSpace)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.zeros((12, 3, 1, 1), np.float32)
+    for c in range(3):
+        weight[c * 4 : c * 4 + 4, c] = 1.0  # DCR... CRD mode: channel c -> out channels 4c..4c+3
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["input", "w"], ["y"], kernel_shape=[1, 1]),
+            helper.make_node("DepthToSpace", ["y"], ["output"], blocksize=2, mode="CRD"),
+        ],
+        "nearest_x2",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H2", "W2"])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {"kwaflux.kind": "sr", "kwaflux.scale": "2", "kwaflux.channels": "3",
+            "kwaflux.range": "0-1", "kwaflux.noise_input": "", "kwaflux.receptive_field": "1",
+            "kwaflux.name": "test-nearest-x2", "kwaflux.description": "test fixture",
+            "kwaflux.license": "Apache-2.0", "kwaflux.training_data": "none"}
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    onnx.save(model, str(path))
+    return path
+
+
+def sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def tree_checksums(root: str | os.PathLike) -> dict[str, str]:
+    root = Path(root)
+    return {str(p.relative_to(root)): sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def decode_indices(path: str | os.PathLike) -> tuple[list[int], tuple[int, int], str | None]:
+    """(frame indices, (width, height), timecode) of a conformed video output."""
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        tc = s.metadata.get("timecode") or s.metadata.get("TIMECODE") or c.metadata.get(
+            "timecode") or c.metadata.get("TIMECODE")
+        idx = [read_index(f.to_ndarray(format="rgb24")) for f in c.decode(s)]
+        return idx, (s.codec_context.width, s.codec_context.height), tc
