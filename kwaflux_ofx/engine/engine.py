@@ -32,7 +32,7 @@ def _int_max(dtype: np.dtype) -> float | None:
 def to_float(region: np.ndarray) -> np.ndarray:
     """Native pixels to float32 with 1.0 = full scale."""
     peak = _int_max(region.dtype)
-    out = region.astype(np.float32)
+    out = region.astype(np.float32, copy=peak is not None)
     if peak is not None:
         out *= np.float32(1.0 / peak)
     return out
@@ -42,7 +42,7 @@ def from_float(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """float32 back to native pixels: integers rounded and clamped, floats kept as they are."""
     peak = _int_max(dtype)
     if peak is None:
-        return values.astype(dtype)
+        return values.astype(dtype, copy=False)
     return np.rint(np.clip(values, 0.0, 1.0) * peak).astype(dtype)
 
 
@@ -316,7 +316,7 @@ class _FrameJob:
             y = y[:, :, oy : oy + th, ox : ox + tw]
         if spec.channels == 1:
             y = y.transpose(1, 0, 2, 3)
-        out = np.ascontiguousarray(y[0].transpose(1, 2, 0), dtype=np.float32)
+        out = y[0].transpose(1, 2, 0)  # a view: the final write into dst does the one copy
         if strength is not None and not spec.noise_input:
             # A denoiser without a noise input: strength blends it with the source.
             out = rgb + np.float32(strength) * (out - rgb) if strength < 1 else out

@@ -1,0 +1,141 @@
+"""Engine overhead at 1920×1080: engine vs raw InferenceSession.run, and tiled vs untiled."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import write_section  # noqa: E402
+
+
+def compact_sr(path: Path, scale: int = 2, convs: int = 8, ch: int = 32) -> Path:
+    """An SRVGG-style body (convs × ch, PReLU) + pixel shuffle, random weights: a stand-in model."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, prev, cin = [], [], "input", 3
+    for i in range(convs):
+        cout = ch if i < convs - 1 else 3 * scale * scale
+        w = rng.normal(0, (2 / (9 * cin)) ** 0.5, (cout, cin, 3, 3)).astype(np.float32)
+        inits += [
+            numpy_helper.from_array(w, f"w{i}"),
+            numpy_helper.from_array(np.zeros(cout, np.float32), f"b{i}"),
+        ]
+        nodes.append(helper.make_node("Conv", [prev, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1] * 4))
+        prev, cin = f"c{i}", cout
+        if i < convs - 1:
+            inits.append(numpy_helper.from_array(np.full((cout, 1, 1), 0.1, np.float32), f"a{i}"))
+            nodes.append(helper.make_node("PRelu", [prev, f"a{i}"], [f"p{i}"]))
+            prev = f"p{i}"
+    nodes.append(helper.make_node("DepthToSpace", [prev], ["output"], blocksize=scale, mode="CRD"))
+    graph = helper.make_graph(
+        nodes,
+        "compact",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, "OH", "OW"])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # onnx 1.23 writes IR 14 by default; onnxruntime 1.31 reads up to 13
+    for k, v in {"kind": "sr", "scale": scale, "receptive_field": convs + 1}.items():
+        model.metadata_props.add(key=f"kwaflux.{k}", value=str(v))
+    onnx.save(model, str(path))
+    return path
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up: session creation, arena growth
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument(
+        "--model", default=None, help="SR model (default: built-in kwaflux-sr-x2, else a stand-in)"
+    )
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tile", type=int, default=512, help="tile size for the tiled run")
+    ap.add_argument(
+        "--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone"
+    )
+    args = ap.parse_args()
+
+    import onnxruntime as ort
+
+    from kwaflux_ofx import Engine
+    from kwaflux_ofx.models.registry import resolve_model
+
+    tmp = tempfile.TemporaryDirectory()
+    if args.model:
+        model = resolve_model(args.model)
+    else:
+        try:
+            model = resolve_model("kwaflux-sr-x2")
+        except Exception:
+            model = compact_sr(Path(tmp.name) / "compact-x2.onnx")
+    frame = np.random.default_rng(1).random((1080, 1920, 3), dtype=np.float32)
+    nchw = np.ascontiguousarray(frame.transpose(2, 0, 1)[None])
+
+    untiled = Engine(device="cpu", tile=4096)
+    spec = untiled.model_spec(model)
+    raw = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    feeds = {spec.input_name: nchw}
+    t_raw = timed(lambda: raw.run(None, feeds), args.repeats)
+    t_untiled = timed(
+        lambda: untiled.process(frame, scale=spec.scale, sr_model=model), args.repeats
+    )
+    tiled = Engine(device="cpu", tile=args.tile)
+    n_tiles = len(tiled.plan_for(frame.shape, scale=spec.scale, sr_model=model).tiles)
+    t_tiled = timed(lambda: tiled.process(frame, scale=spec.scale, sr_model=model), args.repeats)
+    default = Engine(device="cpu")
+    n_default = len(default.plan_for(frame.shape, scale=spec.scale, sr_model=model).tiles)
+    t_default = timed(
+        lambda: default.process(frame, scale=spec.scale, sr_model=model), args.repeats
+    )
+
+    rows = [
+        ("raw InferenceSession.run (NCHW float32, whole frame)", t_raw, 1.0, ""),
+        ("Engine.process, untiled", t_untiled, t_untiled / t_raw, "<= 1.10"),
+        (
+            f"Engine.process, default tiling ({n_default} tiles)",
+            t_default,
+            t_default / t_raw,
+            "<= 1.10",
+        ),
+        (
+            f"Engine.process, tile {args.tile} ({n_tiles} tiles) vs untiled",
+            t_tiled,
+            t_tiled / t_untiled,
+            "<= 1.10",
+        ),
+    ]
+    body = [
+        "## Engine overhead (`bench/engine.py`)\n",
+        f"Model: `{Path(model).name}` (x{spec.scale}), input 1920×1080 RGB float32, CPU provider, "
+        f"median of {args.repeats} runs.\n",
+        "| measurement | seconds | ratio | goal |",
+        "|---|---:|---:|---|",
+    ]
+    body += [f"| {name} | {t:.3f} | {r:.3f} | {goal} |" for name, t, r, goal in rows]
+    text = "\n".join(body)
+    print(text)
+    if not args.no_write:
+        write_section("engine", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
