@@ -270,3 +270,27 @@ def test_user_models_folder_found_by_name(models, tmp_path, monkeypatch):
     x = rand((10, 10, 3))
     y = Engine(device="cpu").process(x, scale=2, sr_model="my-upscaler")
     np.testing.assert_allclose(y, np_sr(x, 2), atol=1e-5)
+
+
+def test_io_binding_path_matches_plain_run(models):
+    """The CUDA path's IO binding logic, exercised on the CPU so it cannot rot without a GPU."""
+    import onnxruntime as ort
+
+    spec = ModelSpec.from_onnx(models["sr2"])
+    sess = ort.InferenceSession(str(spec.path), providers=[sessions.CPU])
+    runner = sessions.ModelRunner(spec, sess, sessions.CPU)
+    x = rand((1, 3, 9, 13), seed=10)
+    bound = runner._run_bound({spec.input_name: x})
+    np.testing.assert_array_equal(bound, runner.run(x))
+    assert bound.shape == (1, 3, 18, 26)
+
+
+def test_cuda_requested_on_a_cpu_build_renders_on_cpu(models, caplog):
+    engine = Engine(device="cuda")
+    x = rand((8, 8, 3))
+    with caplog.at_level(logging.WARNING):
+        y = engine.process(x, scale=2, sr_model=models["sr2"])
+        engine.process(x, scale=2, sr_model=models["sr2"])
+    np.testing.assert_allclose(y, np_sr(x, 2), atol=1e-5)
+    assert engine.providers == [sessions.CPU]
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
