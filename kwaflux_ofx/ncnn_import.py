@@ -822,7 +822,7 @@ def _probe_geometry(model, channels: int, path: Path) -> Geometry:
 
 
 def _wrap(builder: _GraphBuilder, core_out: str, geo: Geometry) -> tuple[list, list, str]:
-    """Nodes that edge-pad the input before the ncnn graph and crop the output to scale*H, scale*W."""
+    """Nodes that edge-pad the input for the ncnn graph and crop the output to scale * (H, W)."""
     from onnx import helper, numpy_helper
 
     pre: list = []
@@ -944,6 +944,11 @@ def import_ncnn(
 
 # -- CLI ---------------------------------------------------------------------------------------
 def _run_cli(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise ModelError("exists already (pass --overwrite to replace it)", out)
+    if out.resolve() in (Path(args.param).resolve(), Path(args.bin).resolve()):
+        raise ModelError("output would overwrite an input file", out)
     res = import_ncnn(
         args.param,
         args.bin,
@@ -978,6 +983,7 @@ def add_models_subcommand(models_subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="the ONNX file to write")
     p.add_argument("--name", help="model name stored in the metadata (default: the file stem)")
     p.add_argument("--license", help="licence text stored in the metadata")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument(
         "--no-bake-padding",
         action="store_true",

@@ -1,0 +1,249 @@
+"""import-ncnn: a small ncnn model built here, converted, checked against numpy and ncnn."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from kwaflux_ofx import cli
+from kwaflux_ofx.errors import KwafluxError, ModelError
+from kwaflux_ofx.ncnn_import import TAG_FP16, import_ncnn, parse_param
+
+RNG = np.random.default_rng(7)
+
+
+def _flagged(arr: np.ndarray, fp16: bool) -> bytes:
+    """A tagged weight buffer, padded to 4 bytes, as ncnn's .bin stores it."""
+    if fp16:
+        data = struct.pack("<I", TAG_FP16) + arr.astype("<f2").tobytes()
+    else:
+        data = struct.pack("<I", 0) + arr.astype("<f4").tobytes()
+    return data + b"\0" * (-len(data) % 4)
+
+
+def _raw(arr: np.ndarray) -> bytes:
+    return arr.astype("<f4").tobytes()
+
+
+def _round16(arr: np.ndarray) -> np.ndarray:
+    return arr.astype(np.float16).astype(np.float32)
+
+
+# -- numpy reference ops (NCHW without batch: C, H, W) -------------------------------------------
+def conv2d(x, w, b, pad):
+    x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    k = w.shape[2]
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))  # C,H,W,k,k
+    return np.einsum("chwij,ocij->ohw", win, w) + b[:, None, None]
+
+
+def deconv2d(x, w, b, stride, pad):
+    """Transposed convolution; w is (in, out, k, k)."""
+    cin, h, wd = x.shape
+    k = w.shape[2]
+    full = np.zeros((w.shape[1], (h - 1) * stride + k, (wd - 1) * stride + k), np.float64)
+    for i in range(h):
+        for j in range(wd):
+            full[:, i * stride : i * stride + k, j * stride : j * stride + k] += np.einsum(
+                "c,coij->oij", x[:, i, j], w
+            )
+    out = full[:, pad : full.shape[1] - pad, pad : full.shape[2] - pad]
+    return out + b[:, None, None]
+
+
+def pixel_shuffle(x, r):
+    c, h, w = x.shape
+    return (
+        x.reshape(c // (r * r), r, r, h, w)
+        .transpose(0, 3, 1, 4, 2)
+        .reshape(c // (r * r), h * r, w * r)
+    )
+
+
+def bilinear_x2(x):
+    """Half-pixel bilinear upscale by 2 with edge clamping."""
+    c, h, w = x.shape
+
+    def axis_weights(n):
+        src = (np.arange(2 * n) + 0.5) / 2 - 0.5
+        src = np.clip(src, 0, n - 1)
+        lo = np.floor(src).astype(int)
+        hi = np.minimum(lo + 1, n - 1)
+        return lo, hi, src - lo
+
+    ylo, yhi, fy = axis_weights(h)
+    xlo, xhi, fx = axis_weights(w)
+    rows = x[:, ylo, :] * (1 - fy)[None, :, None] + x[:, yhi, :] * fy[None, :, None]
+    return rows[:, :, xlo] * (1 - fx)[None, None, :] + rows[:, :, xhi] * fx[None, None, :]
+
+
+def prelu(x, slope):
+    return np.where(x > 0, x, x * slope[:, None, None])
+
+
+def leaky(x, a):
+    return np.where(x > 0, x, x * a)
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory) -> dict:
+    """conv+leaky -> PReLU -> (conv -> pixel shuffle) + deconv + bilinear(input), all x2."""
+    d = tmp_path_factory.mktemp("ncnn")
+    w1 = _round16(RNG.normal(0, 0.3, (8, 3, 3, 3)))
+    b1 = RNG.normal(0, 0.1, 8).astype(np.float32)
+    slope = RNG.uniform(0.05, 0.3, 8).astype(np.float32)
+    w2 = RNG.normal(0, 0.2, (12, 8, 3, 3)).astype(np.float32)
+    b2 = RNG.normal(0, 0.1, 12).astype(np.float32)
+    # ncnn keeps deconvolution weights as [out][in][kh][kw].
+    wd_ncnn = _round16(RNG.normal(0, 0.2, (3, 8, 4, 4)))
+    bd = RNG.normal(0, 0.1, 3).astype(np.float32)
+    param = "\n".join(
+        [
+            "7767517",
+            "11 13",
+            "Input in0 0 1 in0",
+            "Split sp0 1 2 in0 in_a in_b",
+            "Convolution conv1 1 1 in_a c1 0=8 1=3 4=1 5=1 6=216 9=2 -23310=1,1.000000e-01",
+            "PReLU prelu1 1 1 c1 p1 0=8",
+            "Split sp1 1 2 p1 p1a p1b",
+            "Convolution conv2 1 1 p1a c2 0=12 1=3 4=1 5=1 6=864",
+            "PixelShuffle ps 1 1 c2 ps0 0=2",
+            "Deconvolution dc 1 1 p1b dc0 0=3 1=4 3=2 4=1 5=1 6=384",
+            "Interp up 1 1 in_b up0 0=2 1=2.000000e+00 2=2.000000e+00",
+            "BinaryOp add0 2 1 ps0 dc0 s0 0=0",
+            "BinaryOp add1 2 1 s0 up0 out0 0=0",
+        ]
+    )
+    weights = b"".join(
+        [
+            _flagged(w1, fp16=True),
+            _raw(b1),
+            _raw(slope),
+            _flagged(w2, fp16=False),
+            _raw(b2),
+            _flagged(wd_ncnn, fp16=True),
+            _raw(bd),
+        ]
+    )
+    (d / "m.param").write_text(param)
+    (d / "m.bin").write_bytes(weights)
+
+    def reference(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float64)
+        p1 = prelu(leaky(conv2d(x, w1, b1, 1), 0.1), slope)
+        ps = pixel_shuffle(conv2d(p1, w2, b2, 1), 2)
+        dc = deconv2d(p1, wd_ncnn.transpose(1, 0, 2, 3), bd, 2, 1)
+        return ps + dc + bilinear_x2(x)
+
+    return dict(dir=d, param=d / "m.param", bin=d / "m.bin", reference=reference)
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"input": x[None].astype(np.float32)})[0][0]
+
+
+def test_converted_graph_matches_numpy_reference(small_model, tmp_path):
+    out = tmp_path / "m.onnx"
+    res = import_ncnn(small_model["param"], small_model["bin"], out)
+    assert res.geometry.scale == 2 and res.geometry.pad == 0 and res.geometry.multiple == 1
+    for shape in ((3, 13, 17), (3, 24, 9)):
+        x = RNG.uniform(0, 1, shape).astype(np.float32)
+        y = _run(out, x)
+        ref = small_model["reference"](x)
+        assert y.shape == ref.shape == (3, 2 * shape[1], 2 * shape[2])
+        assert np.abs(y - ref).max() <= 1e-4
+
+
+def test_metadata_is_what_the_engine_reads(small_model, tmp_path):
+    from kwaflux_ofx import ModelSpec
+
+    out = tmp_path / "m.onnx"
+    import_ncnn(small_model["param"], small_model["bin"], out, name="tiny", license="MIT")
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["kwaflux.kind"] == "sr"
+    assert meta["kwaflux.scale"] == "2"
+    assert meta["kwaflux.channels"] == "3"
+    assert meta["kwaflux.range"] == "0-1"
+    assert meta["kwaflux.name"] == "tiny"
+    assert meta["kwaflux.license"] == "MIT"
+    # conv 3x3 (1 px) then conv 3x3 / deconv k4 s2 (1 more px) on the PReLU output.
+    assert meta["kwaflux.receptive_field"] == "2"
+    spec = ModelSpec.from_onnx(out)
+    assert (spec.kind, spec.scale, spec.channels, spec.pad) == ("sr", 2, 3, 0)
+    # Height and width stay symbolic, so any frame size runs.
+    dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims][2:] == ["H", "W"]
+
+
+def test_valid_convolution_gets_edge_padding_baked_in(tmp_path):
+    """A model that shrinks its input (like waifu2x photo) still maps H x W to 2H x 2W."""
+    w = RNG.normal(0, 0.3, (12, 3, 3, 3)).astype(np.float32)
+    (tmp_path / "v.param").write_text(
+        "7767517\n3 3\nInput in0 0 1 in0\n"
+        "Convolution c 1 1 in0 c0 0=12 1=3 5=0 6=324\nPixelShuffle ps 1 1 c0 out0 0=2\n"
+    )
+    (tmp_path / "v.bin").write_bytes(_flagged(w, fp16=False))
+    out = tmp_path / "v.onnx"
+    res = import_ncnn(tmp_path / "v.param", tmp_path / "v.bin", out)
+    assert (res.geometry.scale, res.geometry.pad) == (2, 1)
+    x = RNG.uniform(0, 1, (3, 10, 7)).astype(np.float32)
+    y = _run(out, x)
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge").astype(np.float64)
+    ref = pixel_shuffle(conv2d(xp, w, np.zeros(12), 0), 2)
+    assert y.shape == (3, 20, 14)
+    assert np.abs(y - ref).max() <= 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["kwaflux.pad"] == "0" and meta["kwaflux.ncnn_prepad"] == "1"
+
+
+def test_matches_ncnn_runtime(small_model, tmp_path):
+    ncnn = pytest.importorskip("ncnn", reason="ncnn runtime not installed (pip install .[eval])")
+    out = tmp_path / "m.onnx"
+    import_ncnn(small_model["param"], small_model["bin"], out)
+    net = ncnn.Net()
+    for opt in ("use_vulkan_compute", "use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic"):
+        setattr(net.opt, opt, False)
+    net.opt.num_threads = 1
+    assert net.load_param(str(small_model["param"])) == 0
+    assert net.load_model(str(small_model["bin"])) == 0
+    x = RNG.uniform(0, 1, (3, 15, 11)).astype(np.float32)
+    ex = net.create_extractor()
+    ex.input("in0", ncnn.Mat(x))
+    ret, mat = ex.extract("out0")
+    assert ret == 0
+    assert np.abs(_run(out, x) - np.array(mat)).max() <= 1e-4
+
+
+def test_cli_writes_model_and_refuses_to_overwrite(small_model, tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    args = ["models", "import-ncnn", str(small_model["param"]), str(small_model["bin"]), "-o"]
+    assert cli.main([*args, str(out)]) == 0
+    assert "sr x2" in capsys.readouterr().out
+    before = out.read_bytes()
+    assert cli.main([*args, str(out)]) == 2
+    assert "exists already" in capsys.readouterr().err
+    assert out.read_bytes() == before
+
+
+def test_bad_inputs_give_one_clear_error(small_model, tmp_path):
+    bad = tmp_path / "bad.param"
+    bad.write_text("not a param file\n")
+    with pytest.raises(ModelError, match="bad.param: not an ncnn text .param"):
+        parse_param(bad)
+
+    short = tmp_path / "short.bin"
+    short.write_bytes(small_model["bin"].read_bytes()[:100])
+    with pytest.raises(ModelError, match="short.bin: weight file too short"):
+        import_ncnn(small_model["param"], short, tmp_path / "x.onnx")
+    assert not (tmp_path / "x.onnx").exists()
+
+    odd = tmp_path / "odd.param"
+    odd.write_text("7767517\n2 2\nInput in0 0 1 in0\nLSTM l 1 1 in0 out0 0=4\n")
+    with pytest.raises(KwafluxError, match=r"odd.param: line 4: LSTM l: .*not supported"):
+        import_ncnn(odd, small_model["bin"], tmp_path / "y.onnx")
