@@ -1,0 +1,193 @@
+"""Export the latest training checkpoints to the shipped ONNX models (fp32 + fp16), check that
+onnxruntime matches torch, and write each model's metadata sidecar (.json)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import data
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from nets import CompactSR, NoiseMapDenoiser
+from onnxconverter_common import float16
+from train_common import RUNS_DIR
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "kwaflux_ofx" / "models"
+OPSET = 17
+PARITY_TOLERANCE = 1e-4
+
+
+def training_data_summary() -> str:
+    counts: dict[str, int] = {}
+    for p in data.TRAIN_PHOTOS:
+        counts[p.package] = counts.get(p.package, 0) + 1
+    parts = ", ".join(f"{n} from {pkg}" for pkg, n in counts.items())
+    return (
+        f"{len(data.TRAIN_PHOTOS)} photographs from Debian packages ({parts}); licences "
+        "CC0-1.0, CC-BY-4.0, CC-BY-SA-4.0, GPL-2+; file list in docs/models.md"
+    )
+
+
+def build(ck: dict) -> torch.nn.Module:
+    cfg = ck["config"]
+    if cfg["arch"] == "CompactSR":
+        model: torch.nn.Module = CompactSR(cfg["scale"], cfg["channels"], cfg["convs"])
+    else:
+        model = NoiseMapDenoiser(cfg["channels"], cfg["convs"])
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+def export_one(run: str, out_name: str) -> dict:
+    ck = torch.load(RUNS_DIR / run / "latest.pt", weights_only=False)
+    model = build(ck)
+    cfg = ck["config"]
+    is_dn = cfg["arch"] == "NoiseMapDenoiser"
+    dyn = {2: "height", 3: "width"}
+    if is_dn:
+        example: tuple[torch.Tensor, ...] = (torch.rand(1, 3, 64, 64), torch.rand(1, 1, 64, 64))
+        names = ["input", "noise_level"]
+    else:
+        example = (torch.rand(1, 3, 64, 64),)
+        names = ["input"]
+    path = MODELS_DIR / f"{out_name}.onnx"
+    torch.onnx.export(
+        model,
+        example,
+        str(path),
+        input_names=names,
+        output_names=["output"],
+        opset_version=OPSET,
+        dynamic_axes={n: dyn for n in [*names, "output"]},
+        dynamo=False,
+    )
+    scale = 1 if is_dn else cfg["scale"]
+    meta = {
+        "kind": "denoise" if is_dn else "sr",
+        "scale": str(scale),
+        "channels": "3",
+        "range": "0-1",
+        "noise_input": "noise_level" if is_dn else "",
+        "max_noise": f"{cfg['max_noise']:.6f}" if is_dn else "0",
+        "receptive_field": str(model.receptive_field),
+        "name": out_name,
+        "description": (
+            f"Kwaflux denoiser ({cfg['convs']} convs x {cfg['channels']} ch at half resolution, "
+            "FFDNet-style noise-level map; sensor noise, colour noise, grain, JPEG damage)"
+            if is_dn
+            else f"Kwaflux x{scale} super-resolution ({cfg['convs']} convs x {cfg['channels']} ch at "
+            "input resolution, pixel shuffle, bilinear residual; realistic degradations)"
+        ),
+        "license": "Apache-2.0",
+        "training_data": training_data_summary(),
+        "training_steps": str(ck["step"]),
+        "training_seed": str(ck["seed"]),
+    }
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    for k, v in meta.items():
+        m.metadata_props.add(key=f"kwaflux.{k}", value=v)
+    m.producer_name = "kwaflux python/export.py"
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+
+    parity = check_parity(model, path, is_dn, scale)
+    m16 = float16.convert_float_to_float16(m, keep_io_types=False)
+    path16 = MODELS_DIR / f"{out_name}.fp16.onnx"
+    onnx.checker.check_model(m16)
+    onnx.save(m16, str(path16))
+    fp16_err = check_fp16(model, path16, is_dn)
+
+    info = {
+        "file": path.name,
+        "fp16_file": path16.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "bytes": path.stat().st_size,
+        "fp16_bytes": path16.stat().st_size,
+        "opset": OPSET,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "metadata": {f"kwaflux.{k}": v for k, v in meta.items()},
+        "architecture": cfg,
+        "training": {
+            "steps": ck["step"],
+            "steps_planned": ck.get("steps_planned"),
+            "seed": ck["seed"],
+            "validation": ck.get("metrics", {}),
+        },
+        "parity_fp32_max_abs": parity,
+        "fp16_vs_torch_max_abs": fp16_err,
+        "training_photos": [p.path for p in data.TRAIN_PHOTOS],
+    }
+    (MODELS_DIR / f"{out_name}.json").write_text(json.dumps(info, indent=2) + "\n")
+    log.info("%s: %d bytes, parity %.2e, fp16 %s", path.name, info["bytes"], parity, fp16_err)
+    if parity > PARITY_TOLERANCE:
+        raise SystemExit(f"{path.name}: onnxruntime differs from torch by {parity:.2e}")
+    return info
+
+
+def _feeds(x: torch.Tensor, is_dn: bool, dtype=np.float32) -> tuple[dict, tuple]:
+    args: tuple[torch.Tensor, ...] = (x,)
+    feeds = {"input": x.numpy().astype(dtype)}
+    if is_dn:
+        nmap = torch.full((1, 1, *x.shape[-2:]), 20.0 / 255.0)
+        args = (x, nmap)
+        feeds["noise_level"] = nmap.numpy().astype(dtype)
+    return feeds, args
+
+
+def check_parity(model: torch.nn.Module, path: Path, is_dn: bool, scale: int) -> float:
+    """Max abs difference between torch and onnxruntime (CPU, fp32) on odd and even sizes."""
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    g = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for h, w in ((67, 45), (128, 96), (5, 9)):
+        x = torch.rand(1, 3, h, w, generator=g)
+        feeds, args = _feeds(x, is_dn)
+        out = sess.run(["output"], feeds)[0]
+        with torch.no_grad():
+            ref = model(*args).numpy()
+        assert out.shape == (1, 3, h * scale, w * scale), out.shape
+        worst = max(worst, float(np.abs(out - ref).max()))
+    return worst
+
+
+def check_fp16(model: torch.nn.Module, path: Path, is_dn: bool) -> float | str:
+    """fp16 model vs fp32 torch, where this onnxruntime can run fp16 on the CPU."""
+    try:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        x = torch.rand(1, 3, 64, 48, generator=torch.Generator().manual_seed(1))
+        feeds, args = _feeds(x, is_dn, np.float16)
+        out = sess.run(["output"], feeds)[0].astype(np.float32)
+    except Exception as exc:  # CPU builds may lack fp16 kernels; the GPU path is the target
+        return f"not run on CPU: {type(exc).__name__}"
+    with torch.no_grad():
+        ref = model(*args).numpy()
+    return float(np.abs(out - ref).max())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--only", choices=("sr-x2", "sr-x4", "denoise"), action="append")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(1)
+    runs = {"sr-x2": "kwaflux-sr-x2", "sr-x4": "kwaflux-sr-x4", "denoise": "kwaflux-denoise"}
+    for run, name in runs.items():
+        if args.only and run not in args.only:
+            continue
+        if not (RUNS_DIR / run / "latest.pt").exists():
+            log.warning("no checkpoint for %s yet; skipped", run)
+            continue
+        export_one(run, name)
+
+
+if __name__ == "__main__":
+    main()
