@@ -173,6 +173,47 @@ def check_fp16(model: torch.nn.Module, path: Path, is_dn: bool) -> float | str:
     return float(np.abs(out - ref).max())
 
 
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "models.md"
+EXPORT_BEGIN, EXPORT_END = "<!-- export -->", "<!-- /export -->"
+
+
+def write_docs_table() -> None:
+    """Replace the export section of docs/models.md with the figures in the .json sidecars."""
+    rows = []
+    for name in ("kwaflux-denoise", "kwaflux-sr-x2", "kwaflux-sr-x4"):
+        side = MODELS_DIR / f"{name}.json"
+        if not side.exists():
+            continue
+        info = json.loads(side.read_text())
+        tr = info["training"]
+        val = ", ".join(f"{k} {v}" for k, v in tr["validation"].items())
+        fp16 = info["fp16_vs_torch_max_abs"]
+        fp16 = f"{fp16:.1e}" if isinstance(fp16, float) else fp16
+        rows.append(
+            f"| `{info['file']}` | {info['parameters']:,} | {info['bytes'] / 1e6:.2f} MB / "
+            f"{info['fp16_bytes'] / 1e6:.2f} MB | {info['parity_fp32_max_abs']:.1e} | {fp16} | "
+            f"{tr['steps']} of {tr['steps_planned']} | {val} |"
+        )
+    table = "\n".join(
+        [
+            EXPORT_BEGIN,
+            "| model | parameters | size fp32 / fp16 | ORT vs torch, fp32 max abs | "
+            "fp16 (ORT CPU) vs torch fp32 | training steps | validation PSNR (dB) at export |",
+            "|---|---:|---|---:|---:|---|---|",
+            *rows,
+            "",
+            "_Written by `python/export.py`; parity is measured on random inputs of sizes "
+            "67x45, 128x96 and 5x9 (odd sizes on purpose)._",
+            EXPORT_END,
+        ]
+    )
+    text = DOCS.read_text()
+    start, end = text.find(EXPORT_BEGIN), text.find(EXPORT_END)
+    if start < 0 or end < 0:
+        raise SystemExit(f"{DOCS}: markers {EXPORT_BEGIN} ... {EXPORT_END} not found")
+    DOCS.write_text(text[:start] + table + text[end + len(EXPORT_END) :])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", choices=("sr-x2", "sr-x4", "denoise"), action="append")
@@ -187,6 +228,7 @@ def main() -> None:
             log.warning("no checkpoint for %s yet; skipped", run)
             continue
         export_one(run, name)
+    write_docs_table()
 
 
 if __name__ == "__main__":
