@@ -12,6 +12,7 @@ import sys
 COMMAND_MODULES = (
     "kwaflux_ofx.commands",  # upscale, preview, models
     "kwaflux_ofx.conform.cli",  # conform
+    "kwaflux_ofx.ofx_tools",  # ofx install, ofx doctor
 )
 
 EXIT_USER_ERROR = 2

@@ -1,0 +1,433 @@
+// The OFX plugin shell: two image effects (Denoise, Super Resolution), one function per action.
+// No C++ exception crosses the C ABI: every entry point catches and turns it into a status.
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "ofx/ofx_abi.h"
+#include "python_host.h"
+
+#define KWAFLUX_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+struct Suites {
+  OfxHost* host = nullptr;
+  const OfxPropertySuiteV1* prop = nullptr;
+  const OfxImageEffectSuiteV1* effect = nullptr;
+  const OfxParameterSuiteV1* param = nullptr;
+  const OfxMessageSuiteV1* message = nullptr;
+  const OfxMessageSuiteV2* message2 = nullptr;
+  bool host_multires = false;
+  std::string host_name;
+};
+Suites g;
+
+enum class Kind { Denoise, SuperResolution };
+
+struct ParamSpec {
+  const char* name;
+  const char* type;
+  const char* label;
+  const char* hint;
+  double dflt, min, max, display_min, display_max;
+  std::vector<const char*> options;  // choice labels
+};
+
+// The choices' order is their stored value; append only, never reorder.
+const std::vector<const char*> kDevices = {"Auto", "CUDA", "CPU"};
+const std::vector<const char*> kScales = {"2x", "4x"};
+
+std::vector<ParamSpec> params_for(Kind kind) {
+  std::vector<ParamSpec> p;
+  if (kind == Kind::Denoise) {
+    p.push_back({"strength", kOfxParamTypeDouble, "Strength",
+                 "How much noise to remove: 0 passes the frame through untouched.", 0.5, 0, 1, 0, 1, {}});
+  } else {
+    p.push_back({"scale", kOfxParamTypeChoice, "Scale", "Upscaling factor.", 0, 0, 0, 0, 0, kScales});
+    p.push_back({"denoise", kOfxParamTypeDouble, "Denoise before",
+                 "Noise removal before upscaling (0 = none).", 0, 0, 1, 0, 1, {}});
+    p.push_back({"sourceScale", kOfxParamTypeDouble, "Source scale",
+                 "Hosts without multi-resolution (Resolve): the source media's size relative to the "
+                 "timeline, e.g. 0.5 for HD media on a UHD timeline. 0 = auto (1 / scale).",
+                 0, 0, 1, 0, 1, {}});
+    p.push_back({"splitView", kOfxParamTypeBoolean, "Split view",
+                 "Show the original on the left half, the result on the right.", 0, 0, 1, 0, 1, {}});
+  }
+  p.push_back({"model", kOfxParamTypeString, "Model",
+               "Model name (see `kwaflux models`) or path to an .onnx file; empty = built-in.", 0, 0,
+               0, 0, 0, {}});
+  p.push_back({"tileSize", kOfxParamTypeInteger, "Tile size",
+               "Tile edge in pixels for large frames (0 = from the memory budget).", 0, 0, 8192, 0,
+               2048, {}});
+  p.push_back({"device", kOfxParamTypeChoice, "Device", "Where the models run.", 0, 0, 0, 0, 0,
+               kDevices});
+  return p;
+}
+
+struct Instance {
+  Kind kind;
+  OfxImageEffectHandle handle = nullptr;
+  OfxImageClipHandle src = nullptr, dst = nullptr;
+  std::map<std::string, OfxParamHandle> params;
+  bool message_shown = false;
+};
+
+Instance* instance_of(OfxImageEffectHandle h) {
+  OfxPropertySetHandle props;
+  if (g.effect->getPropertySet(h, &props) != kOfxStatOK) return nullptr;
+  void* data = nullptr;
+  g.prop->propGetPointer(props, kOfxPropInstanceData, 0, &data);
+  return static_cast<Instance*>(data);
+}
+
+void show_error(OfxImageEffectHandle h, const std::string& text) {
+  std::string line = "Kwaflux: " + text;
+  std::string log = kwaflux::log_line(line);
+  line += " (log: " + log + ")";
+  if (g.message2)
+    g.message2->setPersistentMessage(h, kOfxMessageError, "", "%s", line.c_str());
+  else if (g.message)
+    g.message->message(h, kOfxMessageError, "", "%s", line.c_str());
+}
+
+// ---------------------------------------------------------------- actions
+OfxStatus on_load() {
+  if (!g.host || !g.prop || !g.effect || !g.param) return kOfxStatErrMissingHostFeature;
+  return kOfxStatOK;
+}
+
+OfxStatus on_describe(Kind kind, OfxImageEffectHandle h) {
+  OfxPropertySetHandle p;
+  g.effect->getPropertySet(h, &p);
+  const bool sr = kind == Kind::SuperResolution;
+  g.prop->propSetString(p, kOfxPropLabel, 0, sr ? "Kwaflux Super Resolution" : "Kwaflux Denoise");
+  g.prop->propSetString(p, kOfxPropShortLabel, 0, sr ? "Kwaflux SR" : "Kwaflux Denoise");
+  g.prop->propSetString(p, kOfxImageEffectPluginPropGrouping, 0, "Kwaflux");
+  g.prop->propSetString(p, kOfxPropPluginDescription, 0,
+                        sr ? "AI super-resolution (ONNX models, CUDA or CPU)."
+                           : "AI noise removal (ONNX models, CUDA or CPU).");
+  g.prop->propSetString(p, kOfxImageEffectPropSupportedContexts, 0, kOfxImageEffectContextFilter);
+  g.prop->propSetString(p, kOfxImageEffectPropSupportedContexts, 1, kOfxImageEffectContextGeneral);
+  const char* depths[] = {kOfxBitDepthByte, kOfxBitDepthShort, kOfxBitDepthHalf, kOfxBitDepthFloat};
+  for (int k = 0; k < 4; ++k) g.prop->propSetString(p, kOfxImageEffectPropSupportedPixelDepths, k, depths[k]);
+  g.prop->propSetInt(p, kOfxImageEffectPropSupportsMultiResolution, 0, 1);
+  // Whole frames only: the models need context around every pixel.
+  g.prop->propSetInt(p, kOfxImageEffectPropSupportsTiles, 0, 0);
+  g.prop->propSetInt(p, kOfxImageEffectPropTemporalClipAccess, 0, 0);
+  g.prop->propSetInt(p, kOfxImageEffectPropSupportsMultipleClipDepths, 0, 0);
+  g.prop->propSetInt(p, kOfxImageEffectPropSupportsMultipleClipPARs, 0, 0);
+  // Renders on one instance may overlap: state is read-only after CreateInstance, Python runs
+  // under the GIL and the engine is thread-safe (tests render many threads on one instance).
+  g.prop->propSetString(p, kOfxImageEffectPluginRenderThreadSafety, 0, kOfxImageEffectRenderFullySafe);
+  g.prop->propSetInt(p, kOfxImageEffectPluginPropHostFrameThreading, 0, 0);
+  g.prop->propSetString(p, kOfxImageEffectPropCudaRenderSupported, 0, "false");
+  return kOfxStatOK;
+}
+
+void define_param(OfxParamSetHandle set, const ParamSpec& s) {
+  OfxPropertySetHandle p;
+  if (g.param->paramDefine(set, s.type, s.name, &p) != kOfxStatOK) return;
+  g.prop->propSetString(p, kOfxPropLabel, 0, s.label);
+  g.prop->propSetString(p, kOfxParamPropHint, 0, s.hint);
+  g.prop->propSetString(p, kOfxParamPropScriptName, 0, s.name);
+  std::string type = s.type;
+  if (type == kOfxParamTypeDouble) {
+    g.prop->propSetDouble(p, kOfxParamPropDefault, 0, s.dflt);
+    // Resolve clamps numbers that lack a display range: always give both.
+    g.prop->propSetDouble(p, kOfxParamPropMin, 0, s.min);
+    g.prop->propSetDouble(p, kOfxParamPropMax, 0, s.max);
+    g.prop->propSetDouble(p, kOfxParamPropDisplayMin, 0, s.display_min);
+    g.prop->propSetDouble(p, kOfxParamPropDisplayMax, 0, s.display_max);
+    g.prop->propSetDouble(p, kOfxParamPropIncrement, 0, 0.01);
+    g.prop->propSetInt(p, kOfxParamPropDigits, 0, 2);
+  } else if (type == kOfxParamTypeInteger || type == kOfxParamTypeBoolean) {
+    g.prop->propSetInt(p, kOfxParamPropDefault, 0, int(s.dflt));
+    if (type == kOfxParamTypeInteger) {
+      g.prop->propSetInt(p, kOfxParamPropMin, 0, int(s.min));
+      g.prop->propSetInt(p, kOfxParamPropMax, 0, int(s.max));
+      g.prop->propSetInt(p, kOfxParamPropDisplayMin, 0, int(s.display_min));
+      g.prop->propSetInt(p, kOfxParamPropDisplayMax, 0, int(s.display_max));
+    }
+  } else if (type == kOfxParamTypeChoice) {
+    for (size_t k = 0; k < s.options.size(); ++k)
+      g.prop->propSetString(p, kOfxParamPropChoiceOption, int(k), s.options[k]);
+    g.prop->propSetInt(p, kOfxParamPropDefault, 0, int(s.dflt));
+  } else if (type == kOfxParamTypeString) {
+    g.prop->propSetString(p, kOfxParamPropDefault, 0, "");
+    g.prop->propSetString(p, kOfxParamPropStringMode, 0, kOfxParamStringIsSingleLine);
+  }
+  // Changing a model or device mid-shot makes no sense.
+  g.prop->propSetInt(p, kOfxParamPropAnimates, 0,
+                     type == kOfxParamTypeDouble || type == kOfxParamTypeBoolean ? 1 : 0);
+}
+
+OfxStatus on_describe_in_context(Kind kind, OfxImageEffectHandle h) {
+  for (const char* name : {kOfxImageEffectSimpleSourceClipName, kOfxImageEffectOutputClipName}) {
+    OfxPropertySetHandle clip;
+    if (g.effect->clipDefine(h, name, &clip) != kOfxStatOK) return kOfxStatFailed;
+    g.prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 0, kOfxImageComponentRGBA);
+    g.prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 1, kOfxImageComponentRGB);
+    g.prop->propSetInt(clip, kOfxImageEffectPropSupportsTiles, 0, 0);
+  }
+  OfxParamSetHandle set;
+  if (g.effect->getParamSet(h, &set) != kOfxStatOK) return kOfxStatFailed;
+  for (const ParamSpec& s : params_for(kind)) define_param(set, s);
+  return kOfxStatOK;
+}
+
+OfxStatus on_create_instance(Kind kind, OfxImageEffectHandle h) {
+  auto inst = std::make_unique<Instance>();
+  inst->kind = kind;
+  inst->handle = h;
+  g.effect->clipGetHandle(h, kOfxImageEffectSimpleSourceClipName, &inst->src, nullptr);
+  g.effect->clipGetHandle(h, kOfxImageEffectOutputClipName, &inst->dst, nullptr);
+  OfxParamSetHandle set;
+  g.effect->getParamSet(h, &set);
+  for (const ParamSpec& s : params_for(kind)) {
+    OfxParamHandle ph = nullptr;
+    if (g.param->paramGetHandle(set, s.name, &ph, nullptr) == kOfxStatOK) inst->params[s.name] = ph;
+  }
+  OfxPropertySetHandle props;
+  g.effect->getPropertySet(h, &props);
+  g.prop->propSetPointer(props, kOfxPropInstanceData, 0, inst.release());
+  return kOfxStatOK;
+}
+
+OfxStatus on_destroy_instance(OfxImageEffectHandle h) {
+  Instance* inst = instance_of(h);
+  OfxPropertySetHandle props;
+  g.effect->getPropertySet(h, &props);
+  g.prop->propSetPointer(props, kOfxPropInstanceData, 0, nullptr);
+  delete inst;
+  return kOfxStatOK;
+}
+
+double get_double(Instance* inst, const char* name, OfxTime t, double dflt) {
+  auto it = inst->params.find(name);
+  double v = dflt;
+  if (it != inst->params.end()) g.param->paramGetValueAtTime(it->second, t, &v);
+  return v;
+}
+int get_int(Instance* inst, const char* name, OfxTime t, int dflt) {
+  auto it = inst->params.find(name);
+  int v = dflt;
+  if (it != inst->params.end()) g.param->paramGetValueAtTime(it->second, t, &v);
+  return v;
+}
+std::string get_string(Instance* inst, const char* name, OfxTime t) {
+  auto it = inst->params.find(name);
+  const char* v = nullptr;
+  if (it != inst->params.end()) g.param->paramGetValueAtTime(it->second, t, &v);
+  return v ? v : "";
+}
+
+int sr_scale(Instance* inst, OfxTime t) { return get_int(inst, "scale", t, 0) == 1 ? 4 : 2; }
+
+// Multi-resolution: SR's output is the source's region of definition times the scale.
+OfxStatus on_region_of_definition(OfxImageEffectHandle h, OfxPropertySetHandle in,
+                                  OfxPropertySetHandle out) {
+  Instance* inst = instance_of(h);
+  if (!inst || inst->kind != Kind::SuperResolution || !g.host_multires) return kOfxStatReplyDefault;
+  OfxTime t = 0;
+  g.prop->propGetDouble(in, kOfxPropTime, 0, &t);
+  OfxRectD rod;
+  if (g.effect->clipGetRegionOfDefinition(inst->src, t, &rod) != kOfxStatOK) return kOfxStatReplyDefault;
+  const double s = sr_scale(inst, t);
+  const double r[4] = {rod.x1 * s, rod.y1 * s, rod.x2 * s, rod.y2 * s};
+  g.prop->propSetDoubleN(out, kOfxImageEffectPropRegionOfDefinition, 4, r);
+  return kOfxStatOK;
+}
+
+// The models look at every pixel's neighbourhood and frames are rendered whole: ask for the
+// source's full region of definition.
+OfxStatus on_regions_of_interest(OfxImageEffectHandle h, OfxPropertySetHandle in,
+                                 OfxPropertySetHandle out) {
+  Instance* inst = instance_of(h);
+  if (!inst) return kOfxStatReplyDefault;
+  OfxTime t = 0;
+  g.prop->propGetDouble(in, kOfxPropTime, 0, &t);
+  OfxRectD rod;
+  if (g.effect->clipGetRegionOfDefinition(inst->src, t, &rod) != kOfxStatOK) return kOfxStatReplyDefault;
+  const double r[4] = {rod.x1, rod.y1, rod.x2, rod.y2};
+  g.prop->propSetDoubleN(out, (std::string(kOfxImageClipPropRoIPrefix) + kOfxImageEffectSimpleSourceClipName).c_str(), 4, r);
+  return kOfxStatOK;
+}
+
+OfxStatus on_is_identity(OfxImageEffectHandle h, OfxPropertySetHandle in, OfxPropertySetHandle out) {
+  Instance* inst = instance_of(h);
+  if (!inst || inst->kind != Kind::Denoise) return kOfxStatReplyDefault;
+  OfxTime t = 0;
+  g.prop->propGetDouble(in, kOfxPropTime, 0, &t);
+  if (get_double(inst, "strength", t, 0.5) > 0) return kOfxStatReplyDefault;
+  // Strength 0 is an exact pass-through: let the host copy the source.
+  g.prop->propSetString(out, kOfxPropName, 0, kOfxImageEffectSimpleSourceClipName);
+  return kOfxStatOK;
+}
+
+// Releases a fetched image whatever path the render takes.
+struct ImageHold {
+  OfxPropertySetHandle img = nullptr;
+  ~ImageHold() {
+    if (img) g.effect->clipReleaseImage(img);
+  }
+};
+
+bool read_image(OfxPropertySetHandle img, kwaflux::HostImage& out) {
+  char* depth = nullptr;
+  char* comps = nullptr;
+  int row_bytes = 0;
+  if (g.prop->propGetPointer(img, kOfxImagePropData, 0, &out.data) != kOfxStatOK ||
+      g.prop->propGetIntN(img, kOfxImagePropBounds, 4, &out.bounds.x1) != kOfxStatOK ||
+      g.prop->propGetInt(img, kOfxImagePropRowBytes, 0, &row_bytes) != kOfxStatOK ||
+      g.prop->propGetString(img, kOfxImageEffectPropPixelDepth, 0, &depth) != kOfxStatOK ||
+      g.prop->propGetString(img, kOfxImageEffectPropComponents, 0, &comps) != kOfxStatOK)
+    return false;
+  out.row_bytes = row_bytes;
+  out.depth = depth ? depth : "";
+  std::string c = comps ? comps : "";
+  out.channels = c == kOfxImageComponentRGBA ? 4 : c == kOfxImageComponentRGB ? 3 : 0;
+  return out.data != nullptr;
+}
+
+OfxStatus on_render(OfxImageEffectHandle h, OfxPropertySetHandle in) {
+  Instance* inst = instance_of(h);
+  if (!inst) return kOfxStatErrBadHandle;
+  kwaflux::RenderCall call;
+  g.prop->propGetDouble(in, kOfxPropTime, 0, &call.time);
+  g.prop->propGetIntN(in, kOfxImageEffectPropRenderWindow, 4, &call.window.x1);
+  g.prop->propGetDoubleN(in, kOfxImageEffectPropRenderScale, 2, call.render_scale);
+  const OfxTime t = call.time;
+
+  ImageHold src, dst;
+  if (g.effect->clipGetImage(inst->dst, t, nullptr, &dst.img) != kOfxStatOK || !dst.img) {
+    show_error(h, "the host gave no output image");
+    return kOfxStatFailed;
+  }
+  if (g.effect->clipGetImage(inst->src, t, nullptr, &src.img) != kOfxStatOK || !src.img) {
+    show_error(h, "no source image (is the input connected?)");
+    return kOfxStatFailed;
+  }
+  if (!read_image(src.img, call.src) || !read_image(dst.img, call.dst)) {
+    show_error(h, "the host's image lacks data, bounds, row bytes, depth or components");
+    return kOfxStatFailed;
+  }
+  if (call.src.channels == 0 || call.src.channels != call.dst.channels ||
+      call.src.depth != call.dst.depth) {
+    show_error(h, "source and output must both be RGB or RGBA of the same depth");
+    return kOfxStatFailed;
+  }
+  call.effect = inst->kind == Kind::Denoise ? "denoise" : "sr";
+  call.host_multires = g.host_multires;
+  call.host_name = g.host_name;
+  for (const ParamSpec& s : params_for(inst->kind)) {
+    kwaflux::ParamValue v;
+    v.name = s.name;
+    std::string type = s.type;
+    if (type == kOfxParamTypeDouble) {
+      v.kind = kwaflux::ParamValue::Double;
+      v.d = get_double(inst, s.name, t, s.dflt);
+    } else if (type == kOfxParamTypeString) {
+      v.kind = kwaflux::ParamValue::String;
+      v.s = get_string(inst, s.name, t);
+    } else {
+      v.kind = type == kOfxParamTypeBoolean ? kwaflux::ParamValue::Bool : kwaflux::ParamValue::Int;
+      v.i = get_int(inst, s.name, t, int(s.dflt));
+      if (type == kOfxParamTypeChoice) {
+        // Hand Python the meaning, not the menu position.
+        v.kind = kwaflux::ParamValue::String;
+        const auto& opts = s.options;
+        v.s = v.i >= 0 && v.i < int(opts.size()) ? opts[v.i] : opts[0];
+      }
+    }
+    call.params.push_back(std::move(v));
+  }
+  std::string err = kwaflux::render(call);
+  if (!err.empty()) {
+    show_error(h, err);
+    inst->message_shown = true;
+    return kOfxStatFailed;
+  }
+  if (inst->message_shown && g.message2) {
+    g.message2->clearPersistentMessage(h);
+    inst->message_shown = false;
+  }
+  return kOfxStatOK;
+}
+
+// Private action used by `kwaflux ofx doctor` through the test host.
+OfxStatus on_doctor(OfxPropertySetHandle out) {
+  bool ok = false;
+  std::string report = kwaflux::doctor_report(&ok);
+  if (out) g.prop->propSetString(out, "KwafluxPropReport", 0, report.c_str());
+  return ok ? kOfxStatOK : kOfxStatFailed;
+}
+
+OfxStatus main_entry(Kind kind, const char* action, const void* handle, OfxPropertySetHandle in,
+                     OfxPropertySetHandle out) noexcept {
+  try {
+    if (!action) return kOfxStatErrBadHandle;
+    auto h = static_cast<OfxImageEffectHandle>(const_cast<void*>(handle));
+    const std::string a = action;
+    if (a == kOfxActionLoad) return on_load();
+    if (a == kOfxActionUnload) return kOfxStatOK;  // Python stays: it can never be restarted
+    if (a == kOfxActionDescribe) return on_describe(kind, h);
+    if (a == kOfxImageEffectActionDescribeInContext) return on_describe_in_context(kind, h);
+    if (a == kOfxActionCreateInstance) return on_create_instance(kind, h);
+    if (a == kOfxActionDestroyInstance) return on_destroy_instance(h);
+    if (a == kOfxImageEffectActionGetRegionOfDefinition) return on_region_of_definition(h, in, out);
+    if (a == kOfxImageEffectActionGetRegionsOfInterest) return on_regions_of_interest(h, in, out);
+    if (a == kOfxImageEffectActionIsIdentity) return on_is_identity(h, in, out);
+    if (a == kOfxImageEffectActionRender) return on_render(h, in);
+    if (a == kOfxImageEffectActionBeginSequenceRender || a == kOfxImageEffectActionEndSequenceRender)
+      return kOfxStatOK;
+    if (a == "KwafluxActionDoctor") return on_doctor(out);
+    return kOfxStatReplyDefault;
+  } catch (const std::exception& e) {
+    kwaflux::log_line(std::string("action ") + action + " failed: " + e.what());
+    return kOfxStatErrFatal;
+  } catch (...) {
+    kwaflux::log_line(std::string("action ") + action + " failed");
+    return kOfxStatErrFatal;
+  }
+}
+
+OfxStatus denoise_entry(const char* a, const void* h, OfxPropertySetHandle i, OfxPropertySetHandle o) {
+  return main_entry(Kind::Denoise, a, h, i, o);
+}
+OfxStatus sr_entry(const char* a, const void* h, OfxPropertySetHandle i, OfxPropertySetHandle o) {
+  return main_entry(Kind::SuperResolution, a, h, i, o);
+}
+
+void set_host(OfxHost* host) {
+  if (!host || g.host == host) return;
+  g.host = host;
+  g.prop = static_cast<const OfxPropertySuiteV1*>(host->fetchSuite(host->host, kOfxPropertySuite, 1));
+  g.effect = static_cast<const OfxImageEffectSuiteV1*>(host->fetchSuite(host->host, kOfxImageEffectSuite, 1));
+  g.param = static_cast<const OfxParameterSuiteV1*>(host->fetchSuite(host->host, kOfxParameterSuite, 1));
+  g.message = static_cast<const OfxMessageSuiteV1*>(host->fetchSuite(host->host, kOfxMessageSuite, 1));
+  g.message2 = static_cast<const OfxMessageSuiteV2*>(host->fetchSuite(host->host, kOfxMessageSuite, 2));
+  if (g.prop) {
+    int multires = 0;
+    if (g.prop->propGetInt(host->host, kOfxImageEffectPropSupportsMultiResolution, 0, &multires) == kOfxStatOK)
+      g.host_multires = multires != 0;
+    char* name = nullptr;
+    if (g.prop->propGetString(host->host, kOfxPropName, 0, &name) == kOfxStatOK && name)
+      g.host_name = name;
+  }
+}
+
+OfxPlugin g_plugins[] = {
+    {kOfxImageEffectPluginApi, 1, "org.kwaflux.Denoise", 0, 1, set_host, denoise_entry},
+    {kOfxImageEffectPluginApi, 1, "org.kwaflux.SuperResolution", 0, 1, set_host, sr_entry},
+};
+
+}  // namespace
+
+KWAFLUX_EXPORT int OfxGetNumberOfPlugins(void) { return 2; }
+
+KWAFLUX_EXPORT OfxPlugin* OfxGetPlugin(int nth) {
+  return nth >= 0 && nth < 2 ? &g_plugins[nth] : nullptr;
+}

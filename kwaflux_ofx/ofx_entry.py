@@ -1,0 +1,170 @@
+"""The Python side of the OFX plugin: the C++ shell calls render() once per frame, nothing else."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from kwaflux_ofx.engine import Engine
+from kwaflux_ofx.engine.engine import MIN_TILE, from_float, to_float
+from kwaflux_ofx.engine.resample import resize
+from kwaflux_ofx.errors import KwafluxError
+
+log = logging.getLogger(__name__)
+
+Rect = tuple[int, int, int, int]  # x1, y1, x2, y2 in OFX pixel coordinates (y counts up)
+
+# One Engine per (device, tile size): shared by every render thread and every effect instance,
+# so ONNX sessions are created once per process.
+_engines: dict[tuple[str, int | None], Engine] = {}
+_engines_lock = threading.Lock()
+_log_configured = False
+
+
+def configure_logging(path: str) -> None:
+    """Send this package's warnings to the plugin's per-user log file (called once at start-up)."""
+    global _log_configured
+    if _log_configured:
+        return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s [python] %(name)s: %(message)s"))
+    pkg = logging.getLogger("kwaflux_ofx")
+    pkg.addHandler(handler)
+    if pkg.level == logging.NOTSET or pkg.level > logging.INFO:
+        pkg.setLevel(logging.INFO)
+    _log_configured = True
+
+
+def engine_for(device: str, tile: int | None) -> Engine:
+    key = (device, tile)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = Engine(device=device, tile=tile)
+        return engine
+
+
+def _rows(bounds: Rect, y1: int, y2: int) -> slice:
+    """Rows of a top-down view (row 0 = top = bounds y2 - 1) covering OFX y in [y1, y2)."""
+    return slice(bounds[3] - y2, bounds[3] - y1)
+
+
+def _cols(bounds: Rect, x1: int, x2: int) -> slice:
+    return slice(x1 - bounds[0], x2 - bounds[0])
+
+
+def _place(img: np.ndarray, img_b: Rect, dst: np.ndarray, dst_b: Rect, win: Rect) -> None:
+    """Copy the part of `img` (at img_b) inside `win` into `dst` (at dst_b); zero what it misses."""
+    x1, y1 = max(img_b[0], dst_b[0], win[0]), max(img_b[1], dst_b[1], win[1])
+    x2, y2 = min(img_b[2], dst_b[2], win[2]), min(img_b[3], dst_b[3], win[3])
+    wx1, wy1 = max(dst_b[0], win[0]), max(dst_b[1], win[1])
+    wx2, wy2 = min(dst_b[2], win[2]), min(dst_b[3], win[3])
+    if (x1, y1, x2, y2) != (wx1, wy1, wx2, wy2) and wx2 > wx1 and wy2 > wy1:
+        dst[_rows(dst_b, wy1, wy2), _cols(dst_b, wx1, wx2)] = 0
+    if x2 <= x1 or y2 <= y1:
+        return
+    dst[_rows(dst_b, y1, y2), _cols(dst_b, x1, x2)] = img[_rows(img_b, y1, y2), _cols(img_b, x1, x2)]
+
+
+def _scaled(b: Rect, s: int) -> Rect:
+    return (b[0] * s, b[1] * s, b[2] * s, b[3] * s)
+
+
+def _engine_args(params: dict) -> tuple[Engine, int, dict]:
+    device = str(params.get("device", "Auto")).lower()
+    if device not in ("auto", "cuda", "cpu"):
+        raise KwafluxError(f"unknown device {params.get('device')!r}")
+    tile = int(params.get("tileSize", 0))
+    engine = engine_for(device, None if tile <= 0 else max(MIN_TILE, tile))
+    model = str(params.get("model", "")).strip() or None
+    if params["effect"] == "denoise":
+        return engine, 1, {"scale": 1, "denoise": float(params["strength"]), "denoise_model": model}
+    scale = 4 if str(params.get("scale", "2x")).startswith("4") else 2
+    return engine, scale, {"scale": scale, "denoise": float(params["denoise"]), "sr_model": model}
+
+
+def render(src: np.ndarray, dst: np.ndarray, params: dict) -> float:
+    """Render one frame into `dst`; returns the seconds spent in the Engine.
+
+    `src` and `dst` are top-down views (row 0 = top) of the host's buffers, with the host's
+    strides: never keep a reference after returning, the host frees them.
+    `params` holds the effect's parameters plus window, src_bounds, dst_bounds (pixel rects),
+    render_scale and host_multires.
+    """
+    engine, scale, kwargs = _engine_args(params)
+    src_b: Rect = tuple(params["src_bounds"])
+    dst_b: Rect = tuple(params["dst_bounds"])
+    win: Rect = tuple(params["window"])
+    if src.size == 0 or dst.size == 0 or win[2] <= win[0] or win[3] <= win[1]:
+        return 0.0
+    t0 = time.perf_counter()
+    sr = params["effect"] == "sr"
+    if sr and not params.get("host_multires", True):
+        before = src
+        before_b = src_b
+        out = _timeline_resolution_sr(engine, src, scale, kwargs, float(params["sourceScale"]))
+        _place(out, src_b, dst, dst_b, win)
+    else:
+        out_b = _scaled(src_b, scale)
+        if out_b == dst_b and win == dst_b:
+            # The common case: the engine writes straight into the host's buffer.
+            engine.process_into(src, dst, **kwargs)
+        else:
+            _place(engine.process(src, **kwargs), out_b, dst, dst_b, win)
+        before, before_b = src, src_b
+        if sr and params.get("splitView"):
+            before = np.repeat(np.repeat(src, scale, axis=0), scale, axis=1)
+            before_b = out_b
+    if sr and params.get("splitView"):
+        # Before on the left half of the window, after on the right.
+        half = (win[0], win[1], win[0] + (win[2] - win[0]) // 2, win[3])
+        _place(before, before_b, dst, dst_b, half)
+    return time.perf_counter() - t0
+
+
+def _timeline_resolution_sr(
+    engine: Engine, src: np.ndarray, scale: int, kwargs: dict, source_scale: float
+) -> np.ndarray:
+    """Hosts without multi-resolution (Resolve): output stays at timeline size.
+
+    The host already enlarged the source to the timeline; bring it back to the size the source
+    had (source_scale x timeline, 0 = 1/scale), run the SR model up, and fit the result to the
+    timeline frame.
+    """
+    h, w = src.shape[:2]
+    ss = source_scale if source_scale > 0 else 1.0 / scale
+    sh, sw = max(1, round(h * ss)), max(1, round(w * ss))
+    frame = to_float(src)
+    small = frame if (sh, sw) == (h, w) else resize(frame, sh, sw, "area")
+    up = engine.process(small, **kwargs)
+    if up.shape[:2] != (h, w):
+        up = resize(up, h, w, "lanczos3")
+    return from_float(up, src.dtype)
+
+
+def doctor() -> str:
+    """What works in this interpreter: packages, providers, models, and a real test render."""
+    import onnxruntime
+
+    import kwaflux_ofx
+    from kwaflux_ofx.models.registry import list_models
+
+    lines = [
+        f"kwaflux_ofx {kwaflux_ofx.__version__} from {kwaflux_ofx.__file__}",
+        f"numpy {np.__version__}, onnxruntime {onnxruntime.__version__}",
+        "providers available: " + ", ".join(onnxruntime.get_available_providers()),
+    ]
+    models = list_models()
+    lines.append("models: " + (", ".join(m.name for m in models) or "none"))
+    engine = engine_for("auto", None)
+    frame = np.linspace(0, 1, 16 * 16 * 3, dtype=np.float32).reshape(16, 16, 3)
+    try:
+        out = engine.process(frame, scale=2)
+        lines.append(f"test render x2: ok {frame.shape[:2]} -> {out.shape[:2]}")
+        lines.append("providers in use: " + ", ".join(engine.providers))
+    except KwafluxError as exc:
+        lines.append(f"test render x2: FAILED: {exc}")
+    return "\n".join(lines)
