@@ -56,10 +56,12 @@ class TilePlan:
                     x1 + blend * right,
                 )
                 ctx = margin + blend
+                # Read windows start on even pixels: models that work on 2x2 pixel groups
+                # (kwaflux-denoise's pixel-unshuffle) then group exactly as on the whole frame.
                 read = (
-                    max(0, y0 - ctx),
+                    max(0, (y0 - ctx) // 2 * 2),
                     min(height, y1 + ctx),
-                    max(0, x0 - ctx),
+                    max(0, (x0 - ctx) // 2 * 2),
                     min(width, x1 + ctx),
                 )
                 tiles.append(Tile((y0, y1, x0, x1), read, write, top, left))
