@@ -66,7 +66,9 @@ def _place(img: np.ndarray, img_b: Rect, dst: np.ndarray, dst_b: Rect, win: Rect
         dst[_rows(dst_b, wy1, wy2), _cols(dst_b, wx1, wx2)] = 0
     if x2 <= x1 or y2 <= y1:
         return
-    dst[_rows(dst_b, y1, y2), _cols(dst_b, x1, x2)] = img[_rows(img_b, y1, y2), _cols(img_b, x1, x2)]
+    dst[_rows(dst_b, y1, y2), _cols(dst_b, x1, x2)] = img[
+        _rows(img_b, y1, y2), _cols(img_b, x1, x2)
+    ]
 
 
 def _scaled(b: Rect, s: int) -> Rect:

@@ -43,8 +43,10 @@ def write_config(bundle: Path, python: str, pythonpath: list[str] | None = None)
     """Name the Python (a venv's bin/python) the plugin embeds, in Contents/Resources."""
     resources = bundle / "Contents" / "Resources"
     resources.mkdir(parents=True, exist_ok=True)
-    lines = ["# Written by `kwaflux ofx install`: the Python the Kwaflux plugin embeds.",
-             f"python = {python}"]
+    lines = [
+        "# Written by `kwaflux ofx install`: the Python the Kwaflux plugin embeds.",
+        f"python = {python}",
+    ]
     lines += [f"pythonpath = {p}" for p in pythonpath or []]
     path = resources / CONFIG_NAME
     path.write_text("\n".join(lines) + "\n")
@@ -93,13 +95,14 @@ def doctor(bundle: Path | None = None) -> tuple[bool, str]:
     """Load the bundle in the test host and ask the plugin what works; (ok, report)."""
     bundle = bundle or find_installed() or installed_bundle()
     if not (bundle / "Contents" / "Linux-x86-64" / "Kwaflux.ofx").is_file():
-        raise KwafluxError("not a Kwaflux OFX bundle (no Contents/Linux-x86-64/Kwaflux.ofx)", bundle)
+        raise KwafluxError(
+            "not a Kwaflux OFX bundle (no Contents/Linux-x86-64/Kwaflux.ofx)", bundle
+        )
     host = test_host_path()
     if not host.is_file():
         raise KwafluxError("test host missing; run `make install`", host)
     proc = subprocess.run(
-        [str(host), "--bundle", str(bundle), "--plugin", "org.kwaflux.SuperResolution",
-         "--doctor"],
+        [str(host), "--bundle", str(bundle), "--plugin", "org.kwaflux.SuperResolution", "--doctor"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -130,8 +133,12 @@ def register(sub) -> None:
     p = sub.add_parser("ofx", help="install and check the OpenFX plugin")
     ofx_sub = p.add_subparsers(dest="ofx_command", metavar="ACTION", required=True)
     i = ofx_sub.add_parser("install", help="copy the plugin bundle where OFX hosts find it")
-    i.add_argument("--dest", type=Path, default=None,
-                   help=f"plugin folder (default {DEFAULT_PLUGIN_DIR}; or one in OFX_PLUGIN_PATH)")
+    i.add_argument(
+        "--dest",
+        type=Path,
+        default=None,
+        help=f"plugin folder (default {DEFAULT_PLUGIN_DIR}; or one in OFX_PLUGIN_PATH)",
+    )
     i.set_defaults(func=_cmd_install)
     d = ofx_sub.add_parser("doctor", help="load the installed plugin in a test host, report")
     d.add_argument("--bundle", type=Path, default=None, help="bundle to check")

@@ -101,8 +101,13 @@ def failing_model(path: Path) -> Path:
     return _save(graph, path, _meta("denoise", 1, 0))
 
 
-def run_host(args: list[str], tmp: Path, bundle: Path | None = None, env: dict | None = None,
-             timeout: float = 120) -> subprocess.CompletedProcess:
+def run_host(
+    args: list[str],
+    tmp: Path,
+    bundle: Path | None = None,
+    env: dict | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
     """Run the test host on a bundle; returns the finished process (never raises on failure)."""
     full_env = dict(os.environ)
     full_env.setdefault("KWAFLUX_LOG_DIR", str(tmp / "logs"))

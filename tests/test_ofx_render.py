@@ -1,0 +1,178 @@
+"""Frames through the real OFX bundle in the test host equal Engine.process on the same pixels."""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ofx_support import denoise_model, run_host, sr_x2_model
+
+from kwaflux_ofx import Engine, ofx_tools
+from kwaflux_ofx.engine.resample import resize
+
+SR = "org.kwaflux.SuperResolution"
+DENOISE = "org.kwaflux.Denoise"
+DTYPES = [np.uint8, np.uint16, np.float16, np.float32]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("models")
+    return {"sr": sr_x2_model(d / "sr2.onnx"), "box": denoise_model(d / "box.onnx")}
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(device="cpu")
+
+
+def picture(h: int, w: int, c: int, dtype, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if np.issubdtype(dtype, np.integer):
+        return rng.integers(0, np.iinfo(dtype).max, (h, w, c), endpoint=True).astype(dtype)
+    return rng.random((h, w, c), dtype=np.float32).astype(dtype)
+
+
+def render(tmp: Path, img: np.ndarray, plugin: str, params: dict, *flags: str, expect_rc=0):
+    np.save(tmp / "in.npy", img)
+    args = ["--plugin", plugin, "--input", str(tmp / "in.npy"), "--output", str(tmp / "out.npy")]
+    for k, v in params.items():
+        args += ["--param", f"{k}={v}"]
+    proc = run_host(args + list(flags), tmp)
+    assert proc.returncode == expect_rc, proc.stdout + proc.stderr
+    return proc
+
+
+def bounds(proc) -> tuple[int, ...]:
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("output bounds"))
+    return tuple(int(v) for v in line.split()[2:])
+
+
+@pytest.mark.parametrize("channels", [4, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_sr_every_depth_matches_engine(tmp_path, models, engine, dtype, channels):
+    img = picture(10, 14, channels, dtype)
+    proc = render(tmp_path, img, SR, {"model": models["sr"]})
+    out = np.load(tmp_path / "out.npy")
+    ref = engine.process(img, scale=2, sr_model=models["sr"])
+    assert out.dtype == img.dtype and out.shape == (20, 28, channels)
+    np.testing.assert_array_equal(out, ref)
+    # Multi-resolution host: the region of definition is the source's times the scale.
+    assert "rod 0 0 28 20" in proc.stdout
+    assert bounds(proc) == (0, 0, 28, 20)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--negative-rowbytes",),
+        ("--offset", "6,-4"),
+        ("--row-pad", "13"),
+        ("--negative-rowbytes", "--offset", "3,5", "--row-pad", "7", "--context", "general"),
+    ],
+    ids=["negative-rowbytes", "offset-bounds", "row-padding", "all-at-once"],
+)
+def test_host_buffer_layouts(tmp_path, models, engine, flags):
+    img = picture(7, 9, 4, np.float32, seed=3)  # odd sizes
+    proc = render(tmp_path, img, SR, {"model": models["sr"]}, *flags)
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "out.npy"), engine.process(img, scale=2, sr_model=models["sr"])
+    )
+    if "--offset" in flags:
+        ox, oy = (int(v) for v in flags[flags.index("--offset") + 1].split(","))
+        assert bounds(proc) == (2 * ox, 2 * oy, 2 * (ox + 9), 2 * (oy + 7))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (6, 1), (3, 2)])
+def test_tiny_and_odd_frames(tmp_path, models, engine, shape):
+    img = picture(*shape, 3, np.uint16, seed=5)
+    render(tmp_path, img, SR, {"model": models["sr"]}, "--negative-rowbytes")
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "out.npy"), engine.process(img, scale=2, sr_model=models["sr"])
+    )
+
+
+def test_denoise_matches_engine_and_zero_is_identity(tmp_path, models, engine):
+    img = picture(12, 10, 4, np.uint8, seed=9)
+    proc = render(tmp_path, img, DENOISE, {"strength": 0.6, "model": models["box"]})
+    ref = engine.process(img, denoise=0.6, denoise_model=models["box"])
+    out = np.load(tmp_path / "out.npy")
+    np.testing.assert_array_equal(out, ref)
+    assert not np.array_equal(out, img)
+    assert bounds(proc) == (0, 0, 10, 12)
+    # Strength 0: the plugin tells the host it is an identity; pixels come back untouched.
+    proc = render(tmp_path, img, DENOISE, {"strength": 0, "model": models["box"]})
+    assert "identity=1" in proc.stdout
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), img)
+
+
+@pytest.mark.parametrize("source_scale", [0.0, 0.75])
+def test_resolve_path_works_at_timeline_resolution(tmp_path, models, engine, source_scale):
+    img = picture(12, 16, 4, np.float32, seed=11)
+    params = {"model": models["sr"], "sourceScale": source_scale}
+    proc = render(tmp_path, img, SR, params, "--resolve")
+    out = np.load(tmp_path / "out.npy")
+    assert out.shape == img.shape and bounds(proc) == (0, 0, 16, 12)
+    ss = source_scale or 0.5
+    small = resize(img, round(12 * ss), round(16 * ss), "area")
+    up = engine.process(small, scale=2, sr_model=models["sr"])
+    if up.shape[:2] != (12, 16):
+        up = resize(up, 12, 16, "lanczos3")
+    np.testing.assert_array_equal(out, up)
+    # Real SR happened: not the host's frame handed back.
+    assert np.abs(out - img).mean() > 1e-3
+
+
+def test_render_scale_is_honoured(tmp_path, models, engine):
+    img = picture(12, 18, 4, np.float32, seed=13)
+    proc = render(tmp_path, img, SR, {"model": models["sr"]}, "--render-scale-down", "2")
+    proxy = img[::2, ::2]
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "out.npy"), engine.process(proxy, scale=2, sr_model=models["sr"])
+    )
+    # The RoD stays in full-resolution canonical coordinates; the image is at render scale.
+    assert "rod 0 0 36 24" in proc.stdout
+    assert bounds(proc) == (0, 0, 18, 12)
+
+
+def test_split_view(tmp_path, models, engine):
+    img = picture(8, 10, 4, np.float32, seed=17)
+    render(tmp_path, img, SR, {"model": models["sr"], "splitView": 1})
+    out = np.load(tmp_path / "out.npy")
+    after = engine.process(img, scale=2, sr_model=models["sr"])
+    before = np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)
+    np.testing.assert_array_equal(out[:, :10], before[:, :10])
+    np.testing.assert_array_equal(out[:, 10:], after[:, 10:])
+
+
+def test_many_render_threads_on_one_instance(tmp_path, models, engine):
+    img = picture(16, 20, 4, np.float32, seed=19)
+    proc = render(tmp_path, img, SR, {"model": models["sr"]}, "--threads", "4", "--frames", "8")
+    assert proc.stdout.count("status=0") == 8
+    for t in range(8):
+        # Frame t is the picture rolled t pixels right: a mix-up between threads would show.
+        ref = engine.process(np.roll(img, t, axis=1), scale=2, sr_model=models["sr"])
+        np.testing.assert_array_equal(np.load(tmp_path / f"out.{t}.npy"), ref)
+
+
+def test_reuses_a_host_python_of_the_same_version(tmp_path, models, engine):
+    libpython = Path(sysconfig.get_config_var("LIBDIR")) / sysconfig.get_config_var("INSTSONAME")
+    img = picture(6, 8, 3, np.float32, seed=23)
+    proc = render(tmp_path, img, SR, {"model": models["sr"]}, "--host-python", str(libpython))
+    assert "host python 3.11" in proc.stdout
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "out.npy"), engine.process(img, scale=2, sr_model=models["sr"])
+    )
+    assert "adopted the host's Python" in (tmp_path / "logs" / "ofx.log").read_text()
+
+
+def test_refuses_a_host_python_of_another_version(tmp_path, models):
+    fake = ofx_tools.test_host_path().parent / "libkwaflux-fake-python.so"
+    img = picture(4, 4, 4, np.float32)
+    proc = render(
+        tmp_path, img, SR, {"model": models["sr"]}, "--host-python", str(fake), expect_rc=3
+    )
+    assert "already runs Python 2.7.18" in proc.stderr
+    assert "persistent message" in proc.stdout
