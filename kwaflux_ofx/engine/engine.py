@@ -160,7 +160,7 @@ class Engine:
         job = _FrameJob(self, src, dst, scale, denoise, dn, sr, premultiplied)
         tile = self._tile_size(job)
         while True:
-            plan = TilePlan.plan(h, w, tile, job.margin)
+            plan = TilePlan.plan(h, w, tile, job.margin, align=job.align)
             try:
                 job.run(plan, on_tile)
                 return
@@ -186,7 +186,7 @@ class Engine:
         dn, sr = self._models(scale, denoise, sr_model, denoise_model)
         dummy = np.zeros((1, 1, 3), np.float32)
         job = _FrameJob(self, dummy, dummy, scale, denoise, dn, sr, True)
-        return TilePlan.plan(h, w, self._tile_size(job), job.margin)
+        return TilePlan.plan(h, w, self._tile_size(job), job.margin, align=job.align)
 
     @property
     def providers(self) -> list[str]:
@@ -235,6 +235,7 @@ class _FrameJob:
         if self.channels == 4 and scale > 1:
             margin += kernel_support(ALPHA_KERNEL, 1, scale)
         self.margin = margin
+        self.align = math.lcm(2, *(s.alignment for s in self.specs))
 
     def run(self, plan: TilePlan, on_tile) -> None:
         total = len(plan.tiles)
@@ -303,6 +304,11 @@ class _FrameJob:
             sigma = (strength or 0.0) * spec.max_noise
             noise = np.full((x.shape[0], 1) + x.shape[2:], sigma, np.float32)
         y = runner.run(x, noise)
+        if not np.isfinite(y).all():
+            # NaN/inf would become silent black (integers) or poison float frames downstream.
+            if not np.isfinite(x).all():
+                raise KwafluxError("the frame holds NaN or infinite pixel values")
+            raise ModelError("produced NaN or infinite values; the model is broken", spec.path)
         if (lo, hi) != (0.0, 1.0):
             y = (y - lo) / (hi - lo)
         h, w = rgb.shape[:2]

@@ -34,6 +34,7 @@ class ModelSpec:
     max_noise: float = 0.0
     receptive_field: int = 16  # radius in input pixels
     pad: int = 0  # edge padding the model expects (ncnn waifu2x style)
+    alignment: int = 1  # the model groups pixels in blocks of this size (pixel-unshuffle)
     input_dtype: str = "float32"
     probed: bool = False
     metadata: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)
@@ -114,6 +115,7 @@ class ModelSpec:
             max_noise=float(meta.get("max_noise", 0.0)),
             receptive_field=int(meta["receptive_field"]) if "receptive_field" in meta else -1,
             pad=int(meta.get("pad", 0)),
+            alignment=max(1, int(meta.get("alignment", 1))),
             input_dtype=input_dtype,
             metadata=meta,
         )

@@ -31,7 +31,9 @@ class TilePlan:
         return len(self.tiles) == 1
 
     @classmethod
-    def plan(cls, height: int, width: int, tile: int, margin: int, blend: int = 4) -> TilePlan:
+    def plan(
+        cls, height: int, width: int, tile: int, margin: int, blend: int = 4, align: int = 2
+    ) -> TilePlan:
         """Cores of about `tile` px; each reads `margin + blend` px of context and blends `blend` px."""
         tile = max(int(tile), 4 * blend + 1, 8)
         if height <= tile and width <= tile:
@@ -56,12 +58,12 @@ class TilePlan:
                     x1 + blend * right,
                 )
                 ctx = margin + blend
-                # Read windows start on even pixels: models that work on 2x2 pixel groups
-                # (kwaflux-denoise's pixel-unshuffle) then group exactly as on the whole frame.
+                # Read windows start on multiples of `align`: models that work on pixel groups
+                # (kwaflux-denoise's 2x2 pixel-unshuffle) then group exactly as on the whole frame.
                 read = (
-                    max(0, (y0 - ctx) // 2 * 2),
+                    max(0, (y0 - ctx) // align * align),
                     min(height, y1 + ctx),
-                    max(0, (x0 - ctx) // 2 * 2),
+                    max(0, (x0 - ctx) // align * align),
                     min(width, x1 + ctx),
                 )
                 tiles.append(Tile((y0, y1, x0, x1), read, write, top, left))
