@@ -86,6 +86,8 @@ Instance* instance_of(OfxImageEffectHandle h) {
 void show_error(OfxImageEffectHandle h, const std::string& text) {
   std::string line = "Kwaflux: " + text;
   std::string log = kwaflux::log_line(line);
+  // Host message boxes are small; the log keeps the whole text.
+  if (line.size() > 400) line = line.substr(0, 397) + "...";
   line += " (log: " + log + ")";
   if (g.message2)
     g.message2->setPersistentMessage(h, kOfxMessageError, "", "%s", line.c_str());

@@ -107,7 +107,8 @@ def doctor(bundle: Path | None = None) -> tuple[bool, str]:
         text=True,
         timeout=300,
     )
-    lines = [ln for ln in proc.stdout.splitlines() if not ln.startswith(("action ", "render "))]
+    noise = ("action ", "render ", "rod ", "roi ", "output bounds")
+    lines = [ln for ln in proc.stdout.splitlines() if not ln.startswith(noise)]
     lines += [ln for ln in proc.stderr.splitlines() if ln.startswith("host:")]
     if proc.returncode < 0:
         lines.append(f"the test host crashed (signal {-proc.returncode})")
