@@ -107,12 +107,13 @@ def run_host(
     bundle: Path | None = None,
     env: dict | None = None,
     timeout: float = 120,
+    host: Path | None = None,
 ) -> subprocess.CompletedProcess:
     """Run the test host on a bundle; returns the finished process (never raises on failure)."""
     full_env = dict(os.environ)
     full_env.setdefault("KWAFLUX_LOG_DIR", str(tmp / "logs"))
     full_env["OMP_NUM_THREADS"] = "1"
     full_env.update(env or {})
-    cmd = [str(ofx_tools.test_host_path())]
+    cmd = [str(host or ofx_tools.test_host_path())]
     cmd += ["--bundle", str(bundle or ofx_tools.installed_bundle())] + args
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)

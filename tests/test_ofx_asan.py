@@ -1,0 +1,78 @@
+"""The plugin and the test host built with AddressSanitizer: good and bad frames, no memory errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ofx_support import failing_model, run_host, sr_x2_model
+
+from kwaflux_ofx import Engine
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "asan"
+
+
+@pytest.fixture(scope="module")
+def asan_build() -> Path:
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        pytest.skip("cmake not on PATH")
+    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+    if not (BUILD / "CMakeCache.txt").is_file():
+        subprocess.run(
+            [cmake, "-S", str(ROOT), "-B", str(BUILD), *gen, "-DCMAKE_BUILD_TYPE=Debug",
+             "-DKWAFLUX_ASAN=ON", f"-DPython_EXECUTABLE={sys.executable}"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    # Incremental: only the first run on a machine pays for the compile.
+    proc = subprocess.run(
+        [cmake, "--build", str(BUILD), "-j", "2"], capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return BUILD
+
+
+def run_asan(build: Path, tmp: Path, args: list[str]) -> subprocess.CompletedProcess:
+    # Python and numpy keep their arenas until exit by design: leaks are not what we look for.
+    env = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=99"}
+    host = build / "bin" / "kwaflux-ofx-test-host"
+    return run_host(args, tmp, bundle=build / "Kwaflux.ofx.bundle", env=env, timeout=600, host=host)
+
+
+def test_asan_good_and_bad_frames(asan_build, tmp_path):
+    model = sr_x2_model(tmp_path / "sr2.onnx")
+    img = np.random.default_rng(4).random((5, 7, 4), dtype=np.float32)
+    np.save(tmp_path / "in.npy", img)
+    io = ["--input", str(tmp_path / "in.npy"), "--output", str(tmp_path / "out.npy")]
+    sr = ["--plugin", "org.kwaflux.SuperResolution", *io]
+
+    good = run_asan(
+        asan_build,
+        tmp_path,
+        sr + ["--param", f"model={model}", "--negative-rowbytes", "--offset", "3,-2",
+              "--row-pad", "5", "--threads", "3", "--frames", "3"],
+    )  # fmt: skip
+    assert "AddressSanitizer" not in good.stderr, good.stderr[-4000:]
+    assert good.returncode == 0, good.stdout + good.stderr[-3000:]
+    ref = Engine(device="cpu").process(np.roll(img, 2, axis=1), scale=2, sr_model=model)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.2.npy"), ref)
+
+    broken = failing_model(tmp_path / "fails.onnx")
+    bad = run_asan(
+        asan_build,
+        tmp_path,
+        ["--plugin", "org.kwaflux.Denoise", *io, "--param", f"model={broken}", "--resolve"],
+    )
+    assert "AddressSanitizer" not in bad.stderr, bad.stderr[-4000:]
+    assert bad.returncode == 3 and "persistent message: Kwaflux:" in bad.stdout
+
+    tiny = np.ones((1, 1, 3), np.uint8)
+    np.save(tmp_path / "in.npy", tiny)
+    one = run_asan(asan_build, tmp_path, sr + ["--param", f"model={model}", "--resolve"])
+    assert "AddressSanitizer" not in one.stderr, one.stderr[-4000:]
+    assert one.returncode == 0, one.stdout + one.stderr[-3000:]
