@@ -884,8 +884,13 @@ def import_ncnn(
     license: str = "",
     description: str = "",
     bake_padding: bool = True,
+    add_input: str | None = None,
 ) -> ImportResult:
-    """Convert an ncnn model to an ONNX file with kwaflux metadata; returns what it found."""
+    """Convert an ncnn model to an ONNX file with kwaflux metadata; returns what it found.
+
+    add_input="nearest" adds the input, upscaled by nearest neighbour, to the output: the step
+    the ncnn wrappers of Real-CUGAN x4 do outside the graph.
+    """
     import onnx
 
     param, bin_path, out = Path(param), Path(bin_path), Path(out)
@@ -902,13 +907,20 @@ def import_ncnn(
             f"converted graph is not valid ONNX: {str(exc).splitlines()[0]}", param
         ) from None
     geo = _probe_geometry(raw_model, channels, param)
-    if bake_padding and (geo.pad or geo.multiple > 1 or geo.out_offset):
+    needs_wrap = bool(geo.pad or geo.multiple > 1 or geo.out_offset)
+    if bake_padding and needs_wrap:
         nodes, inits, final = _wrap(builder, core.name, geo)
-        model = _model(builder, nodes, inits, final, channels)
         pad_meta = 0
     else:
-        model = raw_model
+        nodes, inits, final = builder.nodes, builder.inits, core.name
         pad_meta = geo.pad
+    if add_input is not None:
+        if add_input != "nearest":
+            raise ModelError(f"add_input must be 'nearest', not {add_input!r}", param)
+        if needs_wrap and not bake_padding:
+            raise ModelError("adding the input needs the padding built in", param)
+        nodes, inits, final = _add_upscaled_input(nodes, inits, final, geo.scale)
+    model = _model(builder, nodes, inits, final, channels)
     rf = math.ceil(core.radius)
     meta = {
         "kind": "sr" if geo.scale > 1 else "denoise",
@@ -942,6 +954,24 @@ def import_ncnn(
     return ImportResult(out, geo, int(meta["receptive_field"]), builder.global_context, meta)
 
 
+def _add_upscaled_input(nodes: list, inits: list, out: str, scale: int) -> tuple[list, list, str]:
+    """Output + nearest-neighbour upscale of the input (a residual some wrappers add outside)."""
+    from onnx import helper, numpy_helper
+
+    scales = numpy_helper.from_array(np.array([1, 1, scale, scale], np.float32), "residual_scales")
+    up = helper.make_node(
+        "Resize",
+        ["input", "", "residual_scales"],
+        ["residual_up"],
+        name="residual_up",
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
+    add = helper.make_node("Add", [out, "residual_up"], ["residual_sum"], name="residual_sum")
+    return [*nodes, up, add], [*inits, scales], "residual_sum"
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 def _run_cli(args: argparse.Namespace) -> int:
     out = Path(args.output)
@@ -956,6 +986,7 @@ def _run_cli(args: argparse.Namespace) -> int:
         name=args.name,
         license=args.license or "",
         bake_padding=not args.no_bake_padding,
+        add_input=args.add_input,
     )
     g = res.geometry
     print(
@@ -988,5 +1019,10 @@ def add_models_subcommand(models_subparsers) -> None:
         "--no-bake-padding",
         action="store_true",
         help="do not build the input padding into the graph; record it as kwaflux.pad instead",
+    )
+    p.add_argument(
+        "--add-input",
+        choices=["nearest"],
+        help="add the input, upscaled this way, to the output (Real-CUGAN x4 needs 'nearest')",
     )
     p.set_defaults(func=_run_cli)

@@ -201,6 +201,12 @@ def test_valid_convolution_gets_edge_padding_baked_in(tmp_path):
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["kwaflux.pad"] == "0" and meta["kwaflux.ncnn_prepad"] == "1"
 
+    # Real-CUGAN x4 style: the wrapper adds the nearest-upscaled input to the output.
+    res_out = tmp_path / "v_res.onnx"
+    import_ncnn(tmp_path / "v.param", tmp_path / "v.bin", res_out, add_input="nearest")
+    nearest = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)
+    assert np.abs(_run(res_out, x) - (ref + nearest)).max() <= 1e-4
+
 
 def test_matches_ncnn_runtime(small_model, tmp_path):
     ncnn = pytest.importorskip("ncnn", reason="ncnn runtime not installed (pip install .[eval])")
