@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "kwaflux_ofx.commands",  # upscale, preview, models
     "kwaflux_ofx.conform.cli",  # conform
     "kwaflux_ofx.ofx_tools",  # ofx install, ofx doctor
+    "kwaflux_ofx.resolve_cli",  # resolve install
 )
 
 EXIT_USER_ERROR = 2
