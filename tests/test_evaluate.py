@@ -1,0 +1,73 @@
+"""python/evaluate.py: its metrics, its goal verdicts and how it edits docs/models.md."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ev():
+    spec = importlib.util.spec_from_file_location("evaluate", ROOT / "python" / "evaluate.py")
+    mod = importlib.util.module_from_spec(spec)
+    # dataclasses look the module up by name while the file executes.
+    sys.modules["evaluate"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_luma_and_psnr(ev):
+    white = np.full((4, 4, 3), 255, np.uint8)
+    black = np.zeros((4, 4, 3), np.uint8)
+    assert np.allclose(ev.to_y(white), 235.0) and np.allclose(ev.to_y(black), 16.0)
+    a = np.full((8, 8, 3), 100, np.uint8)
+    b = a.copy()
+    b[..., :] = 110  # grey step of 10 -> luma step of 10 * 219/255
+    expected = 10 * np.log10(255.0**2 / (10 * 219 / 255) ** 2)
+    assert ev.psnr_y(a, b) == pytest.approx(expected, abs=1e-9)
+    # The border is left out: damage only there does not count.
+    c = a.copy()
+    c[0, :] = 0
+    assert ev.psnr_y(a, c, border=1) > 100
+    assert ev.psnr_y(a, c) < 30
+
+
+def test_write_section_replaces_only_between_markers(ev, tmp_path):
+    doc = tmp_path / "models.md"
+    doc.write_text("# Models\n\nintro by someone else\n")
+    ev.write_section(doc, "first table")
+    text = doc.read_text()
+    assert text.startswith("# Models\n\nintro by someone else\n")
+    assert "<!-- eval -->\nfirst table\n<!-- /eval -->" in text
+    doc.write_text(text + "\n## Later section\nkept\n")
+    ev.write_section(doc, "second table")
+    text = doc.read_text()
+    assert "first table" not in text and "second table" in text
+    assert text.count("<!-- eval -->") == 1
+    assert text.endswith("## Later section\nkept\n")
+    assert "intro by someone else" in text
+
+
+def test_goal_verdicts_follow_the_figures(ev):
+    row = ev.Row
+    results = {
+        "sr2": [row("bicubic", 30.0, 0.9), row("kwaflux-sr-x2 (ours)", 32.0, 0.93)],
+        "sr4": [row("bicubic", 25.0, 0.8), row("kwaflux-sr-x4 (ours)", 26.6, 0.82)],
+        "sigma25": [row("ffmpeg bm3d", 29.0, 0.8), row("kwaflux-denoise (ours)", 29.5, 0.85)],
+        "curve": [(0.0, 25.0), (0.5, 12.0), (1.0, 3.0)],
+    }
+    lines = "\n".join(ev.goals(results))
+    assert "x2 >= bicubic + 2.5 dB (ours +2.00 dB): **missed**" in lines
+    assert "x4 >= bicubic + 1.5 dB (ours +1.60 dB): met" in lines
+    assert "BM3D at sigma 25 (+0.50 dB): met" in lines
+    assert "strength monotone (more strength, less noise left): met" in lines
+    results["curve"] = [(0.0, 25.0), (0.5, 12.0), (1.0, 14.0)]
+    assert "strength monotone (more strength, less noise left): **missed**" in "\n".join(
+        ev.goals(results)
+    )
