@@ -252,7 +252,7 @@ struct Options {
   std::string host_name = "org.kwaflux.TestHost", host_python;
   std::vector<std::pair<std::string, std::string>> params;
   bool multires = true, negative_rowbytes = false, list = false, doctor = false;
-  bool disconnect_source = false, emulate_resolve = false;
+  bool disconnect_source = false, emulate_resolve = false, same_buffers = false;
   int offset_x = 0, offset_y = 0, row_pad = 0, threads = 1, frames = 1, scale_down = 1;
 };
 Options g_opt;
@@ -385,7 +385,7 @@ OfxStatus clipGetPropertySet(OfxImageClipHandle h, OfxPropertySetHandle* out) {
 }
 
 int frame_index(Effect* e, OfxTime t) {
-  int k = int(std::lround(t));
+  int k = g_opt.same_buffers ? 0 : int(std::lround(t));
   return k >= 0 && k < int(e->frames.size()) ? k : -1;
 }
 
@@ -777,7 +777,7 @@ void usage() {
                "  [--input IN.npy --output OUT.npy] [--param NAME=VALUE]... [--context filter|general]\n"
                "  [--multires 0|1] [--resolve] [--negative-rowbytes] [--offset X,Y] [--row-pad N]\n"
                "  [--render-scale-down K] [--threads N] [--frames N] [--host-python LIBPYTHON]\n"
-               "  [--disconnect-source]\n");
+               "  [--disconnect-source] [--same-buffers]\n");
   std::exit(2);
 }
 
@@ -812,6 +812,7 @@ void parse(int argc, char** argv) {
     else if (a == "--frames") g_opt.frames = std::max(1, std::stoi(next()));
     else if (a == "--host-python") g_opt.host_python = next();
     else if (a == "--disconnect-source") g_opt.disconnect_source = true;
+    else if (a == "--same-buffers") g_opt.same_buffers = true;  // one image pair for all frames
     else if (a == "--param") {
       std::string kv = next();
       size_t eq = kv.find('=');
@@ -1048,8 +1049,9 @@ int main(int argc, char** argv) {
                   roi_out.get_double(key, 2), roi_out.get_double(key, 3));
   }
 
-  inst.frames.resize(g_opt.frames);
-  for (int t = 0; t < g_opt.frames; ++t) {
+  if (g_opt.same_buffers) g_opt.threads = 1;
+  inst.frames.resize(g_opt.same_buffers ? 1 : g_opt.frames);
+  for (int t = 0; t < int(inst.frames.size()); ++t) {
     Frame& f = inst.frames[t];
     f.src.allocate(src_bounds, channels, depth_bytes(picture.descr), depth);
     f.dst.allocate(dst_bounds, channels, depth_bytes(picture.descr), depth);
@@ -1068,7 +1070,7 @@ int main(int argc, char** argv) {
   std::mutex print_mutex;
   auto worker = [&] {
     for (int t; (t = next_frame++) < g_opt.frames;) {
-      Frame& f = inst.frames[t];
+      Frame& f = inst.frames[frame_index(&inst, t)];
       PropertySet in, id_out;
       in.set_double(kOfxPropTime, {double(t)});
       in.set_string(kOfxImageEffectPropFieldToRender, {"OfxImageFieldNone"});
@@ -1112,7 +1114,7 @@ int main(int argc, char** argv) {
 
   call(plugin, kOfxImageEffectActionEndSequenceRender, inst.handle(), &seq_in, nullptr);
 
-  for (int t = 0; t < g_opt.frames; ++t) {
+  for (int t = 0; t < int(inst.frames.size()); ++t) {
     Frame& f = inst.frames[t];
     if (!f.src.guards_intact() || !f.dst.guards_intact()) {
       std::fprintf(stderr, "host: error: frame %d: plugin wrote outside an image buffer\n", t);
@@ -1120,7 +1122,7 @@ int main(int argc, char** argv) {
     }
     if (!g_opt.output.empty()) {
       std::string path = g_opt.output;
-      if (g_opt.frames > 1) {
+      if (inst.frames.size() > 1) {
         size_t dot = path.rfind(".npy");
         path = path.substr(0, dot) + "." + std::to_string(t) + ".npy";
       }
