@@ -40,10 +40,20 @@ class ModelRunner:
         feeds = {self.spec.input_name: np.ascontiguousarray(x, dtype=self.dtype)}
         if self.spec.noise_input:
             feeds[self.spec.noise_input] = np.ascontiguousarray(noise, dtype=self.dtype)
-        if self.provider == CUDA:
-            return self._run_bound(feeds)
-        out = self.session.run([self.spec.output_name], feeds)[0]
-        return np.asarray(out, dtype=np.float32)
+        try:
+            if self.provider == CUDA:
+                out = self._run_bound(feeds)
+            else:
+                out = np.asarray(self.session.run([self.spec.output_name], feeds)[0],
+                                 dtype=np.float32)
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                raise  # the engine retries with smaller tiles
+            # A model whose graph disagrees with its metadata fails here: name it, in one line.
+            raise ModelError(f"inference failed: {_first_line(exc)}", self.spec.path) from None
+        if out.ndim != 4:
+            raise ModelError(f"output has rank {out.ndim}, expected 4 (NCHW)", self.spec.path)
+        return out
 
     def _run_bound(self, feeds: dict) -> np.ndarray:
         # IO binding lets onnxruntime place the output on the device and copy it back once,

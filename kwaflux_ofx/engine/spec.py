@@ -100,25 +100,29 @@ class ModelSpec:
         )
         if input_dtype is None:
             raise ModelError(f"input '{image_in.name}' is not float32/float16", path)
-        channels = int(meta["channels"]) if "channels" in meta else (shape[1] if shape else None)
-        rng = tuple(float(v) for v in meta.get("range", "0-1").split("-", 1))
-        spec = dict(
-            path=path,
-            name=meta.get("name", path.name.removesuffix(".onnx")),
-            kind=meta.get("kind", ""),
-            scale=int(meta["scale"]) if "scale" in meta else 0,
-            channels=channels or 3,
-            value_range=(rng[0], rng[1]),
-            input_name=image_in.name,
-            output_name=graph.output[0].name,
-            noise_input=noise_name,
-            max_noise=float(meta.get("max_noise", 0.0)),
-            receptive_field=int(meta["receptive_field"]) if "receptive_field" in meta else -1,
-            pad=int(meta.get("pad", 0)),
-            alignment=max(1, int(meta.get("alignment", 1))),
-            input_dtype=input_dtype,
-            metadata=meta,
-        )
+        try:
+            channels = int(meta["channels"]) if "channels" in meta else (shape[1] if shape else None)
+            rng = tuple(float(v) for v in meta.get("range", "0-1").split("-", 1))
+            spec = dict(
+                path=path,
+                name=meta.get("name", path.name.removesuffix(".onnx")),
+                kind=meta.get("kind", ""),
+                scale=int(meta["scale"]) if "scale" in meta else 0,
+                channels=channels or 3,
+                value_range=(rng[0], rng[1]),
+                input_name=image_in.name,
+                output_name=graph.output[0].name,
+                noise_input=noise_name,
+                max_noise=float(meta.get("max_noise", 0.0)),
+                receptive_field=int(meta["receptive_field"]) if "receptive_field" in meta else -1,
+                pad=int(meta.get("pad", 0)),
+                alignment=max(1, int(meta.get("alignment", 1))),
+                input_dtype=input_dtype,
+                metadata=meta,
+            )
+        except (ValueError, IndexError) as exc:
+            # Metadata is user-editable text: a typo must read as one clear line, not a traceback.
+            raise ModelError(f"unreadable kwaflux metadata ({exc})", path) from None
         if channels is not None and channels not in (1, 3):
             raise ModelError(f"input has {channels} channels; image models take 3 (RGB)", path)
         if not spec["scale"] or spec["receptive_field"] < 0 or not spec["kind"]:
