@@ -56,6 +56,9 @@ def read_timeline(path: str | os.PathLike, rate: float | None = None) -> otio.sc
         result = timelines[0]
     if not isinstance(result, otio.schema.Timeline):
         raise KwafluxError(f"holds a {type(result).__name__}, not a timeline", path)
+    if result.tracks is None:
+        # OTIO 0.18.1 reads "tracks": null and then segfaults in video_tracks().
+        raise KwafluxError("holds a timeline without a track stack", path)
     return result
 
 
