@@ -125,6 +125,16 @@ class MediaInfo:
     pix_fmt: str = ""
     has_audio: bool = False
     color: dict = dataclasses.field(default_factory=dict)
+    rate_known: bool = True  # image sequences often carry no rate: the timeline's is used
+    tc_word: int | None = None  # SMPTE timecode of a sequence's first frame, as stored
+
+    def adopt_rate(self, rate: float) -> None:
+        """Take the timeline's rate for media that carries none (and count its timecode in it)."""
+        if not self.rate_known:
+            self.rate = float(rate)
+            self.rate_known = True
+            if self.tc_word is not None:
+                self.start_tc = smpte_to_frames(self.tc_word, self.rate)
     # image sequences: directory, name parts and the frame numbers present, in order
     seq_dir: str = ""
     seq_prefix: str = ""
@@ -248,15 +258,20 @@ def _probe_sequence(path: str, seq) -> MediaInfo:
         raise MediaError(f"cannot read image: {oiio.geterror() or 'unknown format'}", info_path)
     try:
         spec = inp.spec()
-        rate = float(spec.getattribute("FramesPerSecond") or 0) or 24.0
+        fps = spec.getattribute("FramesPerSecond")
+        if isinstance(fps, (tuple, list)):  # a rational
+            fps = fps[0] / fps[1] if len(fps) == 2 and fps[1] else 0
+        rate = float(fps or 0)
         tc_attr = spec.getattribute("smpte:TimeCode")
-        start_tc = smpte_to_frames(int(tc_attr[0]), rate) if tc_attr else None
+        tc_word = int(tc_attr[0]) if tc_attr else None
+        start_tc = smpte_to_frames(tc_word, rate or 24.0) if tc_word is not None else None
         bits = {"uint8": 8, "uint16": 16, "half": 16, "float": 32}.get(str(spec.format), 16)
         bits = int(spec.getattribute("oiio:BitsPerSample") or bits)
         info = MediaInfo(
             path=info_path, kind="sequence", width=spec.width, height=spec.height,
-            channels=min(spec.nchannels, 4), rate=rate, frames=len(seq[4]) or 1,
-            start_tc=start_tc, bits=bits, pix_fmt=str(spec.format),
+            channels=min(spec.nchannels, 4), rate=rate or 24.0, frames=len(seq[4]) or 1,
+            start_tc=start_tc, bits=bits, pix_fmt=str(spec.format), rate_known=bool(rate),
+            tc_word=tc_word,
         )
     finally:
         inp.close()

@@ -62,13 +62,19 @@ def make_video(path: str | os.PathLike, frames: int, rate: float = 24.0,
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if codec == "auto":
+        codec = {".mxf": "mpeg2video", ".mkv": "ffv1", ".mp4": "libx264"}.get(path.suffix.lower(),
+                                                                      "mjpeg")
     w, h = size
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=Fraction(rate).limit_denominator(1001 * 1000))
         s.width, s.height = w, h
         s.pix_fmt = {"mjpeg": "yuvj444p", "libx264": "yuv420p", "ffv1": "yuv444p",
-                     "prores_ks": "yuv422p10le"}[codec]
+                     "prores_ks": "yuv422p10le", "mpeg2video": "yuv422p"}[codec]
         if codec == "mjpeg":
+            s.codec_context.qmin = s.codec_context.qmax = 2
+        if codec == "mpeg2video":  # intra-only, high quality, as MXF masters are
+            s.codec_context.gop_size = 1
             s.codec_context.qmin = s.codec_context.qmax = 2
         if codec == "libx264":
             s.options = {"g": "12", "crf": "10"}
@@ -161,3 +167,75 @@ def decode_indices(path: str | os.PathLike) -> tuple[list[int], tuple[int, int],
             "timecode") or c.metadata.get("TIMECODE")
         idx = [read_index(f.to_ndarray(format="rgb24")) for f in c.decode(s)]
         return idx, (s.codec_context.width, s.codec_context.height), tc
+
+
+def stand_in_media(timeline_path: str | os.PathLike, src_dir: str | os.PathLike,
+                   rate: float | None = None, margin: int = 30, codec: str = "auto",
+                   exr_frames_max: int = 400) -> dict[str, dict]:
+    """Generate media for every clip of a real timeline: same names, rates, and timecodes and
+    lengths that cover what the clips use (or exactly the exported available range).
+
+    Returns {file name: {"path", "rate", "tc", "frames"}}; frame k of a file shows index k.
+    """
+    import opentimelineio as otio
+
+    from kwaflux_ofx.conform.plan import same_rate
+    from kwaflux_ofx.conform.relink import base_name, reference_path
+    from kwaflux_ofx.conform.timeline import clip_use, read_timeline, video_clips
+    from kwaflux_ofx.mediaio import IMAGE_EXTS, frames_to_timecode
+
+    tl = read_timeline(timeline_path, rate=rate)
+    wanted: dict[str, dict] = {}
+    for i, clip in enumerate(video_clips(tl)):
+        ref = clip.media_reference
+        if isinstance(ref, otio.schema.GeneratorReference) or not clip.enabled:
+            continue
+        use = clip_use(clip, i)
+        if use is None:
+            continue
+        path = reference_path(ref)
+        if path:
+            name = base_name(path)
+        else:
+            import re
+
+            name = re.sub(r"\s*\(.*\)\s*$", "", clip.name).strip() or clip.name
+            if not Path(name).suffix:
+                name += ".mov"
+        avail = getattr(ref, "available_range", None)
+        if isinstance(ref, otio.schema.ImageSequenceReference):
+            avail = None  # counted in frame numbers, not timecode: cover the clip's range
+        entry = wanted.setdefault(name, {"rate": use.rate, "lo": None, "hi": None,
+                                         "avail": None})
+        if avail is not None and avail.duration.value > 1:
+            entry["avail"] = True
+            entry["rate"] = avail.start_time.rate
+        k = 1.0 if same_rate(use.rate, entry["rate"]) else entry["rate"] / use.rate
+        lo, hi = use.start * k - margin, use.end * k + margin
+        if avail is not None and avail.duration.value > 1:
+            # Cover the exported available range too: it is what the NLE saw on disk.
+            lo = min(lo, avail.start_time.value)
+            hi = max(hi, avail.end_time_exclusive().value)
+        entry["lo"] = lo if entry["lo"] is None else min(entry["lo"], lo)
+        entry["hi"] = hi if entry["hi"] is None else max(entry["hi"], hi)
+    out = {}
+    src_dir = Path(src_dir)
+    for name, e in wanted.items():
+        r = e["rate"]
+        start = max(0, int(e["lo"]))
+        frames = int(e["hi"] + 0.999) - start
+        if Path(name).suffix.lower() in IMAGE_EXTS:
+            import re
+
+            m = re.match(r"^(.*?)(\d*)(\.[A-Za-z]+)$", name)
+            prefix, num, ext = m.group(1), m.group(2), m.group(3)
+            frames = min(frames, exr_frames_max)
+            first = int(num) if num else 1
+            make_sequence(src_dir, prefix, first, frames, ext=ext, padding=len(num) or 4,
+                          tc_frames=start, rate=r)
+            path = src_dir / name
+        else:
+            path = make_video(src_dir / name, frames, rate=r,
+                              start_tc=frames_to_timecode(start, r), codec=codec)
+        out[name] = {"path": str(path), "rate": r, "tc": start, "frames": frames}
+    return out

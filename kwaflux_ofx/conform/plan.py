@@ -136,12 +136,14 @@ def choose_origin(use: ClipUse, ref, info: MediaInfo) -> tuple[int, str, float, 
     s_abs = to_media_frames(use.start, use.rate, info.rate)
     e_abs = to_media_frames(use.end, use.rate, info.rate)
     candidates: list[tuple[float, str]] = []
+    # The file's own timecode first: the exported available range is what the NLE read from
+    # the file it saw, which may not be the file found here.
+    if info.start_tc is not None:
+        candidates.append((float(info.start_tc), "media timecode"))
     avail = getattr(ref, "available_range", None) if ref is not None else None
     if avail is not None and not isinstance(ref, otio.schema.MissingReference):
         a = avail.start_time
         candidates.append((to_media_frames(a.value, a.rate, info.rate), "available range"))
-    if info.start_tc is not None:
-        candidates.append((float(info.start_tc), "media timecode"))
     if info.kind == "sequence" and info.seq_suffix:
         candidates.append((float(info.first_number), "first frame number"))
     candidates.append((0.0, "media start"))
@@ -213,8 +215,11 @@ def build_plan(timeline: otio.schema.Timeline, settings: ConformSettings, media_
         if path is None:
             cp.status = "missing"
             cp.media = tried[0] if tried else ""
-            cp.reason = "media not found (looked for " + ", ".join(repr(t) for t in tried[:4]) + (
-                ")" if search_paths else "; give --search-path)")
+            if not tried:
+                cp.reason = "media not found (the clip names no file)"
+            else:
+                cp.reason = "media not found (looked for " + ", ".join(
+                    repr(t) for t in tried[:4]) + (")" if search_paths else "; give --search-path)")
             continue
         key = os.path.realpath(path)
         cp.media = key
@@ -227,6 +232,7 @@ def build_plan(timeline: otio.schema.Timeline, settings: ConformSettings, media_
             cp.status, cp.reason = "failed", errors[key]
             continue
         info = infos[key]
+        info.adopt_rate(use.rate)
         found = choose_origin(use, ref, info)
         if found is None:
             s = frames_to_timecode(math.floor(to_media_frames(use.start, use.rate, info.rate)),
@@ -239,7 +245,7 @@ def build_plan(timeline: otio.schema.Timeline, settings: ConformSettings, media_
         cp.origin, cp.origin_from, s, e = found
         cp.first = max(0, math.floor(s + 1e-6))
         cp.last = min(info.frames, max(cp.first + 1, math.ceil(e - 1e-6)))
-        if "clamped" in cp.origin_from:
+        if "clamped" in cp.origin_from and info.frames > 1:  # a still is held, not clamped
             log.warning("clip %r: source range runs past its media %s; using the frames there",
                         cp.name, key)
 

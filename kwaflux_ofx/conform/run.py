@@ -209,6 +209,10 @@ def relink_timeline(timeline: otio.schema.Timeline, plan: ConformPlan, results: 
         ref.metadata["kwaflux"] = {"width": unit.out_width, "height": unit.out_height,
                                    "codec": unit.codec,
                                    "start_timecode": frames_to_timecode(unit.start_tc, rate)}
+        if clip.source_range is None:
+            # The clip played its whole old media; pin that range, or the new (handle-padded)
+            # media would change the clip's length on the record side.
+            clip.source_range = clip.trimmed_range()
         clip.media_reference = ref
         clip.metadata["kwaflux"] = {
             "source_media": cp.media,

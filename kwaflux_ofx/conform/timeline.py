@@ -42,7 +42,8 @@ def read_timeline(path: str | os.PathLike, rate: float | None = None) -> otio.sc
     except otio.exceptions.NoKnownAdapterForExtensionError as exc:
         raise KwafluxError(f"unsupported timeline format {ext or '(no extension)'}", path) from exc
     except Exception as exc:  # noqa: BLE001 - adapters raise arbitrary types on malformed input
-        hint = " (EDLs carry no frame rate: try --rate)" if ext == ".edl" else ""
+        hint = " (EDLs carry no frame rate: is it 24 fps? if not, give --rate)" if (
+            ext == ".edl" and rate is None) else ""
         raise KwafluxError(
             f"cannot read timeline: {type(exc).__name__}: {_first_line(exc)}{hint}", path
         ) from exc
