@@ -149,7 +149,8 @@ class MediaInfo:
     def frame_path(self, index: int) -> str:
         if not self.seq_suffix:  # a lone image without a frame number
             return os.path.join(self.seq_dir, self.seq_prefix)
-        n = self.seq_numbers[index]
+        # Frame numbers are time: a gap stays a gap (a missing file), never shifts later frames.
+        n = self.seq_numbers[0] + index
         return os.path.join(self.seq_dir, f"{self.seq_prefix}{n:0{self.seq_padding}d}{self.seq_suffix}")
 
 
@@ -269,7 +270,8 @@ def _probe_sequence(path: str, seq) -> MediaInfo:
         bits = int(spec.getattribute("oiio:BitsPerSample") or bits)
         info = MediaInfo(
             path=info_path, kind="sequence", width=spec.width, height=spec.height,
-            channels=min(spec.nchannels, 4), rate=rate or 24.0, frames=len(seq[4]) or 1,
+            channels=min(spec.nchannels, 4), rate=rate or 24.0,
+            frames=(seq[4][-1] - seq[4][0] + 1) if seq[4] else 1,
             start_tc=start_tc, bits=bits, pix_fmt=str(spec.format), rate_known=bool(rate),
             tc_word=tc_word,
         )
@@ -308,10 +310,16 @@ def _read_sequence(info: MediaInfo, start: int, stop: int):
     want = {np.uint8: "uint8", np.uint16: "uint16", np.float32: "float"}[frame_dtype(info).type]
     for i in range(start, stop):
         fp = info.frame_path(i)
+        if info.seq_suffix and not os.path.exists(fp):
+            raise MediaError("frame is missing from the image sequence", fp)
         inp = oiio.ImageInput.open(fp)
         if inp is None:
             raise MediaError(f"cannot read frame: {oiio.geterror()}", fp)
         try:
+            size = (inp.spec().width, inp.spec().height)
+            if size != (info.width, info.height):
+                raise MediaError(f"frame is {size[0]}x{size[1]}, the sequence is "
+                                 f"{info.width}x{info.height}", fp)
             px = inp.read_image(0, 0, 0, min(inp.spec().nchannels, 4), want)
         finally:
             inp.close()
@@ -331,6 +339,16 @@ def _read_video(info: MediaInfo, start: int, stop: int):
     fmt = "rgb24" if frame_dtype(info) == np.uint8 else "rgb48le"
     if info.channels == 4:
         fmt = "rgba" if fmt == "rgb24" else "rgba64le"
+    try:
+        yield from _decode_video(info, start, stop, fmt)
+    except av.FFmpegError as exc:
+        # Damaged media fails its clip with the file named, not with ffmpeg's bare words.
+        raise MediaError(f"cannot decode video: {_first_line(exc)}", info.path) from None
+
+
+def _decode_video(info: MediaInfo, start: int, stop: int, fmt: str):
+    import av
+
     with av.open(info.path) as c:
         s = c.streams.video[0]
         s.thread_type = "AUTO"

@@ -1,0 +1,713 @@
+"""Reliability campaigns: malformed inputs, hostile timelines, kill -9 soaks, simulated OOM, OFX fuzzing.
+
+Each campaign returns a list of `Case` records (what was tried, how it ended). `--short` is the CI
+size (tests/test_hardening_*.py call the same functions with small counts); the default long run
+writes the measured figures into docs/reliability.md.
+
+    .venv/bin/python reliability/campaigns.py            # long version, writes docs/reliability.md
+    .venv/bin/python reliability/campaigns.py --short    # CI size, prints the summary only
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+import sys
+import traceback
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+if str(ROOT / "tests") not in sys.path:  # the test fixtures build media and models
+    sys.path.insert(1, str(ROOT / "tests"))
+
+TIMELINES = ROOT.parent / "shared" / "timelines"
+if not TIMELINES.is_dir():  # CI checks out shared/ inside the project
+    TIMELINES = ROOT / "shared" / "timelines"
+DOC = ROOT / "docs" / "reliability.md"
+
+# How a case may end. The first three are fine; the others are bugs.
+GOOD = ("accepted", "clear error", "clip failed", "clip clamped")
+BAD = ("CRASH", "UNCLEAR", "DAMAGE", "HANG", "WRONG")
+
+
+@dataclasses.dataclass
+class Case:
+    campaign: str
+    name: str  # what was tried, e.g. "edl/cdl.edl truncate@120"
+    outcome: str  # one of GOOD or BAD
+    detail: str = ""  # the message the user saw, or what went wrong
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in GOOD
+
+
+def sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def tree_state(root: str | os.PathLike) -> dict[str, str]:
+    """Every file (and link) under root with its checksum: before/after comparisons catch damage."""
+    root = Path(root)
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = "link->" + os.readlink(p)
+        elif p.is_file():
+            out[rel] = sha256(p)
+    return out
+
+
+# -- running the CLI in-process ----------------------------------------------------------------
+class _Timeout(Exception):
+    pass
+
+
+@dataclasses.dataclass
+class CliRun:
+    rc: int | None
+    out: str
+    err: str
+    exc: str = ""  # an uncaught exception's last traceback line: a crash
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [ln for ln in self.err.splitlines() if ln.startswith("kwaflux: error:")]
+
+
+def run_cli(argv: list[str], timeout: float = 120.0) -> CliRun:
+    """`kwaflux ARGV` in this process (imports paid once), stdout/stderr captured, under a timeout."""
+    from kwaflux_ofx.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    # basicConfig binds its handler to the stderr of the first call; start fresh each time.
+    for h in list(logging.root.handlers):
+        logging.root.removeHandler(h)
+
+    def alarm(signum, frame):
+        raise _Timeout()
+
+    old = signal.signal(signal.SIGALRM, alarm) if _main_thread() else None
+    if old is not None:
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(argv)
+            except SystemExit as exc:  # argparse
+                rc = exc.code if isinstance(exc.code, int) else 2
+            except _Timeout:
+                return CliRun(None, out.getvalue(), err.getvalue(), f"HANG after {timeout:g} s")
+            except BaseException as exc:  # noqa: BLE001 - exactly what a campaign looks for
+                tb = traceback.format_exception(exc)
+                return CliRun(None, out.getvalue(), err.getvalue(),
+                              f"{type(exc).__name__}: {exc}".splitlines()[0] + " | "
+                              + "".join(tb[-3:-1]).strip().replace("\n", " "))
+    finally:
+        if old is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+        for h in list(logging.root.handlers):
+            logging.root.removeHandler(h)
+    return CliRun(rc, out.getvalue(), err.getvalue())
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def judge_error(run: CliRun, names: list[str]) -> tuple[str, str]:
+    """(outcome, detail) for a run that must fail with one line naming one of `names`."""
+    if run.exc:
+        return ("HANG" if run.exc.startswith("HANG") else "CRASH"), run.exc
+    lines = run.error_lines
+    if run.rc == 2 and len(lines) == 1 and "Traceback" not in run.err:
+        if any(n in lines[0] for n in names):
+            return "clear error", lines[0]
+        return "UNCLEAR", "does not name the file: " + lines[0]
+    return "UNCLEAR", f"exit {run.rc}: {run.err.strip()[-300:]}"
+
+
+# -- 1a. malformed timelines -------------------------------------------------------------------
+def real_timelines() -> list[Path]:
+    return sorted(p for p in TIMELINES.rglob("*") if p.suffix in (".otio", ".edl", ".xml"))
+
+
+_JUNK_VALUES = [None, -1, 0, 10**12, -(10**12), 1e308, float("nan"), "", "x" * 5000,
+                "../../../../etc/passwd", "$(touch pwned)", [], {}, True, "Clip.1",
+                {"OTIO_SCHEMA": "Clip.1"}, {"OTIO_SCHEMA": "RationalTime.1", "rate": 0, "value": 1}]
+
+
+def _json_nodes(node, path=()):
+    """(container, key) for every value in a JSON tree."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield node, k
+            yield from _json_nodes(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield node, i
+            yield from _json_nodes(v, path + (i,))
+
+
+def mutate_json(text: str, rng: random.Random) -> tuple[str, str]:
+    tree = json.loads(text)
+    nodes = list(_json_nodes(tree))
+    if not nodes:
+        return text[: len(text) // 2], "halve"
+    how = []
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        container, key = rng.choice(nodes)
+        op = rng.random()
+        try:
+            if op < 0.15 and isinstance(container, dict):
+                del container[key]
+                how.append(f"del {key}")
+            elif op < 0.25 and isinstance(container[key], (int, float)) and not isinstance(
+                    container[key], bool):
+                container[key] = -container[key] if rng.random() < 0.5 else container[key] * 1e9
+                how.append(f"scale {key}")
+            elif op < 0.35 and isinstance(container[key], str) and "." in container[key]:
+                container[key] = re.sub(r"\.\d+$", ".99", container[key])  # a schema version
+                how.append(f"version {key}")
+            else:
+                container[key] = copy.deepcopy(rng.choice(_JUNK_VALUES))
+                how.append(f"set {key}")
+        except (KeyError, IndexError):
+            continue
+        nodes = list(_json_nodes(tree))
+        if not nodes:
+            break
+    return json.dumps(tree, indent=1), "json " + ",".join(map(str, how))
+
+
+_XML_JUNK = ["", "-1", "0", "999999999999", "abc", "NaN", "1e308", "../../x", "file:///etc/passwd",
+             "$(touch pwned)", "&amp;", "25/0"]
+
+
+def mutate_xml(text: str, rng: random.Random) -> tuple[str, str]:
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return mutate_bytes_text(text, rng)
+    elems = list(root.iter())
+    how = []
+    for _ in range(rng.choice((1, 2, 4))):
+        el = rng.choice(elems)
+        op = rng.random()
+        parent = next((p for p in root.iter() if el in list(p)), None)
+        if op < 0.35 and parent is not None:
+            parent.remove(el)
+            how.append(f"del <{el.tag}>")
+        elif op < 0.5 and parent is not None:
+            parent.append(copy.deepcopy(el))
+            how.append(f"dup <{el.tag}>")
+        elif op < 0.8:
+            el.text = rng.choice(_XML_JUNK)
+            how.append(f"text <{el.tag}>")
+        elif el.attrib:
+            k = rng.choice(sorted(el.attrib))
+            el.attrib[k] = rng.choice(_XML_JUNK)
+            how.append(f"attr <{el.tag} {k}>")
+        elems = list(root.iter())
+    return ET.tostring(root, encoding="unicode"), "xml " + ",".join(how)
+
+
+_TC = re.compile(r"\d\d:\d\d:\d\d[:;]\d\d")
+
+
+def mutate_edl(text: str, rng: random.Random) -> tuple[str, str]:
+    lines = text.splitlines()
+    how = []
+    for _ in range(rng.choice((1, 2, 3))):
+        if not lines:
+            break
+        i = rng.randrange(len(lines))
+        op = rng.random()
+        if op < 0.2:
+            del lines[i]
+            how.append(f"del line {i}")
+        elif op < 0.35:
+            lines.insert(i, lines[i])
+            how.append(f"dup line {i}")
+        elif op < 0.45:
+            j = rng.randrange(len(lines))
+            lines[i], lines[j] = lines[j], lines[i]
+            how.append(f"swap {i},{j}")
+        elif op < 0.8 and _TC.search(lines[i]):
+            junk = rng.choice(["99:99:99:99", "00:00:00:00", "23:59:59:29", "-1:00:00:00",
+                               "00:00:00", "aa:bb:cc:dd", "00:00:00:99"])
+            lines[i] = _TC.sub(junk, lines[i], count=1)
+            how.append(f"tc line {i}")
+        else:
+            words = lines[i].split()
+            if words:
+                k = rng.randrange(len(words))
+                words[k] = rng.choice(["", "X" * 300, "../../x", "$(touch pwned)", "0", "-5"])
+                lines[i] = " ".join(words)
+                how.append(f"word line {i}")
+    return "\n".join(lines) + "\n", "edl " + ",".join(how)
+
+
+def mutate_bytes_text(text: str, rng: random.Random) -> tuple[str, str]:
+    data = bytearray(text.encode("utf-8", "surrogateescape"))
+    if not data:
+        return "\x00", "nul"
+    op = rng.random()
+    if op < 0.4:
+        cut = rng.randrange(len(data))
+        return data[:cut].decode("utf-8", "surrogateescape"), f"truncate@{cut}"
+    if op < 0.7:
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        return data.decode("utf-8", "surrogateescape"), "flip bytes"
+    if op < 0.85:
+        a = rng.randrange(len(data))
+        b = min(len(data), a + rng.randint(1, 200))
+        return (data[:a] + data[b:]).decode("utf-8", "surrogateescape"), f"cut {a}:{b}"
+    a = rng.randrange(len(data))
+    junk = bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))
+    return (data[:a] + junk + data[a:]).decode("utf-8", "surrogateescape"), f"insert@{a}"
+
+
+def mutate_timeline(path: Path, rng: random.Random) -> tuple[bytes, str]:
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    if rng.random() < 0.4:
+        new, how = mutate_bytes_text(text, rng)
+    elif path.suffix == ".otio":
+        new, how = mutate_json(text, rng)
+    elif path.suffix == ".xml":
+        new, how = mutate_xml(text, rng)
+    else:
+        new, how = mutate_edl(text, rng)
+    return new.encode("utf-8", "surrogateescape"), how
+
+
+def edl_rate(name: str) -> list[str]:
+    return ["--rate", "25"] if name in ("25fps.edl", "timecode_mismatch.edl") else []
+
+
+def campaign_timelines(work: Path, per_file: int, seed: int = 0,
+                       files: list[Path] | None = None) -> list[Case]:
+    """Mutate each real timeline `per_file` times; each must plan (`--dry-run`) or give one
+    clear line naming the file, exit 2, and write nothing."""
+    work.mkdir(parents=True, exist_ok=True)
+    files = files or real_timelines()
+    before = tree_state(TIMELINES)
+    cases = []
+    for src in files:
+        rng = random.Random(f"{seed}:{src.name}")
+        for k in range(per_file):
+            data, how = mutate_timeline(src, rng)
+            case_dir = work / f"{src.stem}-{k}"
+            case_dir.mkdir()
+            bad = case_dir / src.name
+            bad.write_bytes(data)
+            out = case_dir / "out.otio"
+            media = case_dir / "media"
+            if os.environ.get("KWAFLUX_TRACE"):
+                print("case", bad, how, file=sys.__stderr__, flush=True)
+            run = run_cli(["-q", "conform", str(bad), "-o", str(out), "--media-dir", str(media),
+                           "--dry-run", "--codec", "ffv1", *edl_rate(src.name)], timeout=60)
+            name = f"{src.parent.name}/{src.name} {how}"
+            if run.exc:
+                outcome, detail = judge_error(run, [str(bad)])
+            elif run.rc in (0, 1) and not run.error_lines:
+                # 1: planned, with clips reported missing (their media is not on this machine)
+                outcome, detail = "accepted", run.out.splitlines()[0] if run.out else ""
+            else:
+                outcome, detail = judge_error(run, [str(bad)])
+            stray = sorted(set(os.listdir(case_dir)) - {src.name})
+            if stray:
+                outcome, detail = "DAMAGE", f"dry run wrote {stray}"
+            cases.append(Case("timelines", name, outcome, detail))
+            shutil.rmtree(case_dir)
+    if tree_state(TIMELINES) != before:
+        cases.append(Case("timelines", "source timelines", "DAMAGE", "the originals changed"))
+    return cases
+
+
+# -- 1b. broken ONNX models --------------------------------------------------------------------
+_SR_META = {"kind": "sr", "scale": 2, "channels": 3, "range": "0-1", "receptive_field": 1}
+
+
+def _graph_model(path: Path, nodes, inits, in_shape, out_shape, *, opset: int = 17,
+                 meta: dict | None = None, in_type=None, domain: str = "") -> Path:
+    """A hand-built ONNX model (possibly wrong on purpose), saved without the checker."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    in_type = in_type or TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes, "broken", [helper.make_tensor_value_info("input", in_type, in_shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)], initializer=inits)
+    opsets = [helper.make_opsetid("", opset)]
+    if domain:
+        opsets.append(helper.make_opsetid(domain, 1))
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
+    for k, v in (meta or {}).items():
+        model.metadata_props.add(key=f"kwaflux.{k}", value=str(v))
+    onnx.save(model, str(path))
+    return path
+
+
+def _weights_to(src: Path, dst: Path, value: float) -> Path:
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(src))
+    for i, init in enumerate(m.graph.initializer):
+        a = numpy_helper.to_array(init).copy()
+        if a.ndim == 4 and a.shape[2] > 1:  # the 3x3 convs, not the 1x1 pixel shuffle
+            a[:] = np.float32(value)
+            m.graph.initializer[i].CopyFrom(numpy_helper.from_array(a, init.name))
+    onnx.save(m, str(dst))
+    return dst
+
+
+class _Pickled:
+    """Unpickling this would create a file: proof that no model path is ever unpickled."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def broken_models(d: Path) -> dict[str, Path]:
+    """A model zoo of everything that can be wrong with a model file. {case name: path}."""
+    import pickle
+
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx_factory import conv_model, sr_model
+
+    d.mkdir(parents=True, exist_ok=True)
+    good = sr_model(d / "good-x2.onnx", 2, meta=_SR_META)
+    data = good.read_bytes()
+    zoo: dict[str, Path] = {}
+    for frac in (0.0, 0.02, 0.25, 0.5, 0.9, 0.999):
+        cut = int(len(data) * frac)
+        p = d / f"truncated-{cut}.onnx"
+        p.write_bytes(data[:cut])
+        zoo[f"truncated at {frac:.1%} ({cut} of {len(data)} bytes)"] = p
+    rng = np.random.default_rng(5)
+    p = d / "garbled.onnx"
+    garbled = bytearray(data)
+    for i in rng.integers(0, len(data), 40):
+        garbled[i] ^= 0xFF
+    p.write_bytes(bytes(garbled))
+    zoo["40 bytes flipped"] = p
+    p = d / "random.onnx"
+    p.write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    zoo["random bytes"] = p
+    p = d / "text.onnx"
+    p.write_text("this is not a model\n")
+    zoo["text file named .onnx"] = p
+    p = d / "model.pkl"
+    p.write_bytes(pickle.dumps(_Pickled(str(d / "UNPICKLED"))))
+    zoo["a pickle (would create a file if unpickled)"] = p
+    p = d / "model.pt"
+    p.write_bytes(pickle.dumps(_Pickled(str(d / "UNPICKLED"))))
+    zoo["a torch-style .pt pickle"] = p
+    w = numpy_helper.from_array(np.full((3, 3, 3, 3), 1 / 27, np.float32), "w")
+    w4 = numpy_helper.from_array(np.full((3, 4, 3, 3), 1 / 36, np.float32), "w")
+    conv = helper.make_node("Conv", ["input", "w"], ["output"], pads=[1, 1, 1, 1])
+    zoo["input rank 3 (CHW)"] = _graph_model(
+        d / "rank3.onnx", [helper.make_node("Identity", ["input"], ["output"])], [],
+        [3, "H", "W"], [3, "H", "W"], meta=_SR_META)
+    zoo["input rank 5"] = _graph_model(
+        d / "rank5.onnx", [helper.make_node("Identity", ["input"], ["output"])], [],
+        [1, 1, 3, "H", "W"], [1, 1, 3, "H", "W"])
+    zoo["4-channel input (RGBA model)"] = _graph_model(
+        d / "rgba.onnx", [conv], [w4], ["N", 4, "H", "W"], ["N", 3, "H", "W"])
+    zoo["4-channel input, metadata says 3"] = _graph_model(
+        d / "rgba-lies.onnx", [conv], [w4], ["N", 4, "H", "W"], ["N", 3, "H", "W"],
+        meta={**_SR_META, "scale": 1, "kind": "denoise"})
+    zoo["int8 input"] = _graph_model(
+        d / "int8.onnx", [helper.make_node("Cast", ["input"], ["output"], to=TensorProto.FLOAT)],
+        [], ["N", 3, "H", "W"], ["N", 3, "H", "W"], in_type=TensorProto.INT8)
+    zoo["opset 99 (the runtime lacks it)"] = _graph_model(
+        d / "opset99.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"], opset=99,
+        meta={**_SR_META, "scale": 1, "kind": "denoise"})
+    zoo["opset 99, no metadata (probed)"] = _graph_model(
+        d / "opset99-probe.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"], opset=99)
+    zoo["unknown custom op domain"] = _graph_model(
+        d / "custom-op.onnx",
+        [helper.make_node("MagicUpscale", ["input"], ["output"], domain="com.example.magic")], [],
+        ["N", 3, "H", "W"], ["N", 3, "H2", "W2"], domain="com.example.magic", meta=_SR_META)
+    zoo["rank-2 output"] = _graph_model(
+        d / "flat.onnx", [helper.make_node("Flatten", ["input"], ["output"])], [],
+        ["N", 3, "H", "W"], ["N", "K"])
+    zoo["rank-2 output, full metadata"] = _graph_model(
+        d / "flat-meta.onnx", [helper.make_node("Flatten", ["input"], ["output"])], [],
+        ["N", 3, "H", "W"], ["N", "K"], meta=_SR_META)
+    zoo["metadata says x2, model is x1"] = _graph_model(
+        d / "lies-x2.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"], meta=_SR_META)
+    zoo["output shrinks (valid conv)"] = _graph_model(
+        d / "shrinks.onnx", [helper.make_node("Conv", ["input", "w"], ["output"])], [w],
+        ["N", 3, "H", "W"], ["N", 3, "H", "W"], meta={**_SR_META, "scale": 1, "kind": "denoise"})
+    zoo["non-integer scale (Resize x1.5)"] = _graph_model(
+        d / "x1.5.onnx",
+        [helper.make_node("Resize", ["input", "", "scales"], ["output"], mode="nearest")],
+        [numpy_helper.from_array(np.array([1, 1, 1.5, 1.5], np.float32), "scales")],
+        ["N", 3, "H", "W"], ["N", 3, "H2", "W2"])
+    zoo["kind metadata 'colorize'"] = _graph_model(
+        d / "kind.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"],
+        meta={**_SR_META, "kind": "colorize", "scale": 1})
+    zoo["scale metadata 'two'"] = _graph_model(
+        d / "scale-text.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"],
+        meta={**_SR_META, "scale": "two"})
+    zoo["range metadata 'bright'"] = _graph_model(
+        d / "range-text.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"],
+        meta={**_SR_META, "range": "bright", "scale": 1, "kind": "denoise"})
+    zoo["NaN weights"] = _weights_to(good, d / "nan.onnx", float("nan"))
+    zoo["Inf weights"] = _weights_to(good, d / "inf.onnx", float("inf"))
+    dn = conv_model(d / "good-dn.onnx", meta={**_SR_META, "kind": "denoise", "scale": 1})
+    zoo["NaN weights (denoise model)"] = _weights_to(dn, d / "nan-dn.onnx", float("nan"))
+    zoo["missing model file"] = d / "does-not-exist.onnx"
+    return zoo
+
+
+def campaign_models(work: Path) -> list[Case]:
+    """Every broken model through `kwaflux upscale` (one clear line naming the model, exit 2,
+    no output, input untouched) and `kwaflux models info`."""
+    import numpy as np
+
+    from kwaflux_ofx.imageio import write_image
+
+    work.mkdir(parents=True, exist_ok=True)
+    zoo = broken_models(work / "models")
+    img = work / "in.png"
+    write_image(img, np.random.default_rng(1).integers(0, 255, (24, 40, 3), dtype=np.uint8))
+    cases = []
+    for name, model in zoo.items():
+        before = tree_state(work)
+        out = work / "out.png"
+        for argv in (["-q", "upscale", str(img), str(out), "--model", str(model), "--scale", "2",
+                      "--device", "cpu"],
+                     ["-q", "upscale", str(img), str(out), "--denoise", "0.5", "--scale", "1",
+                      "--denoise-model", str(model), "--device", "cpu"],
+                     ["-q", "models", "info", str(model)]):
+            run = run_cli(argv, timeout=60)
+            what = f"{name} [{argv[1]}{' --denoise-model' if '--denoise-model' in argv else ''}]"
+            if run.rc == 0 and not run.exc:
+                if argv[1] == "models":
+                    continue  # info may describe a model that cannot render; rendering judges it
+                outcome, detail = "WRONG", "rendered with a broken model"
+            else:
+                outcome, detail = judge_error(run, [str(model), model.name])
+            after = tree_state(work)
+            if after != before:
+                changed = sorted(set(after.items()) ^ set(before.items()))
+                outcome, detail = "DAMAGE", f"files changed: {changed[:3]}"
+                if out.exists():
+                    out.unlink()
+            cases.append(Case("models", what, outcome, detail))
+    if (work / "models" / "UNPICKLED").exists():
+        cases.append(Case("models", "pickle", "DAMAGE", "a pickle was unpickled"))
+    return cases
+
+
+# -- 1c. broken media --------------------------------------------------------------------------
+SEQ_FRAMES = 12
+CLIP_FRAMES = 12
+
+
+def _truncate(path: Path, frac: float) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * frac)])
+    return path
+
+
+def broken_media(src: Path) -> dict[str, tuple[Path, str]]:
+    """Good and broken sources: {clip name: (media path, expectation)}, expectation "done" or
+    "fail" (the clip must fail alone, naming its file). Clips use the first CLIP_FRAMES frames;
+    a damaged video's clip uses all 24, so the damage lies inside what it uses."""
+    import numpy as np
+    from conform_fixtures import make_sequence, make_video
+
+    src.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    m: dict[str, tuple[Path, str]] = {}
+    m["good video"] = (make_video(src / "good.mkv", 24, codec="ffv1"), "done")
+    make_sequence(src / "goodseq", "good.", 1, SEQ_FRAMES)
+    m["good sequence"] = (src / "goodseq" / "good.0001.exr", "done")
+    m["mov cut in half (no moov atom)"] = (_truncate(make_video(src / "half.mov", 24), 0.5), "fail")
+    # Matroska without its index: the frames before the cut decode; the clip is clamped to them.
+    m["mkv cut at 40%"] = (_truncate(make_video(src / "cut.mkv", 24, codec="ffv1"), 0.4), "clamp")
+    m["mp4 h264 cut at 70%"] = (
+        _truncate(make_video(src / "cut70.mp4", 24, codec="libx264"), 0.7), "fail")
+    (src / "empty.mov").write_bytes(b"")
+    m["zero-byte .mov"] = (src / "empty.mov", "fail")
+    (src / "noise.mov").write_bytes(rng.integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    m["random bytes named .mov"] = (src / "noise.mov", "fail")
+    garbled = bytearray(make_video(src / "garbled.mkv", 24, codec="ffv1").read_bytes())
+    for i in rng.integers(2000, len(garbled), 200):
+        garbled[i] ^= 0x55
+    (src / "garbled.mkv").write_bytes(bytes(garbled))
+    m["ffv1 mkv with 200 flipped bytes"] = (src / "garbled.mkv", "fail")
+    seq = make_sequence(src / "gap", "gap.", 1, SEQ_FRAMES)
+    seq[5].unlink()
+    m["image sequence with frame 6 missing"] = (seq[0], "fail")
+    seq = make_sequence(src / "garbage", "garbage.", 1, SEQ_FRAMES)
+    seq[4].write_bytes(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    m["image sequence, frame 5 is garbage"] = (seq[0], "fail")
+    seq = make_sequence(src / "zero", "zero.", 1, SEQ_FRAMES)
+    seq[6].write_bytes(b"")
+    m["image sequence, frame 7 is empty"] = (seq[0], "fail")
+    seq = make_sequence(src / "trunc", "trunc.", 1, SEQ_FRAMES)
+    _truncate(seq[3], 0.5)
+    m["image sequence, frame 4 truncated"] = (seq[3 - 3], "fail")
+    seq = make_sequence(src / "size", "size.", 1, SEQ_FRAMES)
+    import OpenImageIO as oiio
+
+    spec = oiio.ImageSpec(32, 18, 3, "half")
+    out = oiio.ImageOutput.create(str(seq[3]))
+    out.open(str(seq[3]), spec)
+    out.write_image(np.zeros((18, 32, 3), np.float32))
+    out.close()
+    m["image sequence, frame 4 has another size"] = (seq[0], "fail")
+    return m
+
+
+def media_timeline(media: dict[str, tuple[Path, str]], path: Path, frames: int = CLIP_FRAMES,
+                   rate: float = 24.0) -> Path:
+    """One clip per source, each using frames 0..frames-1, written as .otio."""
+    import opentimelineio as otio
+
+    tl = otio.schema.Timeline(name="hardening")
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    tl.tracks.append(track)
+    for name, (p, _) in media.items():
+        n = 24 if p.suffix in (".mov", ".mkv", ".mp4") and "good" not in p.name else frames
+        ref = otio.schema.ExternalReference(target_url=otio.url_utils.url_from_filepath(str(p)))
+        track.append(otio.schema.Clip(
+            name=name, media_reference=ref,
+            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                 otio.opentime.RationalTime(n, rate))))
+    otio.adapters.write_to_file(tl, str(path))
+    return path
+
+
+def nearest_model(d: Path) -> Path:
+    from conform_fixtures import make_nearest_x2
+
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / "nearest-x2.onnx"
+    return p if p.exists() else make_nearest_x2(p)
+
+
+def conform_argv(timeline: Path, out: Path, media_dir: Path, model: Path, *extra: str) -> list[str]:
+    return ["-q", "conform", str(timeline), "-o", str(out), "--media-dir", str(media_dir),
+            "--codec", "ffv1", "--model", str(model), "--scale", "2", "--handles", "0",
+            "--device", "cpu", "--threads", "1", "--report", str(out.with_suffix(".json")),
+            *extra]
+
+
+def check_outputs(report: dict, media_dir: Path) -> list[str]:
+    """Problems with a conform's results: every 'done' output decodes completely to the frames
+    it should hold; nothing half-written is left in the output folder."""
+    from conform_fixtures import decode_indices, read_index
+
+    problems = []
+    for c in report["clips"]:
+        if c["status"] != "done":
+            continue
+        out = Path(c["output"])
+        try:
+            if out.is_dir():
+                import OpenImageIO as oiio
+
+                idx = []
+                for f in sorted(out.iterdir()):
+                    buf = oiio.ImageBuf(str(f))
+                    idx.append(read_index(buf.get_pixels(oiio.FLOAT)))
+            else:
+                idx, _, _ = decode_indices(out)
+        except Exception as exc:  # noqa: BLE001 - any decode failure is the finding
+            problems.append(f"{out.name} does not decode: {exc}")
+            continue
+        if idx != list(range(len(idx))) or len(idx) < c["frames"]:
+            problems.append(f"{out.name} holds frames {idx[:5]}...{idx[-3:]} ({len(idx)}), "
+                            f"expected 0..{c['frames'] - 1}")
+    left = [p.name for p in media_dir.rglob("*") if "partial" in p.name or p.name.startswith(".")]
+    if left:
+        problems.append(f"left in the output folder: {left}")
+    return problems
+
+
+def campaign_media(work: Path) -> list[Case]:
+    """A small real conform of good and broken sources: broken clips fail alone (naming their
+    file), good clips render exactly, sources are untouched."""
+    import opentimelineio as otio
+
+    work.mkdir(parents=True, exist_ok=True)
+    media = broken_media(work / "src")
+    tl = media_timeline(media, work / "in.otio")
+    model = nearest_model(work / "models")
+    before = tree_state(work / "src")
+    out, media_dir = work / "out.otio", work / "media"
+    run = run_cli(conform_argv(tl, out, media_dir, model), timeout=300)
+    cases = []
+    if run.exc or run.rc not in (0, 1):
+        return [Case("media", "conform of broken media", "CRASH" if run.exc else "UNCLEAR",
+                     run.exc or run.err[-300:])]
+    report = json.loads(out.with_suffix(".json").read_text())
+    by_name = {c["name"]: c for c in report["clips"]}
+    for name, (path, want) in media.items():
+        c = by_name[name]
+        if want == "done":
+            outcome = "accepted" if c["status"] == "done" else "WRONG"
+            detail = c["reason"] or "rendered"
+        elif want == "clamp":
+            warned = [ln for ln in run.err.splitlines() if "past its media" in ln and
+                      (path.name in ln or name in ln)]
+            outcome = "clip clamped" if c["status"] == "done" and warned else "WRONG"
+            detail = (warned or [f"status {c['status']}: {c['reason']}"])[0]
+        elif c["status"] in ("failed", "missing"):
+            names = {path.name, path.parent.name}
+            ok = any(n in c["reason"] for n in names) or c["media"] and any(
+                n in c["reason"] for n in (Path(c["media"]).name,))
+            outcome = "clip failed" if ok else "UNCLEAR"
+            detail = c["reason"]
+        else:
+            outcome, detail = "WRONG", f"status {c['status']}: {c['reason'] or 'rendered'}"
+        cases.append(Case("media", name, outcome, detail))
+    for problem in check_outputs(report, media_dir):
+        cases.append(Case("media", "outputs", "WRONG", problem))
+    if tree_state(work / "src") != before:
+        cases.append(Case("media", "sources", "DAMAGE", "source media changed"))
+    try:
+        new = otio.adapters.read_from_file(str(out))
+        for clip in new.find_clips():
+            want = media[clip.name][1]
+            url = clip.media_reference.target_url if hasattr(clip.media_reference,
+                                                             "target_url") else ""
+            relinked = str(media_dir) in (url or "") or isinstance(
+                clip.media_reference, otio.schema.ImageSequenceReference)
+            if (want != "fail") != relinked:
+                cases.append(Case("media", f"timeline: {clip.name}", "WRONG",
+                                  "relinked" if relinked else "not relinked"))
+    except Exception as exc:  # noqa: BLE001
+        cases.append(Case("media", "output timeline", "WRONG", f"unreadable: {exc}"))
+    return cases

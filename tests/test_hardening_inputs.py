@@ -1,0 +1,69 @@
+"""Malformed-input corpus (short CI version): broken timelines, models and media never crash,
+each gives one clear line naming the file (or a per-clip failure) and damages nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "reliability"))
+
+import campaigns as C  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not C.TIMELINES.is_dir(), reason="shared/timelines not present")
+
+
+def _bad(cases):
+    return [c for c in cases if not c.ok]
+
+
+def test_mutated_real_timelines_plan_or_fail_clearly(tmp_path):
+    # One file per format family keeps this short; the long campaign mutates every file.
+    files = [C.TIMELINES / "otio" / "nested_example.otio",
+             C.TIMELINES / "otio" / "transition.otio",
+             C.TIMELINES / "edl" / "cdl.edl",
+             C.TIMELINES / "edl" / "25fps.edl",
+             C.TIMELINES / "fcp7xml" / "sample_just_track.xml"]
+    cases = C.campaign_timelines(tmp_path, per_file=12, seed=7, files=files)
+    assert len(cases) == 60
+    assert not _bad(cases), _bad(cases)
+    outcomes = {c.outcome for c in cases}
+    assert outcomes == {"accepted", "clear error"}  # both paths are really exercised
+
+
+def test_timeline_without_tracks_is_a_clear_error_not_a_segfault(tmp_path):
+    # OTIO 0.18.1 segfaults in video_tracks() on "tracks": null (found by the campaign).
+    doc = json.loads((C.TIMELINES / "otio" / "simple_cut.otio").read_text())
+    doc["tracks"] = None
+    bad = tmp_path / "no_tracks.otio"
+    bad.write_text(json.dumps(doc))
+    run = C.run_cli(["conform", str(bad), "-o", str(tmp_path / "o.otio"),
+                     "--media-dir", str(tmp_path / "m"), "--dry-run"])
+    assert run.rc == 2 and run.error_lines == [
+        f"kwaflux: error: {bad}: holds a timeline without a track stack"]
+
+
+def test_broken_models_one_clear_line_no_output(tmp_path):
+    cases = C.campaign_models(tmp_path)
+    assert len(cases) >= 70
+    assert not _bad(cases), _bad(cases)
+    # NaN weights: a clear refusal, never silent black frames.
+    nan = [c for c in cases if c.name in ("NaN weights [upscale]", "Inf weights [upscale]",
+                                          "NaN weights (denoise model) [upscale --denoise-model]")]
+    assert len(nan) == 3 and all("NaN or infinite" in c.detail for c in nan), nan
+    assert not (tmp_path / "models" / "UNPICKLED").exists()
+
+
+def test_broken_media_fail_their_clips_alone(tmp_path):
+    cases = C.campaign_media(tmp_path)
+    assert not _bad(cases), _bad(cases)
+    by = {c.name: c for c in cases}
+    assert by["good video"].outcome == by["good sequence"].outcome == "accepted"
+    assert "gap.0006.exr: frame is missing" in by["image sequence with frame 6 missing"].detail
+    assert "32x18" in by["image sequence, frame 4 has another size"].detail
+    assert "garbled.mkv" in by["ffv1 mkv with 200 flipped bytes"].detail
+    assert sum(c.outcome == "clip failed" for c in cases) >= 10
