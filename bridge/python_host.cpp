@@ -208,6 +208,11 @@ std::string ensure_python_locked() {
       // Give the GIL back; every render takes it with PyGILState_Ensure.
       PyEval_SaveThread();
     }
+    // Python now holds pointers into this binary (pybind11's internals, capsule destructors):
+    // keep it mapped even if the host unloads the plugin.
+    Dl_info self{};
+    if (dladdr(reinterpret_cast<void*>(&bundle_dir), &self) && self.dli_fname)
+      dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
     g_state = State::Started;
     log_line(std::string(g_reused_host_python ? "adopted the host's Python " : "started Python ") +
              Py_GetVersion() + " for " + c.python);

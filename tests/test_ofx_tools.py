@@ -23,6 +23,12 @@ def test_bundle_exports_only_the_ofx_entry_points():
     assert names == ["OfxGetNumberOfPlugins", "OfxGetPlugin"]
 
 
+def test_bundle_carries_an_icon_per_effect():
+    resources = ofx_tools.installed_bundle() / "Contents" / "Resources"
+    for plugin in ("org.kwaflux.Denoise", "org.kwaflux.SuperResolution"):
+        assert (resources / f"{plugin}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.parametrize("plugin", ["org.kwaflux.Denoise", "org.kwaflux.SuperResolution"])
 def test_every_numeric_param_has_range_and_display_range(tmp_path, plugin):
     proc = run_host(["--plugin", plugin, "--list"], tmp_path)

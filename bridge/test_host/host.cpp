@@ -748,9 +748,16 @@ void print_params(Effect& e) {
     std::printf("param %s type=%s", p->name.c_str(), p->type.c_str());
     for (const char* key : {kOfxParamPropDefault, kOfxParamPropMin, kOfxParamPropMax,
                             kOfxParamPropDisplayMin, kOfxParamPropDisplayMax}) {
-      if (!p->props.has(key)) continue;
-      std::string v = p->props.get_string(key);
-      if (v.empty()) v = std::to_string(p->props.get_double(key));
+      std::string v;
+      {
+        std::lock_guard<std::mutex> lock(p->props.mutex);
+        auto it = p->props.props.find(key);
+        if (it == p->props.props.end() || it->second.size() == 0) continue;
+        const Property& q = it->second;
+        if (q.kind == Property::String) v = "'" + q.s[0] + "'";
+        else if (q.kind == Property::Double) v = std::to_string(q.d[0]);
+        else if (q.kind == Property::Int) v = std::to_string(q.i[0]);
+      }
       std::printf(" %s=%s", key + std::strlen("OfxParamProp"), v.c_str());
     }
     std::printf("\n");
