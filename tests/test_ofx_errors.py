@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,20 @@ def test_missing_venv(tmp_path, frame):
     msg = persistent_message(proc)
     assert "gone/bin/python not found" in msg and "kwaflux ofx install" in msg
     assert "gone/bin/python not found" in (tmp_path / "logs" / "ofx.log").read_text()
+
+
+def test_venv_without_kwaflux(tmp_path, frame):
+    # A real Python 3.11 venv that lacks our packages: Python starts, the import fails, the
+    # host is told why on every frame and keeps going.
+    venv = tmp_path / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    bundle = ofx_tools.install(tmp_path / "plugins", python=str(venv / "bin" / "python"))
+    proc = host(tmp_path, frame, SR, "--frames", "2", bundle=bundle)
+    assert_survived(proc)
+    assert proc.stdout.count("status=1") == 2
+    msg = persistent_message(proc)
+    assert f"cannot import kwaflux_ofx with {venv}/bin/python" in msg
+    assert "ModuleNotFoundError" in msg
 
 
 def test_broken_model_file(tmp_path, frame):
