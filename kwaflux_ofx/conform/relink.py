@@ -75,7 +75,8 @@ class MediaIndex:
             for dirpath, dirnames, filenames in os.walk(root):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):
-                    if name.startswith("."):
+                    # macOS resource forks and our own unfinished outputs are never media
+                    if name.startswith("._") or name == ".DS_Store" or "kwaflux-partial" in name:
                         continue
                     full = os.path.join(dirpath, name)
                     self.by_name.setdefault(name.lower(), []).append(full)

@@ -125,9 +125,15 @@ def _run_local(units: list[WorkUnit], settings: ConformSettings, engine, prog: P
     with concurrent.futures.ThreadPoolExecutor(settings.jobs,
                                                thread_name_prefix="kwaflux-unit") as pool:
         futures = {pool.submit(one, u): u for u in units}
+        pending = set(futures)
         try:
-            for fut in concurrent.futures.as_completed(futures):
-                results[futures[fut].id] = fut.result()
+            while pending:
+                # Wake up twice a second: a Ctrl-C may be delivered to another thread, and the
+                # main thread only acts on it when it runs Python code.
+                done, pending = concurrent.futures.wait(
+                    pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
+                for fut in done:
+                    results[futures[fut].id] = fut.result()
         except (KeyboardInterrupt, Cancelled):
             stop.set()  # every unit stops at its next frame and removes its temp file
             for f in futures:

@@ -1,0 +1,153 @@
+"""Conform safety: kill -9 and rerun, Ctrl-C, safe output names, never writing next to sources."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import opentimelineio as otio
+import pytest
+from conform_fixtures import decode_indices, make_nearest_x2, make_video, tree_checksums
+
+from kwaflux_ofx.conform import run_conform
+from kwaflux_ofx.errors import KwafluxError
+
+RT = otio.opentime.RationalTime
+TR = otio.opentime.TimeRange
+
+
+def clip(name, url, start, dur, rate=24.0):
+    ref = otio.schema.ExternalReference(target_url=url) if url else otio.schema.MissingReference()
+    return otio.schema.Clip(name=name, media_reference=ref,
+                            source_range=TR(RT(start, rate), RT(dur, rate)))
+
+
+def timeline(path, *clips):
+    tl = otio.schema.Timeline("t")
+    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    tl.tracks.append(track)
+    for c in clips:
+        track.append(c)
+    otio.adapters.write_to_file(tl, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return str(make_nearest_x2(tmp_path_factory.mktemp("model") / "nearest_x2.onnx"))
+
+
+def popen(*args):
+    return subprocess.Popen([sys.executable, "-m", "kwaflux_ofx.cli", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def wait_for_frames(proc, unit, at_least):
+    """Read JSON progress until `unit` has rendered `at_least` frames (and is not finished)."""
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        ev = json.loads(line)
+        if ev["event"] == "frames" and ev["unit"] == unit and at_least <= ev["done"] < ev["total"]:
+            return ev
+        if ev["event"] == "unit_done" and ev["unit"] == unit or time.monotonic() > deadline:
+            break
+    raise AssertionError("the conform finished before it could be interrupted")
+
+
+def make_job(tmp_path, long_frames=600):
+    src = tmp_path / "src"
+    make_video(src / "short.mov", 30, 24, "01:00:00:00")
+    make_video(src / "long.mov", long_frames, 24, "02:00:00:00", size=(192, 108))
+    tl = timeline(tmp_path / "in.otio",
+                  clip("short", "file:///elsewhere/short.mov", 86400 + 5, 20),
+                  clip("long", "file:///elsewhere/long.mov", 172800, long_frames))
+    args = [tl, "-o", tmp_path / "out.otio", "--media-dir", tmp_path / "media",
+            "--search-path", src, "--codec", "prores_422hq", "--handles", "2",
+            "--report", tmp_path / "report.json"]
+    return src, args
+
+
+def test_kill9_then_rerun_finishes(tmp_path, model):
+    src, args = make_job(tmp_path)
+    before = tree_checksums(src)
+    proc = popen("conform", *args, "--model", model, "--progress", "json")
+    try:
+        wait_for_frames(proc, unit=1, at_least=20)
+        partial = tmp_path / "media" / ".long.kwaflux-partial.mov"
+        assert partial.exists()  # mid-write: the unfinished output is under its temp name
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "media" / "long.mov").exists()
+    assert (tmp_path / "media" / "short.mov").exists()  # finished before the kill
+    assert not (tmp_path / "out.otio").exists()
+    short_mtime = (tmp_path / "media" / "short.mov").stat().st_mtime_ns
+
+    rerun = subprocess.run([sys.executable, "-m", "kwaflux_ofx.cli", "conform",
+                            *map(str, args), "--model", model, "--progress", "none"],
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    by_name = {c["name"]: c for c in report["clips"]}
+    assert by_name["short"]["status"] == "done"
+    assert "already complete" in by_name["short"]["reason"]  # skipped, not redone
+    assert (tmp_path / "media" / "short.mov").stat().st_mtime_ns == short_mtime
+    assert by_name["long"]["status"] == "done" and by_name["long"]["reason"] == ""
+    idx, size, tc = decode_indices(tmp_path / "media" / "long.mov")
+    assert idx == list(range(600)) and size == (384, 216) and tc == "02:00:00:00"
+    idx, size, tc = decode_indices(tmp_path / "media" / "short.mov")
+    assert idx == list(range(3, 27)) and tc == "01:00:00:03"
+    assert sorted(os.listdir(tmp_path / "media")) == ["long.mov", "short.mov"]  # no temp left
+    assert tree_checksums(src) == before
+
+
+def test_ctrl_c_stops_cleanly(tmp_path, model):
+    src, args = make_job(tmp_path)
+    proc = popen("conform", *args, "--model", model, "--progress", "json")
+    try:
+        wait_for_frames(proc, unit=1, at_least=10)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "kwaflux: interrupted"
+    assert "Traceback" not in err
+    # the unfinished output's temp file is gone, the finished one stays, no timeline written
+    assert sorted(os.listdir(tmp_path / "media")) == ["short.mov"]
+    assert not (tmp_path / "out.otio").exists()
+
+
+def test_output_names_cannot_escape_media_dir(tmp_path, model):
+    src = tmp_path / "src"
+    make_video(src / "x.mov", 10, 24)
+    make_video(src / "..weird name; $(rm).mov", 10, 24)
+    tl = timeline(tmp_path / "in.otio",
+                  clip("../../x", None, 0, 5),  # an EDL-style clip name, relinked by name
+                  clip("odd", "file:///far/away/..weird%20name;%20$(rm).mov", 0, 5))
+    media = tmp_path / "deep" / "media"
+    report = run_conform(tl, tmp_path / "o.otio", media, search_paths=[src], model=model,
+                         codec="ffv1", handles=0)
+    assert report["summary"]["done"] == 2
+    outputs = sorted(os.listdir(media))
+    assert outputs == ["weird_name_rm.mkv", "x.mkv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep", "in.otio", "o.otio", "src"]
+
+
+def test_refuses_to_write_next_to_sources(tmp_path, model):
+    src = tmp_path / "src"
+    make_video(src / "a.mov", 10, 24)
+    tl = timeline(tmp_path / "in.otio", clip("a", "a.mov", 0, 5))
+    before = tree_checksums(src)
+    with pytest.raises(KwafluxError, match="folder of the source media"):
+        run_conform(tl, tmp_path / "o.otio", src, search_paths=[src], model=model)
+    with pytest.raises(KwafluxError, match="overwrite the input timeline"):
+        run_conform(tl, tl, tmp_path / "m", search_paths=[src], model=model)
+    assert tree_checksums(src) == before
