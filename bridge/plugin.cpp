@@ -287,6 +287,9 @@ bool read_image(OfxPropertySetHandle img, kwaflux::HostImage& out) {
       g.prop->propGetString(img, kOfxImageEffectPropPixelDepth, 0, &depth) != kOfxStatOK ||
       g.prop->propGetString(img, kOfxImageEffectPropComponents, 0, &comps) != kOfxStatOK)
     return false;
+  char* premult = nullptr;
+  if (g.prop->propGetString(img, kOfxImageEffectPropPreMultiplication, 0, &premult) == kOfxStatOK && premult)
+    out.premultiplication = premult;
   out.row_bytes = row_bytes;
   out.depth = depth ? depth : "";
   std::string c = comps ? comps : "";

@@ -298,6 +298,7 @@ std::string render(const RenderCall& call) {
       params["time"] = call.time;
       params["host_multires"] = call.host_multires;
       params["host_name"] = call.host_name;
+      params["premultiplication"] = call.src.premultiplication;
       for (const ParamValue& p : call.params) {
         switch (p.kind) {
           case ParamValue::Double: params[p.name.c_str()] = p.d; break;

@@ -15,6 +15,7 @@ from kwaflux_ofx.errors import KwafluxError
 
 log = logging.getLogger(__name__)
 
+UNPREMULTIPLIED = "OfxImageAlphaUnPremultiplied"
 Rect = tuple[int, int, int, int]  # x1, y1, x2, y2 in OFX pixel coordinates (y counts up)
 
 # One Engine per (device, tile size): shared by every render thread and every effect instance,
@@ -82,10 +83,15 @@ def _engine_args(params: dict) -> tuple[Engine, int, dict]:
     tile = int(params.get("tileSize", 0))
     engine = engine_for(device, None if tile <= 0 else max(MIN_TILE, tile))
     model = str(params.get("model", "")).strip() or None
+    # Straight alpha only when the host says so; OFX images are premultiplied by default.
+    premultiplied = params.get("premultiplication") != UNPREMULTIPLIED
     if params["effect"] == "denoise":
-        return engine, 1, {"scale": 1, "denoise": float(params["strength"]), "denoise_model": model}
+        strength = float(params["strength"])
+        kwargs = {"scale": 1, "denoise": strength, "denoise_model": model}
+        return engine, 1, kwargs | {"premultiplied": premultiplied}
     scale = 4 if str(params.get("scale", "2x")).startswith("4") else 2
-    return engine, scale, {"scale": scale, "denoise": float(params["denoise"]), "sr_model": model}
+    kwargs = {"scale": scale, "denoise": float(params["denoise"]), "sr_model": model}
+    return engine, scale, kwargs | {"premultiplied": premultiplied}
 
 
 def render(src: np.ndarray, dst: np.ndarray, params: dict) -> float:

@@ -137,6 +137,15 @@ def test_render_scale_is_honoured(tmp_path, models, engine):
     assert bounds(proc) == (0, 0, 18, 12)
 
 
+def test_straight_alpha_is_passed_to_the_engine(tmp_path, models, engine):
+    img = picture(6, 9, 4, np.float32, seed=29)
+    render(tmp_path, img, SR, {"model": models["sr"]}, "--unpremultiplied")
+    out = np.load(tmp_path / "out.npy")
+    straight = engine.process(img, scale=2, sr_model=models["sr"], premultiplied=False)
+    np.testing.assert_array_equal(out, straight)
+    assert not np.array_equal(out, engine.process(img, scale=2, sr_model=models["sr"]))
+
+
 def test_split_view(tmp_path, models, engine):
     img = picture(8, 10, 4, np.float32, seed=17)
     render(tmp_path, img, SR, {"model": models["sr"], "splitView": 1})

@@ -253,6 +253,7 @@ struct Options {
   std::vector<std::pair<std::string, std::string>> params;
   bool multires = true, negative_rowbytes = false, list = false, doctor = false;
   bool disconnect_source = false, emulate_resolve = false, same_buffers = false;
+  bool unpremultiplied = false;
   int offset_x = 0, offset_y = 0, row_pad = 0, threads = 1, frames = 1, scale_down = 1;
 };
 Options g_opt;
@@ -408,11 +409,13 @@ OfxStatus clipGetImage(OfxImageClipHandle h, OfxTime t, const OfxRectD*, OfxProp
   img->set_string(kOfxImageEffectPropComponents,
                         {b.channels == 4 ? kOfxImageComponentRGBA : kOfxImageComponentRGB});
   img->set_string(kOfxImageEffectPropPreMultiplication,
-                        {b.channels == 4 ? kOfxImagePreMultiplied : kOfxImageOpaque});
+                        {b.channels != 4           ? kOfxImageOpaque
+                         : g_opt.unpremultiplied ? kOfxImageUnPreMultiplied
+                                                 : kOfxImagePreMultiplied});
   double rs = 1.0 / g_opt.scale_down;
   img->set_double(kOfxImageEffectPropRenderScale, {rs, rs});
   img->set_double(kOfxImagePropPixelAspectRatio, {1.0});
-  img->set_string(kOfxImagePropField, {"OfxImageFieldNone"});
+  img->set_string(kOfxImagePropField, {"OfxFieldNone"});
   img->set_string(kOfxImagePropUniqueIdentifier, {c->name + std::to_string(k)});
   *out = img->handle();
   return kOfxStatOK;
@@ -784,7 +787,7 @@ void usage() {
                "  [--input IN.npy --output OUT.npy] [--param NAME=VALUE]... [--context filter|general]\n"
                "  [--multires 0|1] [--resolve] [--negative-rowbytes] [--offset X,Y] [--row-pad N]\n"
                "  [--render-scale-down K] [--threads N] [--frames N] [--host-python LIBPYTHON]\n"
-               "  [--disconnect-source] [--same-buffers]\n");
+               "  [--disconnect-source] [--same-buffers] [--unpremultiplied]\n");
   std::exit(2);
 }
 
@@ -819,6 +822,7 @@ void parse(int argc, char** argv) {
     else if (a == "--frames") g_opt.frames = std::max(1, std::stoi(next()));
     else if (a == "--host-python") g_opt.host_python = next();
     else if (a == "--disconnect-source") g_opt.disconnect_source = true;
+    else if (a == "--unpremultiplied") g_opt.unpremultiplied = true;  // straight alpha
     else if (a == "--same-buffers") g_opt.same_buffers = true;  // one image pair for all frames
     else if (a == "--param") {
       std::string kv = next();
@@ -1080,7 +1084,7 @@ int main(int argc, char** argv) {
       Frame& f = inst.frames[frame_index(&inst, t)];
       PropertySet in, id_out;
       in.set_double(kOfxPropTime, {double(t)});
-      in.set_string(kOfxImageEffectPropFieldToRender, {"OfxImageFieldNone"});
+      in.set_string(kOfxImageEffectPropFieldToRender, {"OfxFieldNone"});
       in.set_int(kOfxImageEffectPropRenderWindow,
                  {dst_bounds.x1, dst_bounds.y1, dst_bounds.x2, dst_bounds.y2});
       in.set_double(kOfxImageEffectPropRenderScale, {rs, rs});
