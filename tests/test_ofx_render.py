@@ -166,8 +166,15 @@ def test_many_render_threads_on_one_instance(tmp_path, models, engine):
         np.testing.assert_array_equal(np.load(tmp_path / f"out.{t}.npy"), ref)
 
 
-def test_reuses_a_host_python_of_the_same_version(tmp_path, models, engine):
-    libpython = Path(sysconfig.get_config_var("LIBDIR")) / sysconfig.get_config_var("INSTSONAME")
+OUR_LIBPYTHON = Path(sysconfig.get_config_var("LIBDIR")) / sysconfig.get_config_var("INSTSONAME")
+# A distribution's own build of the same version, as a host linked to it would load.
+DISTRO_LIBPYTHON = Path("/usr/lib/x86_64-linux-gnu") / sysconfig.get_config_var("INSTSONAME")
+
+
+@pytest.mark.parametrize("libpython", [OUR_LIBPYTHON, DISTRO_LIBPYTHON], ids=["ours", "distro"])
+def test_reuses_a_host_python_of_the_same_version(tmp_path, models, engine, libpython):
+    if not libpython.is_file():
+        pytest.skip(f"{libpython} not installed")
     img = picture(6, 8, 3, np.float32, seed=23)
     proc = render(tmp_path, img, SR, {"model": models["sr"]}, "--host-python", str(libpython))
     assert "host python 3.11" in proc.stdout
