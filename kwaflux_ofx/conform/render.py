@@ -43,6 +43,8 @@ def output_is_complete(unit: WorkUnit) -> bool:
     """A finished output from an earlier run: right frame count and size (anything else is redone)."""
     if not os.path.exists(unit.output):
         return False
+    if os.path.islink(unit.output):
+        return False  # we never write links: one planted here would relink the clip elsewhere
     codec = CODECS[unit.codec]
     try:
         if codec.kind == "sequence":
