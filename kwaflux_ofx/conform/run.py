@@ -144,8 +144,12 @@ def _run_local(units: list[WorkUnit], settings: ConformSettings, engine, prog: P
 
 def dask_render_unit(unit: WorkUnit, settings: ConformSettings) -> dict:
     """The task a Dask worker runs: one unit with the worker's shared engine."""
+    from distributed import get_worker
+
     engine = shared_engine(settings.device, settings.threads)
-    return render_unit(unit, settings, make_processor(engine, settings))
+    result = render_unit(unit, settings, make_processor(engine, settings))
+    result["worker"] = get_worker().address
+    return result
 
 
 def _run_dask(units: list[WorkUnit], settings: ConformSettings, prog: Progress) -> dict:
