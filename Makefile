@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.kwaflux-installed
 
 .PHONY: demo test install bench lint clean
 
-$(STAMP): pyproject.toml CMakeLists.txt $(wildcard bridge/*.cpp bridge/*.h bridge/*/*.h bridge/*/*.cpp bridge/*/*.c)
+$(STAMP): pyproject.toml CMakeLists.txt $(wildcard bridge/*.cpp bridge/*.h bridge/*/*.h bridge/*/*.cpp bridge/*/*.c bridge/CMakeLists.txt bridge/exports.map bridge/resources/*)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q -e '.[test]'
