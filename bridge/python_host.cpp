@@ -38,6 +38,14 @@ PyObject* g_entry = nullptr;     // kwaflux_ofx.ofx_entry, kept for the life of 
 bool g_reused_host_python = false;
 Config g_config;
 
+std::mutex g_log_mutex;  // guards g_log_dir and the log file
+std::string g_log_dir;   // set once the config is read; render threads log concurrently
+
+void set_log_dir(const std::string& dir) {
+  std::lock_guard<std::mutex> lock(g_log_mutex);
+  g_log_dir = dir;
+}
+
 bool is_file(const std::string& p) {
   struct stat st;
   return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
@@ -158,6 +166,7 @@ std::string ensure_python_locked() {
   if (g_state == State::NotStarted) {
     g_config = load_config();
     const Config& c = g_config;
+    set_log_dir(c.log_dir);
     std::string where = c.config_path.empty() ? "no " + c.bundle_dir + "/Contents/Resources/kwaflux.cfg"
                                               : c.config_path;
     if (c.python.empty())
@@ -259,9 +268,8 @@ py::tuple rect(const OfxRectI& r) { return py::make_tuple(r.x1, r.y1, r.x2, r.y2
 }  // namespace
 
 std::string log_line(const std::string& line) {
-  static std::mutex log_mutex;
-  std::lock_guard<std::mutex> lock(log_mutex);
-  std::string dir = g_config.log_dir.empty() ? default_log_dir() : g_config.log_dir;
+  std::lock_guard<std::mutex> lock(g_log_mutex);
+  std::string dir = g_log_dir.empty() ? default_log_dir() : g_log_dir;
   // mkdir -p
   for (size_t k = 1; k <= dir.size(); ++k)
     if (k == dir.size() || dir[k] == '/') mkdir(dir.substr(0, k).c_str(), 0755);
