@@ -379,7 +379,7 @@ class VideoWriter:
 
     def __init__(self, path: str, codec: CodecSpec, width: int, height: int, rate: float,
                  start_tc: int | None, high_bit: bool, color: dict | None = None,
-                 alpha: bool = False):
+                 alpha: bool = False, audio_from: tuple[str, float, float] | None = None):
         import av
 
         if width < codec.min_size[0] or height < codec.min_size[1]:
@@ -411,6 +411,44 @@ class VideoWriter:
             self.container.metadata["timecode"] = tc
         self.in_fmt = None
         self.frames = 0
+        if audio_from is not None:
+            self._copy_audio(*audio_from)
+
+    def _copy_audio(self, source: str, t0: float, t1: float) -> None:
+        """Copy the source's first audio stream for [t0, t1) seconds, packets untouched.
+
+        Audio goes in before any video: it is small, and the muxer's interleaving queue then
+        holds only audio while the video streams in.
+        """
+        import av
+
+        with av.open(source) as src:
+            if not src.streams.audio:
+                return
+            a_in = src.streams.audio[0]
+            try:
+                a_out = self.container.add_stream_from_template(a_in)
+            except (ValueError, av.error.FFmpegError) as exc:
+                log.warning("%s: audio (%s) not copied: %s", self.path, a_in.codec_context.name,
+                            exc)
+                return
+            tb = a_in.time_base
+            first = a_in.start_time or 0
+            offset = first + int(t0 / tb)
+            end = first + int(t1 / tb)
+            if t0 > 0:
+                src.seek(offset, stream=a_in, backward=True)
+            for packet in src.demux(a_in):
+                if packet.pts is None or packet.size == 0:
+                    continue
+                if packet.pts < offset:
+                    continue
+                if packet.pts >= end:
+                    break
+                packet.pts -= offset
+                packet.dts = packet.pts if packet.dts is None else packet.dts - offset
+                packet.stream = a_out
+                self.container.mux(packet)
 
     def write(self, array: np.ndarray) -> None:
         import av

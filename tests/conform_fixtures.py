@@ -56,7 +56,8 @@ def read_index(frame: np.ndarray) -> int:
 
 def make_video(path: str | os.PathLike, frames: int, rate: float = 24.0,
                start_tc: str | None = None, codec: str = "mjpeg", first_index: int = 0,
-               size: tuple[int, int] = (W, H)) -> Path:
+               size: tuple[int, int] = (W, H), audio: bool = False, color: bool = False,
+               frame_fn=None) -> Path:
     """A stand-in clip: frame k shows index first_index + k; timecode as given."""
     import av
 
@@ -80,8 +81,26 @@ def make_video(path: str | os.PathLike, frames: int, rate: float = 24.0,
             s.options = {"g": "12", "crf": "10"}
         if start_tc:
             s.metadata["timecode"] = start_tc
+        if color:  # BT.709 tags, as cameras and NLEs write them
+            cc = s.codec_context
+            cc.color_primaries, cc.color_trc, cc.colorspace = 1, 1, 1
+        a = c.add_stream("pcm_s16le", rate=48000, layout="mono") if audio else None
+        if a is not None:
+            # one 1 kHz tone per second, so a copied span has a known length
+            n = int(round(frames / rate * 48000))
+            t = np.arange(n) / 48000.0
+            pcm = (np.sin(2 * np.pi * 1000 * t) * 8000).astype(np.int16)[None, :]
+            af = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+            af.sample_rate = 48000
+            af.pts = 0
+            for p in a.encode(af):
+                c.mux(p)
+            for p in a.encode():
+                c.mux(p)
         for k in range(frames):
-            frame = av.VideoFrame.from_ndarray(index_frame(first_index + k, w, h), format="rgb24")
+            img = frame_fn(k) if frame_fn else index_frame(first_index + k, w, h)
+            fmt = "rgb48le" if img.dtype == np.uint16 else "rgb24"
+            frame = av.VideoFrame.from_ndarray(img, format=fmt)
             frame.pts = k
             for p in s.encode(frame):
                 c.mux(p)

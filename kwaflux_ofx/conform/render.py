@@ -88,18 +88,17 @@ def render_unit(unit: WorkUnit, settings: ConformSettings, process: Callable,
         return {"status": "done", "reason": "already complete (kept from an earlier run)",
                 "frames": unit.frames, "seconds": 0.0}
     stop = stop or threading.Event()
-    codec = CODECS[unit.codec]
     tmp = temp_path(unit)
     _remove(tmp)  # a partial file left by a killed run
     os.makedirs(os.path.dirname(unit.output), exist_ok=True)
     info = unit.media
     keep_alpha = info.channels == 4 and unit.codec in ("prores_4444", "exr", "png", "tiff")
-    if codec.kind == "video":
-        writer = VideoWriter(tmp, codec, unit.out_width, unit.out_height, info.rate, unit.start_tc,
-                             high_bit=info.bits > 8, color=info.color, alpha=keep_alpha)
-    else:
-        writer = SequenceWriter(tmp, unit.stem, codec, first_number=unit.start_tc, rate=info.rate,
-                                start_tc=unit.start_tc)
+    try:
+        writer = _open_writer(unit, tmp, keep_alpha)
+    except (KwafluxError, OSError, ValueError) as exc:
+        _remove(tmp)
+        return {"status": "failed", "reason": str(exc).splitlines()[0], "frames": 0,
+                "seconds": time.perf_counter() - t0}
     pending: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
     failure: list[BaseException] = []
     pool = concurrent.futures.ThreadPoolExecutor(max(1, infer_workers),
@@ -181,3 +180,15 @@ def render_unit(unit: WorkUnit, settings: ConformSettings, process: Callable,
         if not ok:
             _remove(tmp)
     return {"status": "done", "reason": "", "frames": written, "seconds": time.perf_counter() - t0}
+
+def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool):
+    """The writer for a unit's temp output; audio is copied through for the same span."""
+    codec = CODECS[unit.codec]
+    info = unit.media
+    if codec.kind == "video":
+        audio = (info.path, unit.start / info.rate, unit.stop / info.rate) if info.has_audio else None
+        return VideoWriter(tmp, codec, unit.out_width, unit.out_height, info.rate, unit.start_tc,
+                           high_bit=info.bits > 8, color=info.color, alpha=keep_alpha,
+                           audio_from=audio)
+    return SequenceWriter(tmp, unit.stem, codec, first_number=unit.start_tc, rate=info.rate,
+                          start_tc=unit.start_tc)

@@ -1,0 +1,144 @@
+"""Conform media details: audio copied through, 10-bit kept, colour tags kept, frame mapping."""
+
+from __future__ import annotations
+
+import math
+
+import av
+import numpy as np
+import opentimelineio as otio
+import pytest
+from conform_fixtures import (
+    decode_indices,
+    make_nearest_x2,
+    make_sequence,
+    make_video,
+    read_index,
+)
+
+from kwaflux_ofx.conform import run_conform
+from kwaflux_ofx.conform.plan import choose_origin
+from kwaflux_ofx.conform.timeline import ClipUse
+from kwaflux_ofx.mediaio import MediaInfo, probe, read_frames
+
+RT = otio.opentime.RationalTime
+TR = otio.opentime.TimeRange
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return str(make_nearest_x2(tmp_path_factory.mktemp("model") / "nearest_x2.onnx"))
+
+
+def one_clip_timeline(path, ref, start, dur, rate=24.0, name="c"):
+    tl = otio.schema.Timeline("t")
+    tr = otio.schema.Track()
+    tl.tracks.append(tr)
+    tr.append(otio.schema.Clip(name=name, media_reference=ref,
+                               source_range=TR(RT(start, rate), RT(dur, rate))))
+    otio.adapters.write_to_file(tl, str(path))
+    return path
+
+
+def test_audio_is_copied_for_the_rendered_span(tmp_path, model):
+    src = make_video(tmp_path / "src" / "a.mov", 96, 24, "00:00:10:00", audio=True)
+    tl = one_clip_timeline(tmp_path / "t.otio", otio.schema.ExternalReference("a.mov"),
+                           240 + 24, 24)
+    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", search_paths=[src.parent],
+                      model=model, codec="prores_422hq", handles=0)
+    out = rep["clips"][0]["output"]
+    with av.open(out) as c:
+        assert len(c.streams.audio) == 1
+        a = c.streams.audio[0]
+        samples = sum(f.samples for f in c.decode(a))
+    assert abs(samples - 48000) <= 1024  # one second of 48 kHz audio for 24 frames at 24 fps
+    assert decode_indices(out)[0] == list(range(24, 48))
+
+
+def test_ten_bit_source_stays_ten_bit(tmp_path):
+    """A 10-bit ProRes gradient with 1024 levels through a pass-through (scale 1) conform keeps
+    more levels than 8 bits could hold."""
+    w, h = 1024, 8
+
+    def gradient(_k):
+        row = (np.arange(w, dtype=np.uint32) * 64).astype(np.uint16)  # 10-bit codes as 16-bit
+        return np.repeat(np.repeat(row[None, :, None], h, 0), 3, 2)
+
+    src = make_video(tmp_path / "src" / "g.mov", 3, 24, codec="prores_ks", size=(w, h),
+                     frame_fn=gradient, color=True)
+    assert probe(src).bits == 10
+    tl = one_clip_timeline(tmp_path / "t.otio", otio.schema.ExternalReference("g.mov"), 0, 3)
+    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", search_paths=[src.parent],
+                      scale=1, codec="prores_422hq", handles=0)
+    info = probe(rep["clips"][0]["output"])
+    assert info.bits == 10 and info.pix_fmt == "yuv422p10le"
+    frame = dict(read_frames(info, 1, 2))[1]
+    assert frame.dtype == np.uint16
+    assert len(np.unique(frame[4, :, 1] >> 6)) > 600  # 8 bits would give at most 256
+    # BT.709 tags carried over
+    assert (info.color["color_primaries"], info.color["color_trc"],
+            info.color["colorspace"]) == (1, 1, 1)
+
+
+def test_sequence_counted_by_first_frame_number(tmp_path, model):
+    """No timecode in the files: the NLE counts an image sequence by its frame numbers
+    (file plate.1001 is frame 0), and the output keeps that numbering."""
+    make_sequence(tmp_path / "src", "plate.", 1001, 40, ext=".png", padding=4)
+    ref = otio.schema.ImageSequenceReference(
+        target_url_base="/mnt/show/plates/", name_prefix="plate.", name_suffix=".png",
+        start_frame=1001, frame_zero_padding=4, rate=24,
+        available_range=TR(RT(1001, 24), RT(40, 24)))
+    tl = one_clip_timeline(tmp_path / "t.otio", ref, 1010, 10)
+    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", search_paths=[tmp_path / "src"],
+                      model=model, codec="exr", handles=2)
+    assert rep["summary"]["done"] == 1
+    out = rep["clips"][0]["output"]
+    info = probe(sorted(p for p in (tmp_path / "m" / "plate").iterdir())[0])
+    assert info.first_number == 1008 and info.frames == 14 and info.width == 128
+    idx = [read_index(f) for _, f in read_frames(info, 0, info.frames)]
+    assert idx == list(range(7, 21))
+    new = otio.adapters.read_from_file(str(tmp_path / "o.otio")).find_clips()[0]
+    ref = new.media_reference
+    assert isinstance(ref, otio.schema.ImageSequenceReference)
+    assert ref.start_frame == 1008 and ref.available_range == TR(RT(1008, 24), RT(14, 24))
+    # OTIO maps the clip's first frame to the right new file
+    assert ref.target_url_for_image_number(2).endswith("plate.0001010.exr")
+    assert out.endswith("plate")
+
+
+def _info(rate, frames, tc=None):
+    return MediaInfo(path="x.mov", kind="video", width=64, height=36, channels=3, rate=rate,
+                     frames=frames, start_tc=tc, bits=8)
+
+
+@pytest.mark.parametrize("clip_rate,media_rate,start,dur,tc,avail,first,last", [
+    # same rate, timecode origin: 01:00:04:05 in media starting 01:00:00:00
+    (24, 24, 86501, 31, 86400, None, 101, 132),
+    # NTSC written two ways: frame numbers map 1:1 whatever the rounding
+    (23.976, 24000 / 1001, 120717, 75, 120700, None, 17, 92),
+    # a 15 fps sequence over 30 fps media: times scale, no timecode, available range at 0
+    (15, 30, 0, 50, None, (0, 30), 0, 100),
+    # timecode that does not fit (a stand-in file from elsewhere): the available range does
+    (24, 24, 103, 6, 5000, (100, 24), 3, 9),
+    # both fit: the file's own timecode wins over the exported available range
+    (24, 24, 103, 6, 0, (100, 24), 103, 109),
+])
+def test_frame_mapping(clip_rate, media_rate, start, dur, tc, avail, first, last):
+    clip = otio.schema.Clip("c")
+    use = ClipUse(clip=clip, index=0, track_name="", start=start, end=start + dur,
+                  rate=clip_rate)
+    ref = otio.schema.ExternalReference("x.mov")
+    if avail:
+        ref.available_range = TR(RT(avail[0], avail[1]), RT(1000, avail[1]))
+    origin, _, s, e = choose_origin(use, ref, _info(media_rate, 400 if tc is None else 200, tc))
+    assert (math.floor(s + 1e-6), math.ceil(e - 1e-6)) == (first, last)
+
+
+def test_codec_that_cannot_take_the_size_fails_that_clip_only(tmp_path, model):
+    make_video(tmp_path / "src" / "a.mov", 10, 24)
+    tl = one_clip_timeline(tmp_path / "t.otio", otio.schema.ExternalReference("a.mov"), 0, 5)
+    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", search_paths=[tmp_path / "src"],
+                      model=model, codec="dnxhr_hqx", handles=0)
+    c = rep["clips"][0]
+    assert c["status"] == "failed" and "at least 256x120" in c["reason"]
+    assert not list((tmp_path / "m").iterdir())  # no partial file left
