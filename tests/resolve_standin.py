@@ -11,7 +11,8 @@ strings) and behave like Resolve where the round trip depends on it:
 - MediaPool.ImportTimelineFromFile links each clip to a media pool item: with
   importSourceClips False it looks only in the current folder and sourceClipsFolders, and a clip
   whose media was not imported first, or is no longer on disk, comes in offline
-  (GetMediaPoolItem() -> None) and is listed in `resolve.offline_clips`.
+  (GetMediaPoolItem() -> None) and is listed in `resolve.offline_clips`; so does a clip whose
+  source timecode range is not inside the linked media's.
 - A timeline's resolution follows the project until SetSetting("useCustomSettings", "1").
 
 Every API call is recorded in `resolve.calls` as (object kind, method, args).
@@ -340,6 +341,12 @@ class MediaPool(_Api):
                             break
                 if mpi is not None and not os.path.exists(path):
                     mpi = None  # media gone from disk: offline
+                if mpi is not None:
+                    # Linked by timecode: the cut must lie inside the media's frames.
+                    tc0, n = int(mpi._props["_start_tc_frames"]), int(mpi._props["Frames"])
+                    first = clip.source_range.start_time.to_frames()
+                    if first < tc0 or first + rng.duration.to_frames() > tc0 + n:
+                        mpi = None
                 if mpi is None:
                     self._app.offline_clips.append((name, clip.name, path))
                 tc0 = int(mpi._props["_start_tc_frames"]) if mpi else 0
@@ -485,7 +492,9 @@ class FakeResolve(_Api):
                 s = c.streams.video[0]
                 rate = Fraction(s.average_rate or s.guessed_rate)
                 frames = s.frames or sum(1 for p in c.demux(s) if p.size)
-                tc = s.metadata.get("timecode") or c.metadata.get("timecode") or "00:00:00:00"
+                # Matroska keeps it as an upper-case TIMECODE tag.
+                tags = {k.lower(): v for k, v in {**c.metadata, **s.metadata}.items()}
+                tc = tags.get("timecode") or "00:00:00:00"
                 w, h = s.codec_context.width, s.codec_context.height
         except Exception:  # noqa: BLE001 - not media Resolve can read
             return None
