@@ -30,7 +30,12 @@ def configure_logging(path: str) -> None:
     global _log_configured
     if _log_configured:
         return
-    handler = logging.FileHandler(path)
+    try:
+        handler: logging.Handler = logging.FileHandler(path)
+    except OSError as exc:
+        # An unwritable log folder must not stop the plugin; stderr reaches the host's console.
+        handler = logging.StreamHandler()
+        log.warning("cannot write the log file %s (%s); logging to stderr", path, exc.strerror)
     handler.setFormatter(logging.Formatter("%(asctime)s [python] %(name)s: %(message)s"))
     pkg = logging.getLogger("kwaflux_ofx")
     pkg.addHandler(handler)
