@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import sys
+import time
 import traceback
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -598,8 +599,9 @@ def media_timeline(media: dict[str, tuple[Path, str]], path: Path, frames: int =
     tl = otio.schema.Timeline(name="hardening")
     track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
     tl.tracks.append(track)
-    for name, (p, _) in media.items():
-        n = 24 if p.suffix in (".mov", ".mkv", ".mp4") and "good" not in p.name else frames
+    for name, (p, want) in media.items():
+        # A damaged video's clip uses all its 24 frames, so the damage lies inside its range.
+        n = 24 if p.suffix in (".mov", ".mkv", ".mp4") and want != "done" else frames
         ref = otio.schema.ExternalReference(target_url=otio.url_utils.url_from_filepath(str(p)))
         track.append(otio.schema.Clip(
             name=name, media_reference=ref,
@@ -627,7 +629,7 @@ def conform_argv(timeline: Path, out: Path, media_dir: Path, model: Path, *extra
 def check_outputs(report: dict, media_dir: Path) -> list[str]:
     """Problems with a conform's results: every 'done' output decodes completely to the frames
     it should hold; nothing half-written is left in the output folder."""
-    from conform_fixtures import decode_indices, read_index
+    from conform_fixtures import decode_indices
 
     problems = []
     for c in report["clips"]:
@@ -636,12 +638,8 @@ def check_outputs(report: dict, media_dir: Path) -> list[str]:
         out = Path(c["output"])
         try:
             if out.is_dir():
-                import OpenImageIO as oiio
 
-                idx = []
-                for f in sorted(out.iterdir()):
-                    buf = oiio.ImageBuf(str(f))
-                    idx.append(read_index(buf.get_pixels(oiio.FLOAT)))
+                idx = _sequence_indices(out)
             else:
                 idx, _, _ = decode_indices(out)
         except Exception as exc:  # noqa: BLE001 - any decode failure is the finding
@@ -818,4 +816,187 @@ def campaign_security(work: Path) -> list[Case]:
     cases.append(Case("security", "shell payloads in names, metadata, timeline and track names",
                       "DAMAGE" if pwned else "accepted",
                       f"executed: {pwned}" if pwned else "no payload ran"))
+    return cases
+
+
+# -- 3. kill -9 soak ---------------------------------------------------------------------------
+def kill_sources(src: Path, frames: int = 48, size: tuple[int, int] = (320, 180)) -> dict:
+    """Three sources (two videos, one EXR sequence) for the soak: {clip: (path, "done")}."""
+    from conform_fixtures import make_sequence, make_video
+
+    if src.exists():
+        shutil.rmtree(src)
+    a = make_video(src / "alpha.mkv", frames, codec="ffv1", size=size)
+    b = make_video(src / "bravo.mov", frames + 6, codec="mjpeg", size=size)
+    seq = make_sequence(src / "charlie", "charlie.", 1001, frames // 2)
+    return {"alpha": (a, "done"), "bravo": (b, "done"), "charlie": (seq[0], "done")}
+
+
+def _spawn_conform(argv: list[str], log: Path):
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    errf = open(log, "ab")  # noqa: SIM115 - closed by the caller after wait()
+    proc = subprocess.Popen([sys.executable, "-m", "kwaflux_ofx.cli", *argv,
+                             "--progress", "json"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=errf)
+    return proc, errf
+
+
+def _wait_event(proc, names: set[str], deadline: float) -> dict | None:
+    """Read the child's JSON progress lines until an event in `names` (None at EOF/deadline)."""
+    import select
+
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return None
+        line = proc.stdout.readline()
+        if not line:
+            return None
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") in names:
+            return event
+    return None
+
+
+def verify_job(media_dir: Path, expected: dict[str, int], src_state: dict, src: Path,
+               out_timeline: Path | None, final: bool) -> list[str]:
+    """What is wrong with the output folder now. Every finished-looking output (a visible name)
+    must decode completely to exactly its frames; after the final run all must be there, the
+    timeline must be valid and relinked, and nothing partial may remain."""
+    import opentimelineio as otio
+    from conform_fixtures import decode_indices
+
+    problems = []
+    if tree_state(src) != src_state:
+        problems.append("source media changed")
+    for p in sorted(media_dir.iterdir()) if media_dir.exists() else []:
+        if p.name.startswith("."):
+            if final:
+                problems.append(f"partial file left after the final run: {p.name}")
+            continue
+        if p.name not in expected:
+            problems.append(f"unexpected output {p.name}")
+            continue
+        try:
+            idx = _sequence_indices(p) if p.is_dir() else decode_indices(p)[0]
+        except Exception as exc:  # noqa: BLE001 - a visible output that cannot decode: the bug
+            problems.append(f"{p.name} taken for finished but does not decode: {exc}")
+            continue
+        if idx != list(range(expected[p.name])):
+            problems.append(f"{p.name} taken for finished but holds {len(idx)} frames "
+                            f"({idx[:3]}...), expected {expected[p.name]}")
+    if final:
+        have = {p.name for p in media_dir.iterdir()} if media_dir.exists() else set()
+        missing = sorted(set(expected) - have)
+        if missing:
+            problems.append(f"outputs missing after the final run: {missing}")
+    if out_timeline is not None and out_timeline.exists():
+        try:
+            tl = otio.adapters.read_from_file(str(out_timeline))
+            urls = [getattr(c.media_reference, "target_url", "") or
+                    getattr(c.media_reference, "target_url_base", "") for c in tl.find_clips()]
+            if final and not all(str(media_dir) in (u or "") for u in urls):
+                problems.append(f"output timeline not relinked: {urls}")
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"output timeline unreadable: {exc}")
+    elif final:
+        problems.append("no output timeline after the final run")
+    return problems
+
+
+def _sequence_indices(folder: Path) -> list[int]:
+    import OpenImageIO as oiio
+    from conform_fixtures import read_index
+
+    out = []
+    for f in sorted(folder.iterdir()):
+        buf = oiio.ImageBuf(str(f))
+        px = buf.get_pixels(oiio.FLOAT)
+        if buf.has_error or px is None:
+            raise ValueError(f"{f.name}: {buf.geterror()}")
+        out.append(read_index(px))
+    return out
+
+
+def campaign_kills(work: Path, kills: int, seed: int = 0, frames: int = 48,
+                   codec: str = "ffv1") -> list[Case]:
+    """kill -9 a real `kwaflux conform` process at random moments of its render, rerun each
+    time; check after every kill and after the final run (see verify_job)."""
+    work.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    src = work / "src"
+    media = kill_sources(src, frames)
+    tl = media_timeline(media, work / "soak.otio", frames=frames)
+    model = nearest_model(work / "models")
+    ext = ".mkv" if codec == "ffv1" else ""  # image sequence outputs are folders
+    expected = {f"alpha{ext}": frames, f"bravo{ext}": frames, f"charlie{ext}": frames // 2}
+    src_state = tree_state(src)
+    log = work / "children.log"
+    cases: list[Case] = []
+
+    def argv(media_dir: Path, out: Path, jobs: int) -> list[str]:
+        a = conform_argv(tl, out, media_dir, model, "--jobs", str(jobs))
+        a[a.index("--codec") + 1] = codec
+        return [x for x in a if x != "-q"]
+
+    # A full run first: how long rendering takes (from the "start" event to the end).
+    ref_dir, ref_out = work / "reference", work / "reference.otio"
+    proc, errf = _spawn_conform(argv(ref_dir, ref_out, 1), log)
+    t_start = None
+    if _wait_event(proc, {"start"}, time.monotonic() + 120):
+        t_start = time.monotonic()
+    proc.wait(timeout=300)
+    errf.close()
+    render_s = time.monotonic() - t_start if t_start else 1.0
+    problems = verify_job(ref_dir, expected, src_state, src, ref_out, final=True)
+    cases.append(Case("kills", "uninterrupted reference run", "WRONG" if problems else "accepted",
+                      "; ".join(problems) or f"rendered in {render_s:.2f} s"))
+    media_dir, out = work / "media", work / "soak-out.otio"
+    landed = k = 0
+    while landed < kills and k < 3 * kills:  # `kills` kills that land during a render
+        k += 1
+        jobs = 1 + k % 2
+        delay = rng.uniform(0.0, render_s * 0.9)
+        proc, errf = _spawn_conform(argv(media_dir, out, jobs), log)
+        started = _wait_event(proc, {"start", "finish"}, time.monotonic() + 120)
+        if started and started["event"] == "start":
+            time.sleep(delay)
+        finished = proc.poll() is not None
+        if not finished:
+            os.kill(proc.pid, signal.SIGKILL)  # our own child, by its id
+            landed += 1
+        proc.wait(timeout=60)
+        errf.close()
+        state = sorted(p.name for p in media_dir.iterdir()) if media_dir.exists() else []
+        problems = verify_job(media_dir, expected, src_state, src, out, final=False)
+        what = (f"kill {landed} at +{delay:.2f} s (jobs {jobs}); folder then: {state}"
+                if not finished else f"run {k} finished before its kill at +{delay:.2f} s")
+        cases.append(Case("kills", what, "WRONG" if problems else "accepted",
+                          "; ".join(problems) or ("no finished-looking file was partial")))
+        if finished and not problems:
+            shutil.rmtree(media_dir, ignore_errors=True)  # start over so later kills land
+            out.unlink(missing_ok=True)
+    # A finished output damaged behind our back must be redone, not kept.
+    proc, errf = _spawn_conform(argv(media_dir, out, 1), log)
+    proc.wait(timeout=300)
+    errf.close()
+    victim = media_dir / f"alpha{ext}"
+    if victim.is_file():
+        _truncate(victim, 0.6)
+    elif victim.is_dir():
+        sorted(victim.iterdir())[-1].unlink()
+    proc, errf = _spawn_conform(argv(media_dir, out, 2), log)
+    proc.wait(timeout=300)
+    errf.close()
+    problems = verify_job(media_dir, expected, src_state, src, out, final=True)
+    if proc.returncode != 0:
+        problems.append(f"final run exit {proc.returncode}")
+    cases.append(Case("kills", f"final rerun after {landed} kills (and a truncated output)",
+                      "WRONG" if problems else "accepted",
+                      "; ".join(problems) or "all outputs complete, timeline relinked"))
     return cases
