@@ -165,8 +165,14 @@ class Engine:
                 job.run(plan, on_tile)
                 return
             except Exception as exc:
-                if not is_out_of_memory(exc) or tile <= MIN_TILE:
+                if not is_out_of_memory(exc):
                     raise
+                if tile <= MIN_TILE:
+                    # Nothing left to halve: one line for the user, not onnxruntime's traceback.
+                    raise KwafluxError(
+                        f"out of memory even with {MIN_TILE} px tiles "
+                        f"({str(exc).strip().splitlines()[0][:200]})"
+                    ) from None
                 tile = max(MIN_TILE, (min(tile, max(h, w))) // 2)
                 with self._lock:
                     self._oom_tile = tile
