@@ -182,6 +182,22 @@ def test_metadata_is_what_the_engine_reads(small_model, tmp_path):
     assert [d.dim_param or d.dim_value for d in dims][2:] == ["H", "W"]
 
 
+def test_engine_runs_the_imported_model(small_model, tmp_path):
+    """The converted file is an ordinary model for the engine: same pixels as onnxruntime, also
+    when the engine cuts the frame into 32 px tiles (the receptive field metadata is right)."""
+    from kwaflux_ofx import Engine
+
+    out = tmp_path / "m.onnx"
+    import_ncnn(small_model["param"], small_model["bin"], out)
+    frame = RNG.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    direct = _run(out, frame.transpose(2, 0, 1) / 255.0).transpose(1, 2, 0)
+    want = np.clip(np.round(direct * 255.0), 0, 255)
+    for tile in (None, 32):
+        got = Engine(device="cpu", tile=tile, threads=1).process(frame, scale=2, sr_model=str(out))
+        assert got.shape == (140, 180, 3) and got.dtype == np.uint8
+        assert np.abs(got.astype(int) - want).max() <= 1
+
+
 def test_valid_convolution_gets_edge_padding_baked_in(tmp_path):
     """A model that shrinks its input (like waifu2x photo) still maps H x W to 2H x 2W."""
     w = RNG.normal(0, 0.3, (12, 3, 3, 3)).astype(np.float32)
