@@ -201,6 +201,8 @@ class _GraphBuilder:
         self.blobs: dict[str, _Blob] = {}
         self.used: set[str] = set()
         self.global_context = False
+        # Multiply-accumulates per input pixel (borders ignored): the model's compute cost.
+        self.macs_per_pixel = 0.0
         self._n = 0
 
     # -- small helpers -------------------------------------------------------------------
@@ -325,6 +327,7 @@ class _GraphBuilder:
         y = self.node("Conv", inputs, "conv", **attrs)
         y = self.activation(y, layer.int(9, 0), layer.array(10), layer)
         radius = x.radius + x.step * max(dh * (kh - 1), dw * (kw - 1)) / 2
+        self.macs_per_pixel += num_out * (num_in // group) * kh * kw / (x.step**2 * sh * sw)
         self.set_out(layer, y, x, radius=radius, step=x.step * max(sh, sw))
 
     def layer_Convolution(self, layer: NcnnLayer) -> None:  # noqa: N802
@@ -372,6 +375,7 @@ class _GraphBuilder:
         )
         y = self.activation(y, layer.int(9, 0), layer.array(10), layer)
         stride = max(sh, sw)
+        self.macs_per_pixel += num_in * (num_out // group) * kh * kw / x.step**2
         span = max(dh * (kh - 1), dw * (kw - 1)) / 2
         radius = x.radius + x.step * math.ceil(span / stride)
         self.set_out(layer, y, x, radius=radius, step=x.step / stride)
@@ -939,6 +943,7 @@ def import_ncnn(
         "source": f"ncnn:{param.name}",
         "ncnn_prepad": str(geo.pad),
         "ncnn_size_multiple": str(geo.multiple),
+        "macs_per_pixel": str(round(builder.macs_per_pixel)),
     }
     onnx.helper.set_model_props(model, {f"kwaflux.{k}": v for k, v in meta.items()})
     onnx.checker.check_model(model)

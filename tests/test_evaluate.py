@@ -57,7 +57,13 @@ def test_write_section_replaces_only_between_markers(ev, tmp_path):
 def test_goal_verdicts_follow_the_figures(ev):
     row = ev.Row
     results = {
-        "sr2": [row("bicubic", 30.0, 0.9), row("kwaflux-sr-x2 (ours)", 32.0, 0.93)],
+        "sr2": [
+            row("bicubic", 30.0, 0.9),
+            row("kwaflux-sr-x2 (ours)", 32.0, 0.93),
+            row("waifu2x photo x2", 31.5, 0.92),
+        ],
+        "compute": {"kwaflux-sr-x2": 80.0, "waifu2x photo x2": 1000.0},
+        "speed": {"kwaflux-sr-x2": 500.0, "waifu2x photo x2": 2000.0},
         "sr4": [row("bicubic", 25.0, 0.8), row("kwaflux-sr-x4 (ours)", 26.6, 0.82)],
         "sigma25": [row("ffmpeg bm3d", 29.0, 0.8), row("kwaflux-denoise (ours)", 29.5, 0.85)],
         "curve": [(0.0, 25.0), (0.5, 12.0), (1.0, 3.0)],
@@ -65,6 +71,10 @@ def test_goal_verdicts_follow_the_figures(ev):
     lines = "\n".join(ev.goals(results))
     assert "x2 >= bicubic + 2.5 dB (ours +2.00 dB): **missed**" in lines
     assert "x4 >= bicubic + 1.5 dB (ours +1.60 dB): met" in lines
+    assert (
+        "(+0.50 dB) at <= 1/10 of its compute (ours: 0.080 x its MACs, 0.250 x its time): met"
+        in lines
+    )
     assert "BM3D at sigma 25 (+0.50 dB): met" in lines
     assert "strength monotone (more strength, less noise left): met" in lines
     results["curve"] = [(0.0, 25.0), (0.5, 12.0), (1.0, 14.0)]

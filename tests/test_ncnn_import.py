@@ -175,6 +175,8 @@ def test_metadata_is_what_the_engine_reads(small_model, tmp_path):
     assert meta["kwaflux.license"] == "MIT"
     # conv 3x3 (1 px) then conv 3x3 / deconv k4 s2 (1 more px) on the PReLU output.
     assert meta["kwaflux.receptive_field"] == "2"
+    # conv 3->8 3x3, conv 8->12 3x3, deconv 8->3 4x4 (stride 2, counted per input pixel).
+    assert meta["kwaflux.macs_per_pixel"] == str(3 * 8 * 9 + 8 * 12 * 9 + 8 * 3 * 16)
     spec = ModelSpec.from_onnx(out)
     assert (spec.kind, spec.scale, spec.channels, spec.pad) == ("sr", 2, 3, 0)
     # Height and width stay symbolic, so any frame size runs.
