@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kwaflux_ofx.engine.resample import resize  # noqa: E402
+from kwaflux_ofx import ncnn_import as ncnn_import_module  # noqa: E402
 from kwaflux_ofx.ncnn_import import import_ncnn  # noqa: E402
 
 log = logging.getLogger("evaluate")
@@ -180,7 +181,9 @@ def peer_models(cache: Path, wanted: list[str]) -> dict[str, Path]:
         base = Path(list(spec.submodule_search_locations)[0]) / rel
         param, weights = base.with_suffix(".param"), base.with_suffix(".bin")
         onnx_path = cache / (re.sub(r"\W+", "_", label).strip("_") + ".onnx")
-        if not onnx_path.exists() or onnx_path.stat().st_mtime < param.stat().st_mtime:
+        # Re-import when the model or the converter changed since the cached file was written.
+        newest = max(param.stat().st_mtime, Path(ncnn_import_module.__file__).stat().st_mtime)
+        if not onnx_path.exists() or onnx_path.stat().st_mtime < newest:
             t0 = time.perf_counter()
             import_ncnn(param, weights, onnx_path, name=label, add_input=ADD_INPUT.get(label))
             log.info("imported %s in %.1f s", label, time.perf_counter() - t0)
