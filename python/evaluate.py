@@ -28,8 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kwaflux_ofx.engine.resample import resize  # noqa: E402
 from kwaflux_ofx import ncnn_import as ncnn_import_module  # noqa: E402
+from kwaflux_ofx.engine.resample import resize  # noqa: E402
 from kwaflux_ofx.ncnn_import import import_ncnn  # noqa: E402
 
 log = logging.getLogger("evaluate")
