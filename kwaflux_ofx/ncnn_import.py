@@ -731,10 +731,21 @@ def _build_raw(param: Path, bin_path: Path):
     for layer in layers:
         builder.add(layer)
     consumed = {b for ly in layers for b in ly.inputs}
-    produced = [b for ly in layers for b in ly.outputs]
-    outputs = [b for b in produced if b not in consumed]
-    if len(outputs) != 1:
-        raise ModelError(f"expected one output blob, found {len(outputs)}: {outputs[:5]}", param)
+    # Unused Split branches also end nowhere; the image is what a real layer produces last.
+    outputs = [
+        b
+        for ly in layers
+        if ly.type not in ("Split", "Input")
+        for b in ly.outputs
+        if b not in consumed
+    ]
+    if not outputs:
+        raise ModelError("no output blob: every blob feeds another layer", param)
+    if len(outputs) > 1:
+        log.warning(
+            "%s: several unused blobs %s; taking the last, %s", param, outputs[:5], outputs[-1]
+        )
+        outputs = outputs[-1:]
     if reader.offset != len(reader.data):
         log.warning(
             "%s: %d bytes of the weight file were not used",
