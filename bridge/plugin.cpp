@@ -1,6 +1,8 @@
 // The OFX plugin shell: two image effects (Denoise, Super Resolution), one function per action.
 // No C++ exception crosses the C ABI: every entry point catches and turns it into a status.
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -323,6 +325,16 @@ OfxStatus on_render(OfxImageEffectHandle h, OfxPropertySetHandle in) {
       call.src.depth != call.dst.depth) {
     show_error(h, "source and output must both be RGB or RGBA of the same depth");
     return kOfxStatFailed;
+  }
+  for (const kwaflux::HostImage* im : {&call.src, &call.dst}) {
+    const long bpc = im->depth == kOfxBitDepthByte ? 1 : im->depth == kOfxBitDepthFloat ? 4 : 2;
+    const long row = long(std::max(0, im->bounds.x2 - im->bounds.x1)) * im->channels * bpc;
+    if (std::labs(im->row_bytes) < row) {
+      // Rows would overlap: reading or writing them could run past the host's buffer.
+      show_error(h, "the host's image rows (" + std::to_string(im->row_bytes) +
+                        " bytes) are shorter than its width needs (" + std::to_string(row) + ")");
+      return kOfxStatFailed;
+    }
   }
   call.effect = inst->kind == Kind::Denoise ? "denoise" : "sr";
   call.host_multires = g.host_multires;

@@ -101,3 +101,12 @@ def test_unconnected_source(tmp_path, frame):
     proc = host(tmp_path, frame, SR, "--disconnect-source")
     assert_survived(proc)
     assert "no source image" in persistent_message(proc)
+
+
+def test_host_reporting_too_short_rows_is_refused(tmp_path, frame):
+    # 8 px RGBA float rows need 128 bytes; a buggy host says 40. Nothing may be read or written.
+    model = sr_x2_model(tmp_path / "x2.onnx")
+    proc = host(tmp_path, frame, SR, "--param", f"model={model}", "--report-rowbytes", "40")
+    assert_survived(proc)  # exit 3, not 4: the guard bytes around the buffers are intact
+    assert "rows (40 bytes) are shorter than its width needs (128)" in persistent_message(proc)
+

@@ -255,6 +255,7 @@ struct Options {
   bool disconnect_source = false, emulate_resolve = false, same_buffers = false;
   bool unpremultiplied = false;
   int offset_x = 0, offset_y = 0, row_pad = 0, threads = 1, frames = 1, scale_down = 1;
+  long report_rowbytes = 0;  // nonzero: a buggy host that reports this instead of the truth
 };
 Options g_opt;
 
@@ -404,7 +405,8 @@ OfxStatus clipGetImage(OfxImageClipHandle h, OfxTime t, const OfxRectD*, OfxProp
   img->set_int(kOfxImagePropBounds, {b.bounds.x1, b.bounds.y1, b.bounds.x2, b.bounds.y2});
   img->set_int(kOfxImagePropRegionOfDefinition,
                      {b.bounds.x1, b.bounds.y1, b.bounds.x2, b.bounds.y2});
-  img->set_int(kOfxImagePropRowBytes, {int(b.row_bytes)});
+  img->set_int(kOfxImagePropRowBytes,
+               {int(g_opt.report_rowbytes ? g_opt.report_rowbytes : b.row_bytes)});
   img->set_string(kOfxImageEffectPropPixelDepth, {b.depth});
   img->set_string(kOfxImageEffectPropComponents,
                         {b.channels == 4 ? kOfxImageComponentRGBA : kOfxImageComponentRGB});
@@ -787,7 +789,7 @@ void usage() {
                "  [--input IN.npy --output OUT.npy] [--param NAME=VALUE]... [--context filter|general]\n"
                "  [--multires 0|1] [--resolve] [--negative-rowbytes] [--offset X,Y] [--row-pad N]\n"
                "  [--render-scale-down K] [--threads N] [--frames N] [--host-python LIBPYTHON]\n"
-               "  [--disconnect-source] [--same-buffers] [--unpremultiplied]\n");
+               "  [--disconnect-source] [--same-buffers] [--unpremultiplied] [--report-rowbytes N]\n");
   std::exit(2);
 }
 
@@ -822,6 +824,7 @@ void parse(int argc, char** argv) {
     else if (a == "--frames") g_opt.frames = std::max(1, std::stoi(next()));
     else if (a == "--host-python") g_opt.host_python = next();
     else if (a == "--disconnect-source") g_opt.disconnect_source = true;
+    else if (a == "--report-rowbytes") g_opt.report_rowbytes = std::stol(next());
     else if (a == "--unpremultiplied") g_opt.unpremultiplied = true;  // straight alpha
     else if (a == "--same-buffers") g_opt.same_buffers = true;  // one image pair for all frames
     else if (a == "--param") {
