@@ -140,14 +140,18 @@ std::pair<std::string, std::string> describe_python_error(py::error_already_set&
 
 // With the GIL held: make the venv and extra paths importable, import the entry module.
 std::string import_entry(const Config& c) {
+  static bool paths_added = false;  // a failed import is retried per frame: add paths once
   try {
-    py::module_ sys = py::module_::import("sys");
-    if (g_reused_host_python) {
-      // The host's interpreter has its own sys.prefix: add the venv the config names.
-      py::module_::import("site").attr("addsitedir")(site_packages(c));
+    if (!paths_added) {
+      py::module_ sys = py::module_::import("sys");
+      if (g_reused_host_python) {
+        // The host's interpreter has its own sys.prefix: add the venv the config names.
+        py::module_::import("site").attr("addsitedir")(site_packages(c));
+      }
+      py::list path = sys.attr("path");
+      for (auto it = c.pythonpath.rbegin(); it != c.pythonpath.rend(); ++it) path.insert(0, *it);
+      paths_added = true;
     }
-    py::list path = sys.attr("path");
-    for (auto it = c.pythonpath.rbegin(); it != c.pythonpath.rend(); ++it) path.insert(0, *it);
     py::module_ entry = py::module_::import("kwaflux_ofx.ofx_entry");
     entry.attr("configure_logging")(c.log_dir + "/ofx.log");
     g_entry = entry.release().ptr();
