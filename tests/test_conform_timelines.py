@@ -107,6 +107,7 @@ CASES = [
     ("edl/speed_effects_small.edl", None, "ffv1", 5, 0, 0),
     ("edl/screening_example.edl", None, "ffv1", 9, 0, 0),
     ("fcp7xml/premiere_example.xml", None, "ffv1", 6, 1, 0),
+    ("fcp7xml/premiere_enable_property.xml", None, "ffv1", 6, 0, 0),  # long-GOP .mp4 sources
     ("fcp7xml/img_seq_media_reference.otio", None, "png", 1, 0, 0),
     ("fcp7xml/hiero_xml_export.xml", None, "ffv1", 1, 0, 1),
 ]
@@ -223,3 +224,14 @@ def test_missing_media_cli_report_and_exit(tmp_path):
     assert "9 missing" in r.stdout
     # the output timeline is written and still points at the old references
     assert len(otio.adapters.read_from_file(str(tmp_path / "o.otio")).find_clips()) == 9
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
+    src = TIMELINES / "edl/dissolve_test.edl"
+    stand_in_media(src, tmp_path / "src")
+    r = cli("conform", src, "-o", tmp_path / "o.otio", "--media-dir", tmp_path / "m",
+            "--search-path", tmp_path / "src", "--dry-run", "--handles", "0", "--scale", "4")
+    assert r.returncode == 0, r.stderr
+    assert "3 video clips, 2 outputs, 30 frames to render (x4" in r.stdout
+    assert "256x144" in r.stdout  # 64x36 stand-ins at x4
+    assert not (tmp_path / "m").exists() and not (tmp_path / "o.otio").exists()
