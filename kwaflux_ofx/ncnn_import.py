@@ -796,7 +796,7 @@ def _probe_geometry(model, channels: int, path: Path) -> Geometry:
             # Four consecutive sizes on one line: no size rule, skip the costly rest.
             ns = sorted(results)
             slope = results[ns[1]] - results[ns[0]]
-            if all(results[k] - results[k - 1] == slope for k in ns[1:]):
+            if slope >= 1 and all(results[k] - results[k - 1] == slope for k in ns[1:]):
                 break
         x = rng.uniform(0, 1, (1, channels, n, n)).astype(np.float32)
         try:
