@@ -109,4 +109,3 @@ def test_host_reporting_too_short_rows_is_refused(tmp_path, frame):
     proc = host(tmp_path, frame, SR, "--param", f"model={model}", "--report-rowbytes", "40")
     assert_survived(proc)  # exit 3, not 4: the guard bytes around the buffers are intact
     assert "rows (40 bytes) are shorter than its width needs (128)" in persistent_message(proc)
-
