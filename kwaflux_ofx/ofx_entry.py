@@ -148,6 +148,8 @@ def _timeline_resolution_sr(
     timeline frame.
     """
     h, w = src.shape[:2]
+    if not 0.0 <= source_scale <= 1.0:  # NaN fails this too; a script can send any number
+        raise KwafluxError(f"source scale must be between 0 and 1, not {source_scale}")
     ss = source_scale if source_scale > 0 else 1.0 / scale
     sh, sw = max(1, round(h * ss)), max(1, round(w * ss))
     frame = to_float(src)
