@@ -374,6 +374,10 @@ def _decode_video(info: MediaInfo, start: int, stop: int, fmt: str):
 
 
 # -- encoding ----------------------------------------------------------------------------------
+# AVColorSpace tag -> the swscale matrix that produces it (BT.470BG and SMPTE 170M are BT.601).
+_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020",
+               10: "BT2020"}
+
 class VideoWriter:
     """Encode frames into one video file with rate, start timecode and colour tags kept."""
 
@@ -398,13 +402,8 @@ class VideoWriter:
         if alpha and codec.name == "prores_4444":
             pix = "yuva444p10le"
         self.stream.pix_fmt = pix
-        cc = self.stream.codec_context
-        for key, value in (color or {}).items():
-            try:
-                if value not in (None, 0, 2):  # skip "unspecified"/unknown values
-                    setattr(cc, key, value)
-            except (AttributeError, TypeError, ValueError):
-                log.debug("cannot carry %s=%s into %s", key, value, path)
+        self.matrix = None
+        self._tag_colour(color or {})
         if start_tc is not None:
             tc = frames_to_timecode(start_tc, rate)
             self.stream.metadata["timecode"] = tc
@@ -413,6 +412,24 @@ class VideoWriter:
         self.frames = 0
         if audio_from is not None:
             self._copy_audio(*audio_from)
+
+    def _tag_colour(self, color: dict) -> None:
+        """Carry the source's colour tags, and convert RGB to YUV with the matrix the tags name
+        (swscale would otherwise use BT.601 whatever the tag says). Output is limited range."""
+        if self.stream.pix_fmt.startswith(("rgb", "bgr", "gbr")):
+            return
+        cc = self.stream.codec_context
+        matrix = _SWS_MATRIX.get(color.get("colorspace") or 2)
+        try:
+            if matrix is not None:
+                self.matrix = matrix
+                cc.colorspace = color["colorspace"]
+                cc.color_range = 1  # MPEG/limited: what the conversion below produces
+            for key in ("color_primaries", "color_trc"):
+                if color.get(key) not in (None, 0, 2):  # 2 = unspecified
+                    setattr(cc, key, color[key])
+        except (AttributeError, TypeError, ValueError) as exc:
+            log.debug("cannot tag colour on %s: %s", self.path, exc)
 
     def _copy_audio(self, source: str, t0: float, t1: float) -> None:
         """Copy the source's first audio stream for [t0, t1) seconds, packets untouched.
@@ -462,6 +479,9 @@ class VideoWriter:
         if array.dtype not in (np.uint8, np.uint16):
             array = (np.clip(array, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=self.in_fmt)
+        if self.matrix is not None:
+            frame = frame.reformat(format=self.stream.pix_fmt, dst_colorspace=self.matrix,
+                                   dst_color_range="MPEG")
         frame.pts = self.frames
         for packet in self.stream.encode(frame):
             self.container.mux(packet)

@@ -142,3 +142,22 @@ def test_codec_that_cannot_take_the_size_fails_that_clip_only(tmp_path, model):
     c = rep["clips"][0]
     assert c["status"] == "failed" and "at least 256x120" in c["reason"]
     assert not list((tmp_path / "m").iterdir())  # no partial file left
+
+
+@pytest.mark.parametrize("tagged", [True, False])
+def test_colours_survive_a_pass_through(tmp_path, tagged):
+    """Decode with the source's matrix, encode with the matrix the output is tagged with:
+    a saturated colour comes back where it was (a BT.601/709 mix-up moves it by ~10 levels)."""
+    colour = np.array([200, 60, 30], np.uint8)
+    src = make_video(tmp_path / "src" / "c.mov", 3, 24, codec="prores_ks", size=(128, 72),
+                     frame_fn=lambda _k: np.broadcast_to(colour, (72, 128, 3)).copy(),
+                     color=tagged)
+    tl = one_clip_timeline(tmp_path / "t.otio", otio.schema.ExternalReference("c.mov"), 0, 3)
+    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", search_paths=[src.parent],
+                      scale=1, codec="h264", handles=0)
+    info = probe(rep["clips"][0]["output"])
+    frame = dict(read_frames(info, 1, 2))[1]
+    got = frame[30:40, 60:70].reshape(-1, 3).mean(0) / (257.0 if frame.dtype == np.uint16 else 1)
+    assert np.abs(got - colour).max() <= 3, got
+    if tagged:
+        assert info.color["colorspace"] == 1 and info.color["color_range"] == 1
