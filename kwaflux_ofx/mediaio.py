@@ -210,6 +210,8 @@ def _probe_video(path: str) -> MediaInfo:
             for d in c.streams.data:
                 tc = tc or _meta_get(d.metadata, "timecode")
             cc = s.codec_context
+            if cc is None:  # e.g. an MP4 cut before its codec parameters
+                raise MediaError("has a video stream with no codec (damaged or cut short?)", path)
             fmt = cc.format
             bits = max((comp.bits for comp in fmt.components), default=8) if fmt else 8
             alpha = fmt is not None and any(comp.is_alpha for comp in fmt.components)
