@@ -1,16 +1,15 @@
 """The Resolve round trip: export the current timeline, conform it, import media and timeline back.
 
 This module runs inside DaVinci Resolve's own Python (the Workspace > Scripts menu), which has
-none of our packages: it uses only the standard library, and the menu script loads it by file
-path (importing the `kwaflux_ofx` package would pull in numpy and onnxruntime). The conform
-itself runs in the project's venv as `python -m kwaflux_ofx.cli conform ...`, a subprocess
-started with an argument list, and reports progress as JSON lines on stdout.
+none of our packages and may be as old as 3.6 (hence quoted annotations and no __future__
+import). It uses only the standard library, and the menu script loads it by file path
+(importing the `kwaflux_ofx` package would pull in numpy and onnxruntime). The conform itself
+runs in the project's venv as `python -m kwaflux_ofx.cli conform ...`, a subprocess started
+with an argument list, and reports progress as JSON lines on stdout.
 
 Resolve's API answers failures with False or None rather than exceptions; every such answer
 becomes a `RoundTripError` naming what failed.
 """
-
-from __future__ import annotations
 
 import json
 import logging
@@ -37,7 +36,7 @@ class RoundTripError(Exception):
     """A step of the round trip that failed; the message is one line saying which and why.
     `report` holds the conform report when the conform got that far."""
 
-    def __init__(self, message: str, report: dict | None = None):
+    def __init__(self, message: str, report: "dict | None" = None):
         super().__init__(message)
         self.report = report
 
@@ -117,7 +116,7 @@ def check_settings(scale: Any, denoise: Any, codec: Any) -> dict:
 
 
 # -- the venv's Python ----------------------------------------------------------------------------
-def find_python(python: str | None = None) -> str:
+def find_python(python: "str | None" = None) -> str:
     """The Python that has kwaflux installed: the argument, $KWAFLUX_PYTHON, the one recorded by
     `kwaflux resolve install`, or this interpreter when it is a plain Python (not Resolve)."""
     candidates = [
@@ -186,9 +185,9 @@ def print_progress(event: dict, _state: dict = {}) -> None:  # noqa: B006 - stat
 
 def run_conform(python: str, timeline_path: str, out_timeline: str, media_dir: str,
                 report_path: str, *, scale: int, denoise: float, codec: str,
-                extra_args: list[str] | None = None,
-                on_progress: Callable[[dict], None] | None = print_progress,
-                log_path: str | None = None) -> dict:
+                extra_args: "list[str] | None" = None,
+                on_progress: "Callable[[dict], None] | None" = print_progress,
+                log_path: "str | None" = None) -> dict:
     """Run `kwaflux conform` in the venv's Python, feed its JSON progress lines to `on_progress`,
     and return the report it wrote. Exit code 1 (some clips failed) still returns the report."""
     cmd = [python, "-m", "kwaflux_ofx.cli", "conform", timeline_path, "-o", out_timeline,
@@ -252,7 +251,7 @@ def _sub_folder(media_pool: Any, parent: Any, name: str) -> Any:
     return _need(media_pool.AddSubFolder(parent, name), f"AddSubFolder({name!r})")
 
 
-def _timeline_names(project: Any) -> set[str]:
+def _timeline_names(project: Any) -> "set[str]":
     names = set()
     for i in range(1, int(project.GetTimelineCount() or 0) + 1):
         tl = project.GetTimelineByIndex(i)
@@ -261,7 +260,7 @@ def _timeline_names(project: Any) -> set[str]:
     return names
 
 
-def _unique(name: str, taken: set[str]) -> str:
+def _unique(name: str, taken: "set[str]") -> str:
     if name not in taken:
         return name
     n = 2
@@ -270,7 +269,7 @@ def _unique(name: str, taken: set[str]) -> str:
     return f"{name} {n}"
 
 
-def _media_items(outputs: list[str], codec: str) -> list[Any]:
+def _media_items(outputs: "list[str]", codec: str) -> "list[Any]":
     """What ImportMedia takes: file paths for video files; for an image-sequence folder, the
     clipInfo form (FilePath with a %0Nd pattern, StartIndex, EndIndex) so it comes in as one
     clip, not as a folder of stills."""
@@ -307,9 +306,9 @@ def _same_media(path: str, output: str) -> bool:
 
 
 def run(resolve: Any, *, scale: int = 2, denoise: float = 0.0, codec: str = "prores_422hq",
-        media_dir: str | None = None, python: str | None = None,
-        on_progress: Callable[[dict], None] | None = print_progress,
-        extra_args: list[str] | None = None) -> dict:
+        media_dir: "str | None" = None, python: "str | None" = None,
+        on_progress: "Callable[[dict], None] | None" = print_progress,
+        extra_args: "list[str] | None" = None) -> dict:
     """The round trip on Resolve's current timeline; returns the conform report with a
     "resolve" section (bin, timeline, resolution, offline clips, warnings).
 
@@ -427,7 +426,7 @@ def run(resolve: Any, *, scale: int = 2, denoise: float = 0.0, codec: str = "pro
     return report
 
 
-def _timeline_size(timeline: Any, project: Any) -> tuple[int, int]:
+def _timeline_size(timeline: Any, project: Any) -> "tuple[int, int]":
     """The source timeline's size: its own setting, else the project's."""
     for obj in (timeline, project):
         try:
@@ -440,7 +439,7 @@ def _timeline_size(timeline: Any, project: Any) -> tuple[int, int]:
     return 0, 0
 
 
-def _offline_clips(timeline: Any, outputs: list[str], expected: int) -> list[str]:
+def _offline_clips(timeline: Any, outputs: "list[str]", expected: int) -> "list[str]":
     """Names of the video items that should show conformed media but do not."""
     linked, unlinked = 0, []
     for track in range(1, int(timeline.GetTrackCount("video") or 0) + 1):
@@ -457,8 +456,8 @@ def _offline_clips(timeline: Any, outputs: list[str], expected: int) -> list[str
 
 
 # -- the menu script's entry ----------------------------------------------------------------------
-def menu_main(resolve: Any, python: str | None = None, ask: Callable[[dict], dict | None] | None
-              = None) -> int:
+def menu_main(resolve: Any, python: "str | None" = None,
+              ask: "Callable[[dict], dict | None] | None" = None) -> int:
     """What Workspace > Scripts > Kwaflux Conform runs: settings (asked or remembered), the round
     trip, a summary on Resolve's console. Returns 0 on success, 1 on failure."""
     logging.basicConfig(level=logging.INFO, format="kwaflux: %(message)s")
