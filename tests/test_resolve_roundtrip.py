@@ -18,6 +18,7 @@ from kwaflux_ofx import resolve_cli
 from kwaflux_ofx import resolve_roundtrip as rt
 
 W, H = 64, 36
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -293,3 +294,25 @@ def test_install_refuses_an_unwritable_folder(env, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert main(["resolve", "install", "--dest", str(blocker / "Edit")]) == 2
+
+
+def test_resolve_side_needs_only_the_standard_library(tmp_path):
+    """Resolve's Python has none of our packages: the menu script and the round-trip module
+    must load and report in a Python that sees only the standard library (-I -S)."""
+    import subprocess
+
+    script = ROOT / "resolve_scripts" / "Kwaflux Conform.py"
+    code = (
+        "import runpy, sys\n"
+        f"runpy.run_path({str(script)!r}, init_globals={{'resolve': None}})\n"
+        "mods = sorted(m.split('.')[0] for m in sys.modules)\n"
+        "print('third-party:', [m for m in ('numpy', 'opentimelineio', 'kwaflux_ofx', 'av')"
+        " if m in mods])\n"
+    )
+    env = {"KWAFLUX_ROUNDTRIP": str(resolve_cli.ROUNDTRIP), "PATH": os.environ.get("PATH", ""),
+           "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "scripting API is not available" in proc.stdout
+    assert "third-party: []" in proc.stdout
