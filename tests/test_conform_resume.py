@@ -151,3 +151,17 @@ def test_refuses_to_write_next_to_sources(tmp_path, model):
     with pytest.raises(KwafluxError, match="overwrite the input timeline"):
         run_conform(tl, tl, tmp_path / "m", search_paths=[src], model=model)
     assert tree_checksums(src) == before
+
+
+def test_bad_model_is_one_clear_error_before_any_work(tmp_path):
+    src = tmp_path / "src"
+    make_video(src / "a.mov", 10, 24)
+    tl = timeline(tmp_path / "in.otio", clip("a", "a.mov", 0, 5))
+    r = subprocess.run([sys.executable, "-m", "kwaflux_ofx.cli", "conform", str(tl), "-o",
+                        str(tmp_path / "o.otio"), "--media-dir", str(tmp_path / "m"),
+                        "--search-path", str(src), "--model", str(tmp_path / "nope.onnx")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"kwaflux: error: {tmp_path / 'nope.onnx'}: model file not found"]
+    assert not (tmp_path / "m").exists()

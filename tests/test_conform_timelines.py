@@ -226,12 +226,12 @@ def test_missing_media_cli_report_and_exit(tmp_path):
     assert len(otio.adapters.read_from_file(str(tmp_path / "o.otio")).find_clips()) == 9
 
 
-def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, model):
     src = TIMELINES / "edl/dissolve_test.edl"
     stand_in_media(src, tmp_path / "src")
     r = cli("conform", src, "-o", tmp_path / "o.otio", "--media-dir", tmp_path / "m",
-            "--search-path", tmp_path / "src", "--dry-run", "--handles", "0", "--scale", "4")
+            "--search-path", tmp_path / "src", "--dry-run", "--handles", "0", "--model", model)
     assert r.returncode == 0, r.stderr
-    assert "3 video clips, 2 outputs, 30 frames to render (x4" in r.stdout
-    assert "256x144" in r.stdout  # 64x36 stand-ins at x4
+    assert "3 video clips, 2 outputs, 30 frames to render (x2" in r.stdout
+    assert "128x72" in r.stdout  # 64x36 stand-ins at x2
     assert not (tmp_path / "m").exists() and not (tmp_path / "o.otio").exists()

@@ -69,6 +69,14 @@ def run_conform(
     plan = build_plan(tl, settings, media_dir, searches)
     _check_media_dir(plan, media_dir)
     prog = progress if isinstance(progress, Progress) else Progress(progress)
+    eng = None
+    if plan.units and not settings.scheduler:
+        eng = engine or shared_engine(settings.device, settings.threads)
+    if plan.units and (settings.scale != 1 or settings.model or settings.denoise > 0):
+        # A bad --model is one clear error before any work, not a failure per output.
+        (eng or engine or _model_checker()).plan_for(
+            (16, 16), scale=settings.scale, denoise=settings.denoise, sr_model=settings.model,
+            denoise_model=settings.denoise_model)
 
     results: dict[int, dict] = {}
     if dry_run:
@@ -79,7 +87,6 @@ def run_conform(
         if settings.scheduler:
             results = _run_dask(plan.units, settings, prog)
         else:
-            eng = engine or shared_engine(settings.device, settings.threads)
             results = _run_local(plan.units, settings, eng, prog)
     report = _report(plan, results, settings, out_path, media_dir, dry_run)
     if not dry_run:
@@ -89,6 +96,11 @@ def run_conform(
     if report_path:
         _write_json(report, os.fspath(report_path))
     return report
+
+
+def _model_checker():
+    """An engine on this machine only to check the models exist (Dask workers load their own)."""
+    return shared_engine("cpu", 1)
 
 
 def _check_media_dir(plan: ConformPlan, media_dir: str) -> None:
