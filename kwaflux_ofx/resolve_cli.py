@@ -1,4 +1,4 @@
-"""`kwaflux resolve install`: put the Kwaflux Conform script into Resolve's Scripts menu."""
+"""`kwaflux resolve install|conform`: the Scripts-menu script, and the round trip from a terminal."""
 
 from __future__ import annotations
 
@@ -92,6 +92,53 @@ def register(subparsers) -> None:
     where.add_argument("--system", action="store_true",
                        help="install for all users (needs administrator rights)")
     i.set_defaults(func=_install_cmd)
+    c = sub.add_parser("conform", help="round trip of the current timeline of a running Resolve",
+                       description="Run the round trip (export, conform, import media and "
+                       "timeline) on the current timeline of a running DaVinci Resolve Studio "
+                       "with external scripting enabled. Defaults: the settings last used.")
+    c.add_argument("--scale", type=int, choices=(1, 2, 4), default=None)
+    c.add_argument("--denoise", type=float, default=None, metavar="0..1")
+    c.add_argument("--codec", default=None, help="prores_422hq (default), dnxhr_hqx, exr, ...")
+    c.add_argument("--media-dir", default=None, metavar="DIR", help="folder for the new media")
+    c.set_defaults(func=_conform_cmd)
+
+
+def scripting_modules_dir(platform: str | None = None) -> Path:
+    """Where Resolve keeps DaVinciResolveScript.py ($RESOLVE_SCRIPT_API/Modules first)."""
+    env = os.environ.get("RESOLVE_SCRIPT_API")
+    if env:
+        return Path(env) / "Modules"
+    platform = platform or sys.platform
+    if platform.startswith("win"):
+        base = Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData"))
+        return (base / "Blackmagic Design" / "DaVinci Resolve" / "Support" / "Developer"
+                / "Scripting" / "Modules")
+    if platform == "darwin":
+        return Path("/Library/Application Support/Blackmagic Design/DaVinci Resolve/Developer/"
+                    "Scripting/Modules")
+    return Path("/opt/resolve/Developer/Scripting/Modules")
+
+
+def connect_resolve():
+    """The running Resolve's scripting app, through Resolve's DaVinciResolveScript module."""
+    modules = scripting_modules_dir()
+    if str(modules) not in sys.path and modules.is_dir():
+        sys.path.append(str(modules))
+    try:
+        import DaVinciResolveScript  # noqa: N813 - Resolve's own module name
+    except ImportError as exc:
+        raise KwafluxError("Resolve's scripting module DaVinciResolveScript was not found; set "
+                           "RESOLVE_SCRIPT_API (see docs/resolve.md)", modules) from exc
+    try:
+        app = DaVinciResolveScript.scriptapp("Resolve")
+    except Exception as exc:  # noqa: BLE001 - fusionscript raises anything when it cannot load
+        raise KwafluxError(f"cannot load Resolve's scripting library: {exc}") from exc
+    if not app:
+        raise KwafluxError("no running Resolve accepted the connection: start DaVinci Resolve "
+                           "Studio and set Preferences > System > General > External scripting "
+                           "using: Local (the free Resolve runs scripts only from its Workspace "
+                           "> Scripts menu)")
+    return app
 
 
 def _install_cmd(args: argparse.Namespace) -> int:
@@ -102,4 +149,30 @@ def _install_cmd(args: argparse.Namespace) -> int:
     print(f"installed {target}")
     print(f"kwaflux Python recorded in {rt.config_path()}: {sys.executable}")
     print("restart Resolve, then: Workspace > Scripts > Kwaflux Conform (on the Edit page)")
+    return 0
+
+
+def _conform_cmd(args: argparse.Namespace) -> int:
+    from kwaflux_ofx import resolve_roundtrip as rt
+
+    settings = rt.load_settings()
+    for key in ("scale", "denoise", "codec", "media_dir"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    try:
+        settings.update(rt.check_settings(settings["scale"], settings["denoise"],
+                                          settings["codec"]))
+        resolve = connect_resolve()
+        report = rt.run(resolve, scale=settings["scale"], denoise=settings["denoise"],
+                        codec=settings["codec"], media_dir=settings["media_dir"],
+                        python=sys.executable)
+    except rt.RoundTripError as exc:
+        raise KwafluxError(str(exc)) from None
+    rt.save_settings(settings)
+    r, s = report["resolve"], report["summary"]
+    size = "x".join(map(str, r["resolution"])) if r["resolution"] else "unchanged"
+    print(f"{s['done']} clips conformed, {s['skipped']} skipped; timeline {r['timeline']!r} "
+          f"({size}) in bin {r['bin']!r}")
+    for w in r["warnings"]:
+        print(f"warning: {w}")
     return 0

@@ -316,3 +316,26 @@ def test_resolve_side_needs_only_the_standard_library(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "scripting API is not available" in proc.stdout
     assert "third-party: []" in proc.stdout
+
+
+def test_conform_command_drives_a_running_resolve(env, monkeypatch, capsys):
+    """`kwaflux resolve conform` (Resolve Studio, external scripting) through Resolve's own
+    DaVinciResolveScript module, here answering with the stand-in."""
+    import types
+
+    from kwaflux_ofx.cli import main
+
+    app, cut = project_with_timeline(env)
+    module = types.ModuleType("DaVinciResolveScript")
+    module.scriptapp = lambda name: app if name == "Resolve" else None
+    monkeypatch.setitem(sys.modules, "DaVinciResolveScript", module)
+    assert main(["resolve", "conform", "--scale", "2", "--codec", "ffv1"]) == 0
+    assert "3 clips conformed" in capsys.readouterr().out
+    new = app.project_manager.project.GetCurrentTimeline()
+    assert new.GetName() == "Cut 1 (Kwaflux x2 dn0.00 ffv1)" and app.offline_clips == []
+    assert rt.load_settings()["codec"] == "ffv1"  # remembered for the next run
+
+    # No Resolve listening: one line, exit code 2, nothing touched.
+    module.scriptapp = lambda name: None
+    assert main(["resolve", "conform"]) == 2
+    assert "External scripting" in capsys.readouterr().err
