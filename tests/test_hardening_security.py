@@ -164,3 +164,37 @@ def test_cli_process_with_hostile_clip_name_creates_nothing_but_outputs(tmp_path
     assert proc.returncode == 0, proc.stderr
     new = {p.relative_to(tmp_path).as_posix() for p in set(tmp_path.rglob("*")) - before}
     assert new == {"media", "media/a.mkv", "o.otio", "o.json"}
+
+
+def test_resolve_round_trip_runs_nothing_a_timeline_or_project_carries(tmp_path, monkeypatch):
+    """Project, timeline and media named like shell commands through the whole Resolve round
+    trip (stand-in API): conformed and relinked, nothing executed, files only where they go."""
+    from conform_fixtures import make_nearest_x2, make_video
+    from resolve_standin import resolve_with_project
+
+    from kwaflux_ofx import resolve_roundtrip as rt
+
+    models = tmp_path / "models"
+    models.mkdir()
+    make_nearest_x2(models / "kwaflux-sr-x2.onnx")
+    monkeypatch.setenv("KWAFLUX_MODELS_DIR", str(models))
+    monkeypatch.setenv("KWAFLUX_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("KWAFLUX_CONFORM_DIR", str(tmp_path / "conform"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("KWAFLUX_PYTHON", raising=False)
+    monkeypatch.chdir(tmp_path)
+    clip = make_video(tmp_path / "footage" / "$(touch pwned); `touch pwned`.mov", 12,
+                      start_tc="01:00:00:00")
+    app = resolve_with_project("../../$(touch pwned)", 64, 36, 24.0)
+    project = app.project_manager.project
+    pool = project.media_pool
+    (item,) = pool.ImportMedia([str(clip)])
+    tl = pool.CreateTimelineFromClips("`touch pwned` | rm -rf ~ ; ..",
+                                      [{"mediaPoolItem": item, "startFrame": 2, "endFrame": 9}])
+    assert tl and project.SetCurrentTimeline(tl)
+    report = rt.run(app, scale=2, denoise=0.0, codec="ffv1", on_progress=None)
+    assert report["summary"]["done"] == 1
+    assert not list(tmp_path.rglob("pwned")) and not (ROOT / "pwned").exists()
+    out = Path(report["clips"][0]["output"])
+    assert out.resolve().is_relative_to((tmp_path / "conform").resolve())
+    assert (tmp_path / "footage").exists() and len(list((tmp_path / "footage").iterdir())) == 1
