@@ -127,6 +127,7 @@ class MediaInfo:
     color: dict = dataclasses.field(default_factory=dict)
     rate_known: bool = True  # image sequences often carry no rate: the timeline's is used
     tc_word: int | None = None  # SMPTE timecode of a sequence's first frame, as stored
+    comment: str = ""  # container comment / ImageDescription (conform marks its outputs there)
 
     def adopt_rate(self, rate: float) -> None:
         """Take the timeline's rate for media that carries none (and count its timecode in it)."""
@@ -232,6 +233,7 @@ def _probe_video(path: str) -> MediaInfo:
                 path=path, kind="video", width=cc.width, height=cc.height, channels=channels,
                 rate=rate, frames=frames, start_tc=start_tc, bits=bits,
                 pix_fmt=fmt.name if fmt else "", has_audio=bool(c.streams.audio), color=color,
+                comment=_meta_get(c.metadata, "comment") or "",
             )
     except MediaError:
         raise
@@ -275,7 +277,7 @@ def _probe_sequence(path: str, seq) -> MediaInfo:
             channels=min(spec.nchannels, 4), rate=rate or 24.0,
             frames=(seq[4][-1] - seq[4][0] + 1) if seq[4] else 1,
             start_tc=start_tc, bits=bits, pix_fmt=str(spec.format), rate_known=bool(rate),
-            tc_word=tc_word,
+            tc_word=tc_word, comment=str(spec.getattribute("ImageDescription") or ""),
         )
     finally:
         inp.close()
@@ -385,7 +387,8 @@ class VideoWriter:
 
     def __init__(self, path: str, codec: CodecSpec, width: int, height: int, rate: float,
                  start_tc: int | None, high_bit: bool, color: dict | None = None,
-                 alpha: bool = False, audio_from: tuple[str, float, float] | None = None):
+                 alpha: bool = False, audio_from: tuple[str, float, float] | None = None,
+                 comment: str | None = None):
         import av
 
         if width < codec.min_size[0] or height < codec.min_size[1]:
@@ -410,6 +413,8 @@ class VideoWriter:
             tc = frames_to_timecode(start_tc, rate)
             self.stream.metadata["timecode"] = tc
             self.container.metadata["timecode"] = tc
+        if comment:
+            self.container.metadata["comment"] = comment
         self.in_fmt = None
         self.frames = 0
         if audio_from is not None:
@@ -505,8 +510,10 @@ class SequenceWriter:
     """Write frames as numbered images (EXR half, 16-bit PNG/TIFF) into one folder."""
 
     def __init__(self, directory: str, stem: str, codec: CodecSpec, first_number: int,
-                 rate: float, start_tc: int | None, padding: int = 7):
+                 rate: float, start_tc: int | None, padding: int = 7,
+                 comment: str | None = None):
         self.directory = directory
+        self.comment = comment
         self.stem = stem
         self.codec = codec
         self.number = first_number
@@ -531,6 +538,8 @@ class SequenceWriter:
                            (frames_to_smpte(self.start_tc + self.frames, self.rate), 0))
         if self.codec.name == "exr":
             spec.attribute("compression", "zip")
+        if self.comment:
+            spec.attribute("ImageDescription", self.comment)
         path = os.path.join(self.directory, self.name_for(self.number))
         out = oiio.ImageOutput.create(path)
         if out is None or not out.open(path, spec):

@@ -165,3 +165,35 @@ def test_bad_model_is_one_clear_error_before_any_work(tmp_path):
     assert r.stderr.strip().splitlines() == [
         f"kwaflux: error: {tmp_path / 'nope.onnx'}: model file not found"]
     assert not (tmp_path / "m").exists()
+
+
+def test_rerun_with_other_settings_redoes_the_output(tmp_path, model):
+    src = tmp_path / "src"
+    make_video(src / "a.mov", 20, 24)
+    tl = timeline(tmp_path / "in.otio", clip("a", "a.mov", 2, 10))
+    kw = dict(search_paths=[src], codec="ffv1", handles=1)
+    first = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", model=model, **kw)
+    assert first["clips"][0]["reason"] == ""
+    again = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", model=model, **kw)
+    assert "already complete" in again["clips"][0]["reason"]
+    # same size and length, other model: the old output must not be kept
+    other = tmp_path / "other_x2.onnx"
+    other.write_bytes(open(model, "rb").read())
+    redo = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", model=str(other), **kw)
+    assert redo["clips"][0]["status"] == "done" and redo["clips"][0]["reason"] == ""
+    assert decode_indices(tmp_path / "m" / "a.mkv")[0] == list(range(1, 13))
+
+
+def test_unwritable_output_format_fails_before_rendering(tmp_path, model):
+    src = tmp_path / "src"
+    make_video(src / "a.mov", 10, 24)
+    tl = otio.schema.Timeline("two video tracks")
+    for name in ("V1", "V2"):
+        tr = otio.schema.Track(name=name)
+        tr.append(clip(name, "a.mov", 0, 5))
+        tl.tracks.append(tr)
+    otio.adapters.write_to_file(tl, str(tmp_path / "in.otio"))
+    with pytest.raises(KwafluxError, match="cannot write this timeline as .edl"):
+        run_conform(tmp_path / "in.otio", tmp_path / "o.edl", tmp_path / "m",
+                    search_paths=[src], model=model)
+    assert not (tmp_path / "m").exists()

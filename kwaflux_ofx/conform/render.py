@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import json
 import logging
 import os
 import queue
@@ -39,8 +41,20 @@ def temp_path(unit: WorkUnit) -> str:
     return os.path.join(d, f".{name}{PARTIAL_TAG}")
 
 
-def output_is_complete(unit: WorkUnit) -> bool:
-    """A finished output from an earlier run: right frame count and size (anything else is redone)."""
+def fingerprint(unit: WorkUnit, settings: ConformSettings) -> str:
+    """What an output was made from and how; stored in it, so a rerun with other settings (or
+    another source) redoes it instead of keeping a stale file."""
+    what = {"source": unit.media.path, "start": unit.start, "stop": unit.stop,
+            "origin": unit.origin, "scale": settings.scale, "denoise": settings.denoise,
+            "model": settings.model or "", "denoise_model": settings.denoise_model or "",
+            "codec": unit.codec}
+    digest = hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+    return f"kwaflux conform {digest}"
+
+
+def output_is_complete(unit: WorkUnit, settings: ConformSettings | None = None) -> bool:
+    """A finished output from an earlier run: right frame count, size and settings (anything
+    else is redone)."""
     if not os.path.exists(unit.output):
         return False
     if os.path.islink(unit.output):
@@ -56,6 +70,9 @@ def output_is_complete(unit: WorkUnit) -> bool:
             info = probe(unit.output)
     except (KwafluxError, OSError) as exc:
         log.info("redoing %s: %s", unit.output, exc)
+        return False
+    if settings is not None and info.comment != fingerprint(unit, settings):
+        log.info("redoing %s: made from other settings or media", unit.output)
         return False
     return (info.frames, info.width, info.height) == (unit.frames, unit.out_width, unit.out_height)
 
@@ -84,7 +101,7 @@ def render_unit(unit: WorkUnit, settings: ConformSettings, process: Callable,
     releases the GIL), and encoding runs here; bounded queues keep the pipeline's memory flat.
     """
     t0 = time.perf_counter()
-    if output_is_complete(unit):
+    if output_is_complete(unit, settings):
         return {"status": "done", "reason": "already complete (kept from an earlier run)",
                 "frames": unit.frames, "seconds": 0.0}
     stop = stop or threading.Event()
@@ -94,7 +111,7 @@ def render_unit(unit: WorkUnit, settings: ConformSettings, process: Callable,
     info = unit.media
     keep_alpha = info.channels == 4 and unit.codec in ("prores_4444", "exr", "png", "tiff")
     try:
-        writer = _open_writer(unit, tmp, keep_alpha)
+        writer = _open_writer(unit, tmp, keep_alpha, fingerprint(unit, settings))
     except (KwafluxError, OSError, ValueError) as exc:
         _remove(tmp)
         return {"status": "failed", "reason": str(exc).splitlines()[0], "frames": 0,
@@ -181,7 +198,7 @@ def render_unit(unit: WorkUnit, settings: ConformSettings, process: Callable,
             _remove(tmp)
     return {"status": "done", "reason": "", "frames": written, "seconds": time.perf_counter() - t0}
 
-def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool):
+def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str):
     """The writer for a unit's temp output; audio is copied through for the same span."""
     codec = CODECS[unit.codec]
     info = unit.media
@@ -189,6 +206,6 @@ def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool):
         audio = (info.path, unit.start / info.rate, unit.stop / info.rate) if info.has_audio else None
         return VideoWriter(tmp, codec, unit.out_width, unit.out_height, info.rate, unit.start_tc,
                            high_bit=info.bits > 8, color=info.color, alpha=keep_alpha,
-                           audio_from=audio)
+                           audio_from=audio, comment=comment)
     return SequenceWriter(tmp, unit.stem, codec, first_number=unit.start_tc, rate=info.rate,
-                          start_tc=unit.start_tc)
+                          start_tc=unit.start_tc, comment=comment)

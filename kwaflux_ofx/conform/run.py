@@ -19,7 +19,12 @@ from kwaflux_ofx.conform.plan import (
 )
 from kwaflux_ofx.conform.progress import Progress
 from kwaflux_ofx.conform.render import Cancelled, make_processor, render_unit
-from kwaflux_ofx.conform.timeline import read_timeline, video_clips, write_timeline
+from kwaflux_ofx.conform.timeline import (
+    check_writable,
+    read_timeline,
+    video_clips,
+    write_timeline,
+)
 from kwaflux_ofx.errors import KwafluxError
 from kwaflux_ofx.mediaio import CODECS, frames_to_timecode
 
@@ -66,6 +71,7 @@ def run_conform(
     if os.path.exists(out_path) and os.path.samefile(out_path, timeline_path):
         raise KwafluxError("the output timeline would overwrite the input timeline", out_path)
     tl = read_timeline(timeline_path, rate=settings.rate)
+    check_writable(tl, out_path)
     plan = build_plan(tl, settings, media_dir, searches)
     _check_media_dir(plan, media_dir)
     prog = progress if isinstance(progress, Progress) else Progress(progress)

@@ -85,6 +85,27 @@ def write_timeline(timeline: otio.schema.Timeline, path: str | os.PathLike) -> N
             os.unlink(tmp)
 
 
+def check_writable(timeline: otio.schema.Timeline, path: str | os.PathLike) -> None:
+    """Fail before any rendering if the output format cannot hold this timeline (an EDL with
+    two video tracks, an unknown extension), instead of after hours of it."""
+    path = os.fspath(path)
+    ext = Path(path).suffix.lower()
+    if ext in (".otio", ".otioz", ".otiod"):
+        return  # native: holds anything OTIO does (bundles also copy the media they name)
+    try:
+        adapter = otio.adapters.from_filepath(path)
+    except otio.exceptions.NoKnownAdapterForExtensionError as exc:
+        raise KwafluxError(f"cannot write timelines as {ext or '(no extension)'}", path) from exc
+    probe = timeline.deepcopy()
+    if ext in _XML_EXTS and probe.global_start_time is None:
+        probe.global_start_time = otio.opentime.RationalTime(0, _timeline_rate(probe))
+    try:
+        otio.adapters.write_to_string(probe, adapter.name)
+    except Exception as exc:  # noqa: BLE001 - adapter-specific refusals, reported in one line
+        raise KwafluxError(f"cannot write this timeline as {ext}: {_first_line(exc)}",
+                           path) from exc
+
+
 def _timeline_rate(timeline: otio.schema.Timeline) -> float:
     for clip in timeline.find_clips():
         try:
