@@ -197,3 +197,14 @@ def test_unwritable_output_format_fails_before_rendering(tmp_path, model):
         run_conform(tmp_path / "in.otio", tmp_path / "o.edl", tmp_path / "m",
                     search_paths=[src], model=model)
     assert not (tmp_path / "m").exists()
+
+
+def test_earlier_outputs_are_never_taken_for_sources(tmp_path, model):
+    """--media-dir inside a search path: a rerun must still find the real source."""
+    make_video(tmp_path / "a.mov", 20, 24, "01:00:00:00")
+    tl = timeline(tmp_path / "in.otio", clip("a", "file:///gone/a.mov", 86400 + 3, 5))
+    kw = dict(search_paths=[tmp_path], codec="prores_422hq", handles=0, model=model)
+    run_conform(tl, tmp_path / "o.otio", tmp_path / "out" / "media", **kw)
+    (tmp_path / "a.mov").rename(tmp_path / "moved.mov")  # the source is gone now
+    again = run_conform(tl, tmp_path / "o2.otio", tmp_path / "out" / "media", **kw)
+    assert again["clips"][0]["status"] == "missing"

@@ -191,7 +191,7 @@ def _merge(ranges: list[tuple[int, int, int]], gap: int) -> list[tuple[int, int,
 
 def build_plan(timeline: otio.schema.Timeline, settings: ConformSettings, media_dir: str,
                search_paths: list[str]) -> ConformPlan:
-    index = MediaIndex(search_paths) if search_paths else None
+    index = MediaIndex(search_paths, exclude=[media_dir]) if search_paths else None
     codec = CODECS[settings.codec]
     infos: dict[str, MediaInfo] = {}
     errors: dict[str, str] = {}

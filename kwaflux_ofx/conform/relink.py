@@ -63,17 +63,25 @@ def _sequence_key(name: str) -> str | None:
 class MediaIndex:
     """The files under the search paths, by name; built once per conform."""
 
-    def __init__(self, search_paths: list[str | os.PathLike]):
+    def __init__(self, search_paths: list[str | os.PathLike],
+                 exclude: list[str | os.PathLike] = ()):
         self.by_name: dict[str, list[str]] = {}
         self.by_stem: dict[str, list[str]] = {}
         self.by_sequence: dict[str, list[str]] = {}
+        # The output folder is never searched: an earlier run's outputs are not sources.
+        skip = {os.path.realpath(os.fspath(p)) for p in exclude}
         for root in search_paths:
             root = os.fspath(root)
             if not os.path.isdir(root):
                 log.warning("search path %s is not a folder; ignored", root)
                 continue
+            if os.path.realpath(root) in skip:
+                continue
             for dirpath, dirnames, filenames in os.walk(root):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                dirnames[:] = sorted(
+                    d for d in dirnames
+                    if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d))
+                    not in skip)
                 for name in sorted(filenames):
                     # macOS resource forks and our own unfinished outputs are never media
                     if name.startswith("._") or name == ".DS_Store" or "kwaflux-partial" in name:
