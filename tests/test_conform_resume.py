@@ -208,3 +208,13 @@ def test_earlier_outputs_are_never_taken_for_sources(tmp_path, model):
     (tmp_path / "a.mov").rename(tmp_path / "moved.mov")  # the source is gone now
     again = run_conform(tl, tmp_path / "o2.otio", tmp_path / "out" / "media", **kw)
     assert again["clips"][0]["status"] == "missing"
+
+
+def test_relative_media_paths_are_relative_to_the_timeline(tmp_path, model):
+    make_video(tmp_path / "proj" / "footage" / "a.mov", 12, 24)
+    tl = timeline(tmp_path / "proj" / "in.otio", clip("a", "footage/a.mov", 2, 4))
+    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", model=model, codec="ffv1",
+                      handles=0)  # no search path needed
+    assert rep["clips"][0]["status"] == "done"
+    assert rep["clips"][0]["media"] == str(tmp_path / "proj" / "footage" / "a.mov")
+    assert decode_indices(tmp_path / "m" / "a.mkv")[0] == [2, 3, 4, 5]

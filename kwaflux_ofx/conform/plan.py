@@ -190,7 +190,7 @@ def _merge(ranges: list[tuple[int, int, int]], gap: int) -> list[tuple[int, int,
 
 
 def build_plan(timeline: otio.schema.Timeline, settings: ConformSettings, media_dir: str,
-               search_paths: list[str]) -> ConformPlan:
+               search_paths: list[str], base_dir: str | None = None) -> ConformPlan:
     index = MediaIndex(search_paths, exclude=[media_dir]) if search_paths else None
     codec = CODECS[settings.codec]
     infos: dict[str, MediaInfo] = {}
@@ -211,7 +211,7 @@ def build_plan(timeline: otio.schema.Timeline, settings: ConformSettings, media_
             cp.status, cp.reason = "skipped", "clip has no source range"
             continue
         cp.clip_rate = use.rate
-        path, tried = locate(clip, index)
+        path, tried = locate(clip, index, base_dir)
         if path is None:
             cp.status = "missing"
             cp.media = tried[0] if tried else ""

@@ -153,14 +153,18 @@ def candidate_names(clip: otio.schema.Clip) -> list[str]:
     return out
 
 
-def locate(clip: otio.schema.Clip, index: MediaIndex | None) -> tuple[str | None, list[str]]:
-    """(local path or None, the names tried) for a clip's media."""
+def locate(clip: otio.schema.Clip, index: MediaIndex | None,
+           base_dir: str | None = None) -> tuple[str | None, list[str]]:
+    """(local path or None, the names tried) for a clip's media. A relative path is taken
+    relative to the timeline's folder (`base_dir`), as OTIO files write them."""
     ref = clip.media_reference
     path = reference_path(ref) if ref is not None else None
     tried = []
     if path:
         tried.append(path)
-        if os.path.isabs(path) and os.path.exists(path):
+        if not os.path.isabs(path) and base_dir and not _WINDOWS_DRIVE.match(path):
+            path = os.path.join(base_dir, path)
+        if os.path.isabs(path) and os.path.isfile(path):
             return path, tried
     names = candidate_names(clip)
     tried.extend(n for n in names if n not in tried)

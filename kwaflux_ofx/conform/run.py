@@ -72,7 +72,8 @@ def run_conform(
         raise KwafluxError("the output timeline would overwrite the input timeline", out_path)
     tl = read_timeline(timeline_path, rate=settings.rate)
     check_writable(tl, out_path)
-    plan = build_plan(tl, settings, media_dir, searches)
+    plan = build_plan(tl, settings, media_dir, searches,
+                      base_dir=os.path.dirname(timeline_path))
     _check_media_dir(plan, media_dir)
     prog = progress if isinstance(progress, Progress) else Progress(progress)
     eng = None
