@@ -1324,7 +1324,7 @@ SIZES = {
     "kills-exr": ({"kills": 2, "frames": 24}, {"kills": 6, "frames": 24}),
     "oom": ({}, {}),
     "ofx-fuzz": ({"count": 200, "max_side": 256}, {"count": 6000, "max_side": 4096}),
-    "ofx-fuzz-sanitized": ({"count": 40, "max_side": 64}, {"count": 600, "max_side": 256}),
+    "ofx-fuzz-sanitized": ({"count": 40, "max_side": 64}, {"count": 5000, "max_side": 512}),
     "ofx-threads": ({"frames": 64}, {"frames": 1000, "instances": 2}),
 }
 
