@@ -7,6 +7,22 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def init_body(layers: list[nn.Module]) -> None:
+    """He initialisation for the PReLU body, and a near-zero last conv.
+
+    PyTorch's default conv init shrinks the signal about threefold per layer, so a 12-conv plain
+    body starts with features that no longer depend on the input and gradients that vanish: the
+    denoiser then sits at the identity and never learns. He init keeps the variance; the small
+    last layer still starts the network close to its residual baseline.
+    """
+    convs = [m for m in layers if isinstance(m, nn.Conv2d)]
+    for conv in convs[:-1]:
+        nn.init.kaiming_normal_(conv.weight, a=0.25, nonlinearity="leaky_relu")
+        nn.init.zeros_(conv.bias)
+    nn.init.normal_(convs[-1].weight, std=1e-3)
+    nn.init.zeros_(convs[-1].bias)
+
+
 class CompactSR(nn.Module):
     """SRVGGNetCompact-like upscaler: a plain conv body at LR resolution, pixel shuffle at the end.
 
@@ -24,9 +40,7 @@ class CompactSR(nn.Module):
         self.body = nn.Sequential(*layers)
         self.shuffle = nn.PixelShuffle(scale)
         self.convs = convs
-        # Zero the last conv so training starts at exactly the bilinear upsample.
-        nn.init.zeros_(layers[-1].weight)
-        nn.init.zeros_(layers[-1].bias)
+        init_body(layers)
 
     @property
     def receptive_field(self) -> int:
@@ -39,23 +53,43 @@ class CompactSR(nn.Module):
         return base + self.shuffle(self.body(x))
 
 
+class ResBlock(nn.Module):
+    """conv-PReLU-conv with an identity skip; the second conv starts small so each block starts
+    near the identity."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.act = nn.PReLU(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        for conv in (self.conv1, self.conv2):
+            nn.init.kaiming_normal_(conv.weight, a=0.25, nonlinearity="leaky_relu")
+            nn.init.zeros_(conv.bias)
+        with torch.no_grad():
+            self.conv2.weight.mul_(0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.conv1(x)))
+
+
 class NoiseMapDenoiser(nn.Module):
     """FFDNet-style denoiser: pixel-unshuffle to half resolution, concatenate a noise-level map,
-    run a plain conv body, pixel-shuffle back and add to the input (residual learning).
+    run a residual-block body, pixel-shuffle back and add to the input (residual learning).
 
     Working at half resolution quadruples the receptive field per FLOP, which matters on a CPU.
+    The skip connections matter too: a plain 12-conv body of this width barely left the identity
+    in thousands of CPU steps, the same depth with residual blocks learns within a hundred.
     """
 
-    def __init__(self, channels: int = 48, convs: int = 10) -> None:
+    def __init__(self, channels: int = 48, convs: int = 12) -> None:
         super().__init__()
+        if convs < 4 or convs % 2:
+            raise ValueError("convs must be an even number >= 4 (head + 2 per block + tail)")
         self.convs = convs
-        layers: list[nn.Module] = [nn.Conv2d(12 + 1, channels, 3, padding=1), nn.PReLU(channels)]
-        for _ in range(convs - 2):
-            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU(channels)]
-        layers.append(nn.Conv2d(channels, 12, 3, padding=1))
-        self.body = nn.Sequential(*layers)
-        nn.init.zeros_(layers[-1].weight)
-        nn.init.zeros_(layers[-1].bias)
+        self.head = nn.Sequential(nn.Conv2d(12 + 1, channels, 3, padding=1), nn.PReLU(channels))
+        self.blocks = nn.Sequential(*(ResBlock(channels) for _ in range((convs - 2) // 2)))
+        self.tail = nn.Conv2d(channels, 12, 3, padding=1)
+        init_body([self.head[0], self.tail])
 
     @property
     def receptive_field(self) -> int:
@@ -71,7 +105,9 @@ class NoiseMapDenoiser(nn.Module):
         he, we = (h + 1) // 2 * 2, (w + 1) // 2 * 2
         xp = F.pad(x, (0, 1, 0, 1), mode="replicate")[..., :he, :we]
         npad = F.pad(noise_level, (0, 1, 0, 1), mode="replicate")[..., :he, :we]
-        low = F.pixel_unshuffle(xp, 2)
+        # Centre the image around 0 so the first layer's response does not depend on brightness.
+        low = F.pixel_unshuffle(xp, 2) - 0.5
         nmap = F.avg_pool2d(npad, 2)
-        res = F.pixel_shuffle(self.body(torch.cat([low, nmap], dim=1)), 2)
+        feats = self.blocks(self.head(torch.cat([low, nmap], dim=1)))
+        res = F.pixel_shuffle(self.tail(feats), 2)
         return x + res[..., :h, :w]

@@ -5,7 +5,9 @@
 set -e
 cd "$(dirname "$0")"
 PY=${PY:-../.venv/bin/python}
-$PY train_sr.py --scale 2 --steps 6500 --batch 24 --minutes 20 --resume
+if [ "${1:-}" != "--skip-x2" ]; then
+  $PY train_sr.py --scale 2 --steps 6500 --batch 24 --minutes 20 --resume
+fi
 $PY train_denoise.py --steps 5000 --batch 16 --minutes 26 --resume
 $PY train_sr.py --scale 4 --steps 6500 --batch 24 --minutes 20 --resume
 $PY export.py
