@@ -67,3 +67,20 @@ def test_broken_media_fail_their_clips_alone(tmp_path):
     assert "32x18" in by["image sequence, frame 4 has another size"].detail
     assert "garbled.mkv" in by["ffv1 mkv with 200 flipped bytes"].detail
     assert sum(c.outcome == "clip failed" for c in cases) >= 10
+
+
+def test_nan_and_inf_pixels_render_as_black_and_white_not_poison(tmp_path):
+    import numpy as np
+    from onnx_factory import sr_model
+
+    from kwaflux_ofx import Engine
+
+    model = sr_model(tmp_path / "sr2.onnx", 2)
+    frame = np.random.default_rng(4).random((40, 50, 4), dtype=np.float32)
+    frame[5, 7, 0], frame[20, 30, 1], frame[33, 3, 2], frame[10, 10, 3] = (
+        np.nan, np.inf, -np.inf, np.nan)
+    engine = Engine(device="cpu", tile=32)  # several tiles: the NaNs sit near seams too
+    out = engine.process(frame, scale=2, sr_model=model)
+    assert np.isfinite(out).all()
+    clean = np.nan_to_num(frame, nan=0.0, posinf=1.0, neginf=0.0)
+    np.testing.assert_array_equal(out, engine.process(clean, scale=2, sr_model=model))

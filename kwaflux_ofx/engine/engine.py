@@ -276,6 +276,10 @@ class _FrameJob:
 
     def pixels(self, img: np.ndarray) -> np.ndarray:
         """float32 H×W×C (full scale 1.0) -> processed float32 (H*s)×(W*s)×C."""
+        if not np.isfinite(img).all():
+            # Float frames from a comp can carry NaN/inf pixels; a model would smear them over
+            # its receptive field. Render them as black (NaN, -inf) and full scale (+inf).
+            img = np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
         rgb = img[..., :3]
         alpha = img[..., 3] if self.channels == 4 else None
         if alpha is not None and self.premultiplied:
@@ -312,8 +316,6 @@ class _FrameJob:
         y = runner.run(x, noise)
         if not np.isfinite(y).all():
             # NaN/inf would become silent black (integers) or poison float frames downstream.
-            if not np.isfinite(x).all():
-                raise KwafluxError("the frame holds NaN or infinite pixel values")
             raise ModelError("produced NaN or infinite values; the model is broken", spec.path)
         if (lo, hi) != (0.0, 1.0):
             y = (y - lo) / (hi - lo)
