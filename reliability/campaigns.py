@@ -1117,10 +1117,20 @@ def ofx_models(d: Path) -> Path:
     from ofx_support import denoise_model, failing_model, sr_x2_model
 
     d.mkdir(parents=True, exist_ok=True)
+    from onnx_factory import sr_model
+
     for name, make in (("sr.onnx", sr_x2_model), ("dn.onnx", denoise_model),
                        ("fail.onnx", failing_model)):
         if not (d / name).exists():
             make(d / name)
+    # Small stand-ins for the built-in names, so an empty model parameter (the defaults, x4 and
+    # denoise-before-SR included) renders quickly too: KWAFLUX_MODELS_DIR points here.
+    reg = d / "registry"
+    reg.mkdir(exist_ok=True)
+    if not (reg / "kwaflux-sr-x4.onnx").exists():
+        shutil.copyfile(d / "sr.onnx", reg / "kwaflux-sr-x2.onnx")
+        shutil.copyfile(d / "dn.onnx", reg / "kwaflux-denoise.onnx")
+        sr_model(reg / "kwaflux-sr-x4.onnx", 4, meta={**_SR_META, "scale": 4})
     return d
 
 
@@ -1184,7 +1194,7 @@ def run_fuzz(exe: Path, bundle: Path, work: Path, count: int, seed: int = 1,
     work.mkdir(parents=True, exist_ok=True)
     models = ofx_models(work / "models")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "KWAFLUX_LOG_DIR": str(work / "logs"),
-           **(SAN_ENV if sanitize else {})}
+           "KWAFLUX_MODELS_DIR": str(models / "registry"), **(SAN_ENV if sanitize else {})}
     figures = collections.Counter()
     cases: list[Case] = []
     start, deadline = 0, time.monotonic() + timeout
@@ -1343,7 +1353,8 @@ FIXED = [
     "or that give a non-NCHW output raised ValueError/InvalidArgument/IndexError tracebacks: "
     "now one ModelError line naming the model.",
     "A model with NaN/Inf weights rendered silent black (8/16-bit) or NaN (float) frames: the "
-    "engine now refuses non-finite model output (and names a NaN/Inf source frame as such).",
+    "engine now refuses non-finite model output. NaN/inf pixels of a float source frame render "
+    "as black/full scale instead of spreading over the model's receptive field.",
     "An image sequence with a missing frame number was silently collapsed: every later frame "
     "shifted by one in the conformed media. A gap is now a missing frame that fails its clip.",
     "An image sequence with one frame of another size was encoded anyway; now that clip fails "

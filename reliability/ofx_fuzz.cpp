@@ -8,7 +8,7 @@
 // source is included, not copied: its main() becomes a function this loop calls.
 //
 //   ofx-fuzz --bundle B --models DIR --work DIR --seed S --start I --count N [--max-side M]
-// DIR holds sr.onnx, dn.onnx and fail.onnx. Prints "fuzz I config ..." before each case and
+// DIR holds sr.onnx, dn.onnx and fail.onnx (and registry/ for the default names). Prints "fuzz I config ..." before each case and
 // "fuzz I rc=R" after it (R is the host's exit code: 0 ok, 3 failed renders, 4 buffer overrun).
 
 #define main kwaflux_test_host_main
@@ -155,7 +155,8 @@ int main(int argc, char** argv) {
     args.push_back(std::to_string(f.uniform(1, 3)));
     // The model: mostly the small test model of the right kind; sometimes a wrong one.
     double m = f.real(0.0, 1.0);
-    std::string model = m < 0.85 ? models + (sr ? "/sr.onnx" : "/dn.onnx")
+    std::string model = m < 0.7 ? models + (sr ? "/sr.onnx" : "/dn.onnx")
+                      : m < 0.85 ? ""  // the default models by name (KWAFLUX_MODELS_DIR)
                       : m < 0.9 ? models + "/fail.onnx"
                       : m < 0.95 ? models + (sr ? "/dn.onnx" : "/sr.onnx")
                                  : models + "/no-such-model.onnx";
