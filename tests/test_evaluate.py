@@ -81,3 +81,12 @@ def test_goal_verdicts_follow_the_figures(ev):
     assert "strength monotone (more strength, less noise left): **missed**" in "\n".join(
         ev.goals(results)
     )
+
+
+def test_noise_estimate_grows_with_noise(ev):
+    flat = np.full((64, 64, 3), 120, np.uint8)
+    assert ev.noise_level(flat) == 0.0
+    levels = [ev.noise_level(ev.gaussian_noise(flat, s, seed=1)) for s in (5, 15, 30)]
+    assert levels[0] < levels[1] < levels[2]
+    # Equal RGB noise of sigma 15 leaves about 15 * 0.67 on luma (BT.601 weights).
+    assert levels[1] == pytest.approx(15 * np.sqrt(0.299**2 + 0.587**2 + 0.114**2), rel=0.15)
