@@ -146,8 +146,11 @@ def test_refuses_to_write_next_to_sources(tmp_path, model):
     make_video(src / "a.mov", 10, 24)
     tl = timeline(tmp_path / "in.otio", clip("a", "a.mov", 0, 5))
     before = tree_checksums(src)
-    with pytest.raises(KwafluxError, match="folder of the source media"):
+    with pytest.raises(KwafluxError, match="also a --search-path"):
         run_conform(tl, tmp_path / "o.otio", src, search_paths=[src], model=model)
+    direct = timeline(tmp_path / "direct.otio", clip("a", str(src / "a.mov"), 0, 5))
+    with pytest.raises(KwafluxError, match="folder of the source media"):
+        run_conform(direct, tmp_path / "o.otio", src, model=model)
     with pytest.raises(KwafluxError, match="overwrite the input timeline"):
         run_conform(tl, tl, tmp_path / "m", search_paths=[src], model=model)
     assert tree_checksums(src) == before

@@ -70,6 +70,10 @@ def run_conform(
     searches = [os.fspath(p) for p in (search_paths or [])]
     if os.path.exists(out_path) and os.path.samefile(out_path, timeline_path):
         raise KwafluxError("the output timeline would overwrite the input timeline", out_path)
+    for sp in searches:
+        if os.path.realpath(sp) == os.path.realpath(media_dir):
+            raise KwafluxError("is also a --search-path: the new media would land among the "
+                               "sources; choose another --media-dir", media_dir)
     tl = read_timeline(timeline_path, rate=settings.rate)
     check_writable(tl, out_path)
     plan = build_plan(tl, settings, media_dir, searches,
