@@ -129,13 +129,16 @@ def stages(work: Path, frames: int, w: int, h: int, model: str | None, codec: st
 
 
 RSS_CHILD = """
-import json, resource, sys
+import json, sys
 sys.path.insert(0, {tests!r})
 from kwaflux_ofx.conform import run_conform
 rep = run_conform({tl!r}, {out!r}, {media!r}, search_paths=[{src!r}], model={model!r},
                   codec="prores_422hq", handles=0)
 assert rep["summary"]["done"] == 1, rep
-print(json.dumps({{"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
+# VmHWM, not ru_maxrss: ru_maxrss carries the parent's size at fork across exec.
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
+           if line.startswith("VmHWM:"))
+print(json.dumps({{"maxrss_kb": hwm}}))
 """
 
 
