@@ -1189,7 +1189,6 @@ def run_fuzz(exe: Path, bundle: Path, work: Path, count: int, seed: int = 1,
                  list[Case], dict]:
     """Run `count` random configurations; a process that dies is restarted after the case that
     killed it. Returns (cases, figures)."""
-    import subprocess
 
     work.mkdir(parents=True, exist_ok=True)
     models = ofx_models(work / "models")
@@ -1197,37 +1196,62 @@ def run_fuzz(exe: Path, bundle: Path, work: Path, count: int, seed: int = 1,
            "KWAFLUX_MODELS_DIR": str(models / "registry"), **(SAN_ENV if sanitize else {})}
     figures = collections.Counter()
     cases: list[Case] = []
-    start, deadline = 0, time.monotonic() + timeout
+    deadline = time.monotonic() + timeout
+    # One host flavour per process (a host's capabilities never change under a plugin): the
+    # cases are split between a Natron-like host, one without multi-resolution, and Resolve.
+    for k, flavour in enumerate(("multires", "nomultires", "resolve")):
+        first, last = count * k // 3, count * (k + 1) // 3
+        _fuzz_flavour(exe, bundle, models, work, env, seed, first, last, max_side, flavour,
+                      deadline, cases, figures)
+    figures["configurations"] = len(cases)
+    return cases, dict(figures)
+
+
+def _fuzz_flavour(exe, bundle, models, work, env, seed, first, last, max_side, flavour,
+                  deadline, cases, figures) -> None:
+    import subprocess
+
+    start, count = first, last
     while start < count and time.monotonic() < deadline:
-        proc = subprocess.run(
+        try:
+            proc = _run_fuzz_process(
             [str(exe), "--bundle", str(bundle), "--models", str(models), "--work", str(work),
              "--seed", str(seed), "--start", str(start), "--count", str(count - start),
-             "--max-side", str(max_side)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, timeout=timeout,
-            errors="replace", text=True)
+             "--max-side", str(max_side), "--host", flavour], env,
+                max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            cases.append(Case("ofx-fuzz", f"cases from {start} [{flavour}]", "HANG",
+                              "the fuzz process did not finish before the deadline"))
+            return
         cur, config, block, last_done = None, "", [], start - 1
+        recheck = False
         for line in proc.stdout.splitlines():
             m = re.match(r"fuzz (\d+) config (.*)", line)
             if m:
-                cur, config, block = int(m.group(1)), m.group(2), []
+                cur, config, block, recheck = int(m.group(1)), m.group(2), [], False
+                continue
+            if re.match(r"fuzz \d+ recheck", line):
+                recheck = True
                 continue
             m = re.match(r"fuzz (\d+) rc=(-?\d+)", line)
             if m and cur is not None:
                 rc = int(m.group(2))
-                cases.append(_fuzz_case(cur, config, rc, block, figures))
+                cases.append(_fuzz_case(cur, f"[{flavour}] {config}", rc, block, figures))
                 last_done, cur = cur, None
                 continue
             block.append(line)
             if "runtime error:" in line or "AddressSanitizer" in line:
                 figures["sanitizer reports"] += 1
-            if line.startswith("render t="):
+            if line.startswith("render t=") and recheck:
+                figures["frames re-rendered in the plain layout"] += 1
+            elif line.startswith("render t="):
                 figures["frames"] += 1
                 figures["frames ok" if " status=0 " in line else "frames failed"] += 1
         if cur is not None:  # died inside case `cur`
             san = [ln for ln in block if "AddressSanitizer" in ln or "runtime error:" in ln]
             kind = "SANITIZER" if san else "CRASH"
             figures["crashes"] += 1
-            cases.append(Case("ofx-fuzz", f"case {cur}: {_short(config)}", "CRASH",
+            cases.append(Case("ofx-fuzz", f"case {cur} [{flavour}]: {_short(config)}", "CRASH",
                               f"{kind}: process exit {proc.returncode}; "
                               + (san[0] if san else (block[-1] if block else ""))))
             start = cur + 1
@@ -1237,8 +1261,13 @@ def run_fuzz(exe: Path, bundle: Path, work: Path, count: int, seed: int = 1,
             cases.append(Case("ofx-fuzz", f"after case {last_done}", "CRASH",
                               f"process exit {proc.returncode} between cases"))
             start = last_done + 2
-    figures["configurations"] = len(cases)
-    return cases, dict(figures)
+
+
+def _run_fuzz_process(cmd: list[str], env: dict, timeout: float):
+    import subprocess
+
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                          timeout=timeout, errors="replace", text=True)
 
 
 def _short(config: str) -> str:
@@ -1253,6 +1282,12 @@ def _fuzz_case(i: int, config: str, rc: int, block: list[str], figures) -> Case:
     name = f"case {i}: {_short(config)}"
     if san:
         return Case("ofx-fuzz", name, "CRASH", "sanitizer: " + san[0])
+    layout = [ln for ln in block if re.match(r"fuzz \d+ layout ", ln)]
+    if layout:
+        figures["layout comparisons"] += 1
+        if " DIFF " in layout[0]:
+            return Case("ofx-fuzz", name, "WRONG",
+                        "pixels depend on rowBytes/padding/offset/threads: " + layout[0])
     if rc == 0:
         return Case("ofx-fuzz", name, "accepted", "rendered")
     if rc == 3 and msgs:

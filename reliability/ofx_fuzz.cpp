@@ -8,6 +8,7 @@
 // source is included, not copied: its main() becomes a function this loop calls.
 //
 //   ofx-fuzz --bundle B --models DIR --work DIR --seed S --start I --count N [--max-side M]
+//            [--cases I,J,...] [--host multires|nomultires|resolve]
 // DIR holds sr.onnx, dn.onnx and fail.onnx (and registry/ for the default names). Prints "fuzz I config ..." before each case and
 // "fuzz I rc=R" after it (R is the host's exit code: 0 ok, 3 failed renders, 4 buffer overrun).
 
@@ -15,6 +16,8 @@
 #include "../bridge/test_host/host.cpp"
 #undef main
 
+#include <algorithm>
+#include <cstdio>
 #include <random>
 #include <sstream>
 
@@ -91,9 +94,10 @@ void write_picture(Fuzz& f, const std::string& path, int w, int h, int c, const 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string bundle, models, work;
+  std::string bundle, models, work, host = "multires";
   uint64_t seed = 1;
   int start = 0, count = 100, max_side = 512;
+  std::vector<int> cases;
   for (int k = 1; k + 1 < argc; k += 2) {
     std::string a = argv[k], v = argv[k + 1];
     if (a == "--bundle") bundle = v;
@@ -103,14 +107,25 @@ int main(int argc, char** argv) {
     else if (a == "--start") start = std::stoi(v);
     else if (a == "--count") count = std::stoi(v);
     else if (a == "--max-side") max_side = std::max(1, std::stoi(v));
+    else if (a == "--host") host = v;  // multires (Natron-like), nomultires, resolve
+    else if (a == "--cases") {  // replay chosen cases, in this order (to reduce a finding)
+      for (size_t at = 0; at < v.size();) {
+        size_t end = v.find(',', at);
+        if (end == std::string::npos) end = v.size();
+        cases.push_back(std::stoi(v.substr(at, end - at)));
+        at = end + 1;
+      }
+    }
   }
+  if (cases.empty())
+    for (int i = start; i < start + count; ++i) cases.push_back(i);
   if (bundle.empty() || models.empty() || work.empty()) {
     std::fprintf(stderr, "usage: ofx-fuzz --bundle B --models DIR --work DIR [--seed S] "
                          "[--start I] [--count N] [--max-side M]\n");
     return 2;
   }
   const std::vector<std::string> depths = {"|u1", "<u2", "<f2", "<f4"};
-  for (int i = start; i < start + count; ++i) {
+  for (int i : cases) {
     Fuzz f(seed * 0x9E3779B97F4A7C15ull + uint64_t(i));
     const bool sr = f.chance(0.5);
     int w = side(f, max_side), h = side(f, max_side);
@@ -123,22 +138,34 @@ int main(int argc, char** argv) {
     std::vector<std::string> args = {"ofx-fuzz", "--bundle", bundle, "--plugin",
                                      sr ? "org.kwaflux.SuperResolution" : "org.kwaflux.Denoise",
                                      "--input", in};
-    if (f.chance(0.4)) args.push_back("--negative-rowbytes");
+    // Memory layout and placement: they must never change a pixel (checked below).
+    std::vector<std::string> layout;
+    if (f.chance(0.4)) layout.push_back("--negative-rowbytes");
     if (f.chance(0.4)) {
-      args.push_back("--row-pad");
-      args.push_back(std::to_string(f.chance(0.5) ? f.uniform(1, 7) : f.uniform(8, 4096)));
+      layout.push_back("--row-pad");
+      layout.push_back(std::to_string(f.chance(0.5) ? f.uniform(1, 7) : f.uniform(8, 4096)));
     }
+    int ox = 0, oy = 0, down = 1;
     if (f.chance(0.5)) {
-      args.push_back("--offset");
-      args.push_back(std::to_string(f.uniform(-5000, 5000)) + "," +
-                     std::to_string(f.uniform(-5000, 5000)));
+      ox = f.uniform(-5000, 5000);
+      oy = f.uniform(-5000, 5000);
     }
     if (f.chance(0.3)) {
+      down = f.uniform(2, 5);
       args.push_back("--render-scale-down");
-      args.push_back(std::to_string(f.uniform(2, 5)));
+      args.push_back(std::to_string(down));
     }
-    if (f.chance(0.35)) args.push_back("--resolve");
-    else if (f.chance(0.3)) {
+    if (ox || oy) {
+      // An offset that is not a whole pixel at the render scale moves the image by a fraction
+      // of a pixel: then it is content, not layout, and both runs get it.
+      auto& where = (ox % down || oy % down) ? args : layout;
+      where.push_back("--offset");
+      where.push_back(std::to_string(ox) + "," + std::to_string(oy));
+    }
+    // The host's capabilities are fixed for a process (plugins read them once, in setHost, as
+    // for any real host), so the flavour is one per run, not per case.
+    if (host == "resolve") args.push_back("--resolve");
+    else if (host == "nomultires") {
       args.push_back("--multires");
       args.push_back("0");
     }
@@ -149,8 +176,8 @@ int main(int argc, char** argv) {
     if (f.chance(0.1)) args.push_back("--unpremultiplied");
     if (f.chance(0.05)) args.push_back("--disconnect-source");
     const int threads = f.chance(0.3) ? f.uniform(2, 4) : 1;
-    args.push_back("--threads");
-    args.push_back(std::to_string(threads));
+    layout.push_back("--threads");
+    layout.push_back(std::to_string(threads));
     args.push_back("--frames");
     args.push_back(std::to_string(f.uniform(1, 3)));
     // The model: mostly the small test model of the right kind; sometimes a wrong one.
@@ -179,13 +206,40 @@ int main(int argc, char** argv) {
 
     std::string line;
     for (size_t k = 1; k < args.size(); ++k) line += (k > 1 ? " " : "") + args[k];
+    for (auto& a : layout) line += " " + a;
     std::printf("fuzz %d config %dx%dx%d %s %s\n", i, w, h, c, descr.c_str(), line.c_str());
     std::fflush(stdout);
-    std::vector<char*> cargs;
-    for (auto& a : args) cargs.push_back(a.data());
-    cargs.push_back(nullptr);
-    g_opt = Options{};
-    int rc = kwaflux_test_host_main(int(cargs.size()) - 1, cargs.data());
+    const int frames = std::stoi(args[std::find(args.begin(), args.end(), "--frames") -
+                                      args.begin() + 1]);
+    auto out_name = [&](const std::string& stem, int t) {
+      return work + "/" + stem + (frames > 1 ? "." + std::to_string(t) : "") + ".npy";
+    };
+    auto run = [&](std::vector<std::string> a, const std::string& stem) {
+      for (int t = 0; t < frames; ++t) std::remove(out_name(stem, t).c_str());
+      a.push_back("--output");
+      a.push_back(work + "/" + stem + ".npy");
+      std::vector<char*> cargs;
+      for (auto& s : a) cargs.push_back(s.data());
+      cargs.push_back(nullptr);
+      g_opt = Options{};
+      return kwaflux_test_host_main(int(cargs.size()) - 1, cargs.data());
+    };
+    std::vector<std::string> fuzzed = args;
+    fuzzed.insert(fuzzed.end(), layout.begin(), layout.end());
+    int rc = run(fuzzed, "a");
+    if (rc == 0 && !layout.empty()) {
+      // The same render in the plainest layout (positive rowBytes, no padding, no offset,
+      // one thread) must give the same pixels, frame for frame.
+      std::printf("fuzz %d recheck\n", i);
+      int rc2 = run(args, "b");
+      int differ = 0;
+      for (int t = 0; t < frames && rc2 == 0; ++t) {
+        npy::Image a = npy::read(out_name("a", t)), b = npy::read(out_name("b", t));
+        if (a.width != b.width || a.height != b.height || a.bytes != b.bytes) ++differ;
+      }
+      std::printf("fuzz %d layout %s rc2=%d differ=%d\n", i,
+                  rc2 == 0 && differ == 0 ? "same" : "DIFF", rc2, differ);
+    }
     std::printf("fuzz %d rc=%d\n", i, rc);
     std::fflush(stdout);
   }

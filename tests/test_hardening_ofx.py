@@ -1,6 +1,7 @@
 """OFX boundary (short CI versions): random sizes, depths, components, rowBytes, offsets, render
-scales and parameter values through both effects: 0 crashes, every failure a status + message;
-8 render threads on one instance give the single-thread pixels; an ASan/UBSan pass."""
+scales and parameter values through both effects: 0 crashes, every failure a status + message,
+pixels independent of rowBytes/padding/offset/threads; 8 render threads on one instance give the
+single-thread pixels; an ASan/UBSan pass."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def test_fuzz_both_effects_no_crash_every_failure_has_a_message(tmp_path):
     assert not bad, bad[:5]
     assert figures["configurations"] == 200 and figures.get("crashes", 0) == 0
     assert figures["frames ok"] > 150 and figures["failures with a message"] > 20
+    # every rendered case was rendered again in the plainest layout: same pixels
+    assert figures["layout comparisons"] > 80
     both = {("SuperResolution" in c.name, c.outcome) for c in cases}
     assert both == {(True, "accepted"), (False, "accepted"), (True, "clear error"),
                     (False, "clear error")}
