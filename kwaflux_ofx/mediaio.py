@@ -351,6 +351,17 @@ def _read_video(info: MediaInfo, start: int, stop: int):
 
 
 def _decode_video(info: MediaInfo, start: int, stop: int, fmt: str):
+    # Seek first; if the demuxer lands past `start` (a seek table that lies, an open GOP),
+    # decode again from the top rather than lose frames.
+    for seek in ((True, False) if start > 0 else (False,)):
+        done = yield from _decode_pass(info, start, stop, fmt, seek)
+        if done:
+            return
+    raise MediaError(f"cannot reach frame {start} by decoding", info.path)
+
+
+def _decode_pass(info: MediaInfo, start: int, stop: int, fmt: str, seek: bool):
+    """One decode pass; returns False (having yielded nothing) if a seek overshot `start`."""
     import av
 
     with av.open(info.path) as c:
@@ -359,22 +370,27 @@ def _decode_video(info: MediaInfo, start: int, stop: int, fmt: str):
         tb = s.time_base
         first_pts = s.start_time or 0
         rate = fractions.Fraction(info.rate).limit_denominator(1001 * 1000)
-        if start > 0 and tb:
+        if seek and tb:
             # Seek to the keyframe at or before `start`, then decode forward to it.
             target = first_pts + int((fractions.Fraction(start) / rate) / tb)
             c.seek(target, stream=s, backward=True, any_frame=False)
-        expected = None
+        expected = None if seek else 0
         for frame in c.decode(s):
             if frame.pts is not None and tb:
                 idx = round(float((frame.pts - first_pts) * tb) * float(rate))
+            elif expected is not None:
+                idx = expected
             else:
-                idx = expected if expected is not None else 0
+                return False  # no timestamps after a seek: position unknown
+            if expected is None and idx > start:
+                return False
             expected = idx + 1
             if idx < start:
                 continue
             if idx >= stop:
                 break
             yield idx, frame.to_ndarray(format=fmt)
+    return True
 
 
 # -- encoding ----------------------------------------------------------------------------------

@@ -161,3 +161,30 @@ def test_colours_survive_a_pass_through(tmp_path, tagged):
     assert np.abs(got - colour).max() <= 3, got
     if tagged:
         assert info.color["colorspace"] == 1 and info.color["color_range"] == 1
+
+
+def test_decoder_recovers_when_a_seek_lands_past_the_frame(tmp_path, monkeypatch):
+    """Some demuxers seek past the asked position; the reader must not lose those frames."""
+    src = make_video(tmp_path / "g.mp4", 60, 24, codec="libx264")  # keyframes every 12
+    info = probe(src)
+    real_open = av.open
+
+    class Overshooting:
+        def __init__(self, c):
+            self.c = c
+
+        def seek(self, offset, **kw):
+            return self.c.seek(offset * 3, **kw)  # lands well after the target
+
+        def __getattr__(self, name):
+            return getattr(self.c, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.c.__exit__(*exc)
+
+    monkeypatch.setattr(av, "open", lambda *a, **k: Overshooting(real_open(*a, **k)))
+    got = [(i, read_index(f)) for i, f in read_frames(info, 14, 20)]
+    assert got == [(i, i) for i in range(14, 20)]
