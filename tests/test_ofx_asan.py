@@ -23,7 +23,8 @@ def asan_build() -> Path:
     if cmake is None:
         pytest.skip("cmake not on PATH")
     gen = ["-G", "Ninja"] if shutil.which("ninja") else []
-    if not (BUILD / "CMakeCache.txt").is_file():
+    # A configure that failed half-way leaves a cache but no build files: configure again.
+    if not any((BUILD / f).is_file() for f in ("build.ninja", "Makefile")):
         subprocess.run(
             [cmake, "-S", str(ROOT), "-B", str(BUILD), *gen, "-DCMAKE_BUILD_TYPE=Debug",
              "-DKWAFLUX_ASAN=ON", f"-DPython_EXECUTABLE={sys.executable}"],
