@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -80,14 +81,21 @@ def test_dask_local_cluster_two_workers(tmp_path, model, sources, serial):
             return real(self, unit_id, name, result)
 
         run_mod.Progress.unit_done = spy
+        stream = io.StringIO()
         try:
             report = run_conform(EDL, tmp_path / "o.otio", tmp_path / "m",
                                  search_paths=[sources], model=model, codec="ffv1", handles=1,
-                                 scheduler=cluster.scheduler_address)
+                                 scheduler=cluster.scheduler_address,
+                                 progress=run_mod.Progress("json", stream))
         finally:
             run_mod.Progress.unit_done = real
         workers = set(cluster.scheduler_info["workers"])
     assert report["summary"]["done"] == 9
+    # progress from the workers adds up to each unit's frames, never counted twice
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    totals = {e["unit"]: e["frames"] for e in events if e["event"] == "unit_start"}
+    last = {e["unit"]: e["done"] for e in events if e["event"] == "frames"}
+    assert last == totals and len(totals) == 9
     assert set(seen) == workers and len(workers) == 2  # both workers rendered units
     assert_same_pixels(serial, report)
     new = read_timeline(tmp_path / "o.otio")
