@@ -68,23 +68,52 @@ def nominal_fps(rate: float) -> int:
     return max(1, round(rate))
 
 
+def drop_per_minute(rate: float) -> int:
+    """Frame numbers a drop-frame timecode skips each minute (not each tenth): 2 at 29.97,
+    4 at 59.94, 0 where drop-frame does not exist."""
+    fps = nominal_fps(rate)
+    if fps in (30, 60) and abs(rate - fps * 1000 / 1001) < 0.01:
+        return fps // 15
+    return 0
+
+
+def is_drop_frame(tc: str) -> bool:
+    """SMPTE writes drop-frame timecode with ';' (or '.') before the frames."""
+    return bool(re.search(r"[;.]\d+$", tc.strip()))
+
+
 def timecode_to_frames(tc: str, rate: float) -> int:
-    """Frames since 00:00:00:00 for a non-drop 'HH:MM:SS:FF' (';' drop-frame is counted as NDF)."""
+    """Frames since 00:00:00:00 for 'HH:MM:SS:FF', or drop-frame 'HH:MM:SS;FF' at 29.97/59.94."""
     parts = re.split(r"[:;.]", tc.strip())
     if len(parts) != 4 or not all(p.isdigit() for p in parts):
         raise ValueError(f"not a timecode: {tc!r}")
     h, m, s, f = (int(p) for p in parts)
     fps = nominal_fps(rate)
-    return ((h * 60 + m) * 60 + s) * fps + f
+    frames = ((h * 60 + m) * 60 + s) * fps + f
+    drop = drop_per_minute(rate) if is_drop_frame(tc) else 0
+    if drop:
+        minutes = h * 60 + m
+        frames -= drop * (minutes - minutes // 10)
+    return frames
 
 
-def frames_to_timecode(frames: int, rate: float) -> str:
+def frames_to_timecode(frames: int, rate: float, drop_frame: bool = False) -> str:
     fps = nominal_fps(rate)
-    frames = int(frames) % (24 * 3600 * fps)
+    drop = drop_per_minute(rate) if drop_frame else 0
+    frames = int(frames)
+    if drop:
+        # Put back the frame numbers drop-frame skips, then count as non-drop.
+        per_ten = fps * 600 - 9 * drop
+        per_one = fps * 60 - drop
+        tens, rest = divmod(frames % (24 * 6 * per_ten), per_ten)
+        frames = tens * fps * 600 + rest
+        if rest > drop:
+            frames += drop * ((rest - drop) // per_one)
+    frames %= 24 * 3600 * fps
     s, f = divmod(frames, fps)
     m, s = divmod(s, 60)
     h, m = divmod(m, 60)
-    return f"{h:02d}:{m:02d}:{s:02d}:{f:02d}"
+    return f"{h:02d}:{m:02d}:{s:02d}{';' if drop else ':'}{f:02d}"
 
 
 def _bcd(v: int) -> int:
@@ -128,6 +157,7 @@ class MediaInfo:
     rate_known: bool = True  # image sequences often carry no rate: the timeline's is used
     tc_word: int | None = None  # SMPTE timecode of a sequence's first frame, as stored
     comment: str = ""  # container comment / ImageDescription (conform marks its outputs there)
+    drop_frame: bool = False  # the start timecode is drop-frame (29.97/59.94 with ';')
 
     def adopt_rate(self, rate: float) -> None:
         """Take the timeline's rate for media that carries none (and count its timecode in it)."""
@@ -224,9 +254,11 @@ def _probe_video(path: str) -> MediaInfo:
                 "color_trc": cc.color_trc,
             }
             start_tc = None
+            drop_frame = False
             if tc:
                 try:
                     start_tc = timecode_to_frames(tc, rate)
+                    drop_frame = is_drop_frame(tc) and drop_per_minute(rate) > 0
                 except ValueError:
                     log.warning("%s: ignoring unreadable timecode %r", path, tc)
             return MediaInfo(
@@ -234,6 +266,7 @@ def _probe_video(path: str) -> MediaInfo:
                 rate=rate, frames=frames, start_tc=start_tc, bits=bits,
                 pix_fmt=fmt.name if fmt else "", has_audio=bool(c.streams.audio), color=color,
                 comment=_meta_get(c.metadata, "comment") or "",
+                drop_frame=drop_frame,
             )
     except MediaError:
         raise
@@ -404,7 +437,7 @@ class VideoWriter:
     def __init__(self, path: str, codec: CodecSpec, width: int, height: int, rate: float,
                  start_tc: int | None, high_bit: bool, color: dict | None = None,
                  alpha: bool = False, audio_from: tuple[str, float, float] | None = None,
-                 comment: str | None = None):
+                 comment: str | None = None, drop_frame: bool = False):
         import av
 
         if width < codec.min_size[0] or height < codec.min_size[1]:
@@ -426,7 +459,7 @@ class VideoWriter:
         self.matrix = None
         self._tag_colour(color or {})
         if start_tc is not None:
-            tc = frames_to_timecode(start_tc, rate)
+            tc = frames_to_timecode(start_tc, rate, drop_frame)
             self.stream.metadata["timecode"] = tc
             self.container.metadata["timecode"] = tc
         if comment:

@@ -188,3 +188,36 @@ def test_decoder_recovers_when_a_seek_lands_past_the_frame(tmp_path, monkeypatch
     monkeypatch.setattr(av, "open", lambda *a, **k: Overshooting(real_open(*a, **k)))
     got = [(i, read_index(f)) for i, f in read_frames(info, 14, 20)]
     assert got == [(i, i) for i in range(14, 20)]
+
+
+@pytest.mark.parametrize("rate", [30000 / 1001, 60000 / 1001])
+def test_drop_frame_timecode_matches_otio(rate):
+    from kwaflux_ofx.mediaio import frames_to_timecode, timecode_to_frames
+
+    for frames in (0, 1, 1799, 1800, 1801, 17981, 17982, 17983, 107892, 107892 + 1800 * 7 + 5,
+                   2589407):
+        tc = otio.opentime.to_timecode(RT(frames, rate), rate)
+        assert ";" in tc
+        assert frames_to_timecode(frames, rate, drop_frame=True) == tc
+        assert timecode_to_frames(tc, rate) == frames
+    # non-drop rates ignore ';'-less strings and never drop
+    assert timecode_to_frames("01:00:00:00", 25) == 90000
+
+
+def test_drop_frame_source_maps_and_keeps_its_timecode(tmp_path, model):
+    """29.97 drop-frame media from 01:00:00;00: the cut at 01:01:00;02 (minute 61 has no ;00
+    or ;01) is media frame 1800, not 1798 as a non-drop count of the timecode would say."""
+    rate = 30000 / 1001
+    src = make_video(tmp_path / "src" / "df.mov", 1850, rate, "01:00:00;00")
+    info = probe(src)
+    assert info.drop_frame and info.start_tc == otio.opentime.from_timecode(
+        "01:00:00;00", rate).value
+    start = otio.opentime.from_timecode("01:01:00;02", rate)
+    ref = otio.schema.ExternalReference("df.mov")
+    tl = one_clip_timeline(tmp_path / "t.otio", ref, start.value, 10, rate=rate)
+    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", search_paths=[src.parent],
+                      model=model, codec="ffv1", handles=0)
+    assert rep["summary"]["done"] == 1
+    idx, _, tc = decode_indices(rep["clips"][0]["output"])
+    assert idx == list(range(1800, 1810))  # 60 s of 29.97 DF: 1800 frames after 01:00:00;00
+    assert tc == "01:01:00;02"

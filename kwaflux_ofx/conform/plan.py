@@ -236,8 +236,8 @@ def build_plan(timeline: otio.schema.Timeline, settings: ConformSettings, media_
         found = choose_origin(use, ref, info)
         if found is None:
             s = frames_to_timecode(math.floor(to_media_frames(use.start, use.rate, info.rate)),
-                                   info.rate)
-            start_tc = frames_to_timecode(info.start_tc or 0, info.rate)
+                                   info.rate, info.drop_frame)
+            start_tc = frames_to_timecode(info.start_tc or 0, info.rate, info.drop_frame)
             cp.status = "failed"
             cp.reason = (f"source range from {s} ({use.frames} frames) is outside the media "
                          f"(starts {start_tc}, {info.frames} frames)")

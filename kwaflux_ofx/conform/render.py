@@ -206,6 +206,6 @@ def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str):
         audio = (info.path, unit.start / info.rate, unit.stop / info.rate) if info.has_audio else None
         return VideoWriter(tmp, codec, unit.out_width, unit.out_height, info.rate, unit.start_tc,
                            high_bit=info.bits > 8, color=info.color, alpha=keep_alpha,
-                           audio_from=audio, comment=comment)
+                           audio_from=audio, comment=comment, drop_frame=info.drop_frame)
     return SequenceWriter(tmp, unit.stem, codec, first_number=unit.start_tc, rate=info.rate,
                           start_tc=unit.start_tc, comment=comment)

@@ -277,7 +277,8 @@ def relink_timeline(timeline: otio.schema.Timeline, plan: ConformPlan, results: 
             otio.schema.V2d(0, 0), otio.schema.V2d(unit.out_width, unit.out_height))
         ref.metadata["kwaflux"] = {"width": unit.out_width, "height": unit.out_height,
                                    "codec": unit.codec,
-                                   "start_timecode": frames_to_timecode(unit.start_tc, rate)}
+                                   "start_timecode": frames_to_timecode(
+                                       unit.start_tc, rate, unit.media.drop_frame)}
         if clip.source_range is None:
             # The clip played its whole old media; pin that range, or the new (handle-padded)
             # media would change the clip's length on the record side.
@@ -335,7 +336,8 @@ def _print_plan(plan: ConformPlan, settings: ConformSettings, prog: Progress) ->
             print(f"  {cp.name}: {cp.status}: {cp.reason}")
     for u in plan.units:
         print(f"  -> {u.output}: {u.frames} frames ({u.start}-{u.stop - 1}, timecode "
-              f"{frames_to_timecode(u.start_tc, u.media.rate)}), {u.out_width}x{u.out_height}")
+              f"{frames_to_timecode(u.start_tc, u.media.rate, u.media.drop_frame)}), "
+              f"{u.out_width}x{u.out_height}")
 
 
 def _write_json(report: dict, path: str) -> None:
