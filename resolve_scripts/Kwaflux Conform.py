@@ -49,15 +49,19 @@ def _get_resolve():
 
 
 def _ask(settings, resolve):
-    """A settings dialog through Fusion's UIManager; None when cancelled. Without UIManager
-    (some Resolve builds), the remembered settings are used as they are."""
+    """A settings dialog through Fusion's UIManager; None when cancelled. Without a working
+    UIManager (some Resolve builds, or outside Resolve), the remembered settings are used."""
     try:
-        fusion = resolve.Fusion()
-        ui = fusion.UIManager
-        disp = globals()["bmd"].UIDispatcher(ui)
-    except Exception:  # noqa: BLE001
-        print(f"kwaflux: no dialog available; using the remembered settings {settings!r}")
+        return _dialog(settings, resolve)
+    except Exception as exc:  # noqa: BLE001 - any UI failure falls back to the saved settings
+        print(f"kwaflux: no settings dialog ({type(exc).__name__}: {exc}); using the "
+              f"remembered settings {settings!r}")
         return settings
+
+
+def _dialog(settings, resolve):
+    ui = resolve.Fusion().UIManager
+    disp = globals()["bmd"].UIDispatcher(ui)
     scales, codecs = ["1", "2", "4"], list(RT.CODEC_CHOICES)
     win = disp.AddWindow(
         {"ID": "KwafluxConform", "WindowTitle": "Kwaflux Conform", "Geometry": [200, 200, 460, 190]},
