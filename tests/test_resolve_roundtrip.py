@@ -7,6 +7,7 @@ import json
 import os
 import runpy
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -339,3 +340,92 @@ def test_conform_command_drives_a_running_resolve(env, monkeypatch, capsys):
     module.scriptapp = lambda name: None
     assert main(["resolve", "conform"]) == 2
     assert "External scripting" in capsys.readouterr().err
+
+
+class _Widget:
+    """A UIManager element: keeps its properties; combo boxes keep their items."""
+
+    def __init__(self, props):
+        self.__dict__.update(props)
+        self.items = []
+        self.CurrentIndex = 0
+
+    def AddItems(self, items):  # noqa: N802 - Fusion's UIManager names
+        self.items += items
+
+    @property
+    def CurrentText(self):  # noqa: N802
+        return self.items[self.CurrentIndex]
+
+
+class _UI:
+    """Just enough of Fusion's UIManager to run the settings dialog: the user changes the
+    fields listed in `answers`, then clicks the button `click`."""
+
+    def __init__(self, answers, click):
+        self.answers, self.click, self.widgets = answers, click, {}
+
+    def __getattr__(self, kind):  # ui.Label({...}), ui.VGroup([...]), ...
+        def make(arg):
+            if isinstance(arg, dict) and "ID" in arg:
+                self.widgets[arg["ID"]] = _Widget(arg)
+            return arg
+        return make
+
+    def dispatcher(self):
+        ui = self
+
+        class Handlers:
+            def __init__(self):
+                self.OK, self.Cancel, self.KwafluxConform = (types.SimpleNamespace()
+                                                             for _ in range(3))
+
+        class Window:
+            On = Handlers()
+
+            def GetItems(self):  # noqa: N802
+                return ui.widgets
+
+            def Show(self):  # noqa: N802
+                pass
+
+            def Hide(self):  # noqa: N802
+                pass
+
+        class Dispatcher:
+            def AddWindow(self, props, layout):  # noqa: N802
+                self.win = Window()
+                return self.win
+
+            def RunLoop(self):  # noqa: N802
+                for wid, value in ui.answers.items():
+                    setattr(ui.widgets[wid], *value)
+                getattr(self.win.On, ui.click).Clicked(None)
+
+            def ExitLoop(self):  # noqa: N802
+                pass
+
+        return Dispatcher()
+
+
+@pytest.mark.parametrize("click", ["OK", "Cancel"])
+def test_menu_script_dialog(env, capsys, click):
+    from kwaflux_ofx.cli import main
+
+    dest = env / "Scripts"
+    assert main(["resolve", "install", "--dest", str(dest)]) == 0
+    app, _ = project_with_timeline(env)
+    ui = _UI({"Scale": ("CurrentIndex", 1), "Codec": ("CurrentIndex", 5),
+              "Denoise": ("Value", 0.2), "MediaDir": ("Text", str(env / "chosen"))}, click)
+    app.Fusion = lambda: types.SimpleNamespace(UIManager=ui)
+    bmd = types.SimpleNamespace(UIDispatcher=lambda manager: ui.dispatcher())
+    runpy.run_path(str(dest / "Kwaflux Conform.py"), init_globals={"resolve": app, "bmd": bmd})
+    out = capsys.readouterr().out
+    assert ui.widgets["Scale"].items == ["1", "2", "4"]
+    if click == "Cancel":
+        assert "cancelled" in out and "Export" not in app.methods()
+        return
+    assert "3 clips conformed" in out, out
+    assert rt.load_settings() == {"scale": 2, "denoise": 0.2, "codec": "ffv1",
+                                  "media_dir": str(env / "chosen")}
+    assert (env / "chosen" / "A001.mkv").is_file()
