@@ -84,3 +84,21 @@ def test_nan_and_inf_pixels_render_as_black_and_white_not_poison(tmp_path):
     assert np.isfinite(out).all()
     clean = np.nan_to_num(frame, nan=0.0, posinf=1.0, neginf=0.0)
     np.testing.assert_array_equal(out, engine.process(clean, scale=2, sr_model=model))
+
+
+def test_the_judge_tells_crashes_and_vague_errors_from_clear_ones(tmp_path, monkeypatch):
+    """The campaigns' verdicts can fail: a traceback is a CRASH, an error line that names no
+    file is UNCLEAR, and only one line naming the file is a clear error."""
+    from kwaflux_ofx import commands
+    from kwaflux_ofx.errors import KwafluxError
+
+    f = str(tmp_path / "in.png")
+    argv = ["upscale", f, str(tmp_path / "out.png")]
+    for raised, verdict in ((ValueError("boom"), "CRASH"),
+                            (KwafluxError("something went wrong"), "UNCLEAR"),
+                            (KwafluxError("cannot read image", f), "clear error")):
+        def fail(args, exc=raised):
+            raise exc
+
+        monkeypatch.setattr(commands, "cmd_upscale", fail)
+        assert C.judge_error(C.run_cli(argv), [f])[0] == verdict

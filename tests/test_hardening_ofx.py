@@ -5,6 +5,7 @@ single-thread pixels; an ASan/UBSan pass."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -74,3 +75,39 @@ def test_fuzz_under_address_and_undefined_sanitizers(tmp_path):
     bad = [c for c in cases if not c.ok]
     assert not bad, bad[:5]
     assert figures.get("sanitizer reports", 0) == 0 and figures["frames"] >= 40
+
+
+FAKE_FUZZER = """#!{python}
+import os, signal, sys
+a = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+start, count = int(a["--start"]), int(a["--count"])
+for i in range(start, start + count):
+    print(f"fuzz {{i}} config 4x4x3 |u1 --plugin org.kwaflux.Denoise", flush=True)
+    if i == 1 and a["--host"] == "multires":
+        print("render t=0 status=0 identity=0 us=1", flush=True)
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if i == 4:
+        print("x.cpp:1:2: runtime error: signed integer overflow", flush=True)
+    print("render t=0 status=%d identity=0 us=1" % (i == 5), flush=True)
+    if i == 5:
+        print("persistent message: Kwaflux: ValueError: bad", flush=True)
+    print(f"fuzz {{i}} rc={{3 if i == 5 else 4 if i == 6 else 0}}", flush=True)
+print("fuzz done", flush=True)
+"""
+
+
+def test_fuzz_harness_reports_crashes_sanitizer_lines_and_bad_messages(tmp_path):
+    """The harness itself can fail: a process killed mid-case, a UBSan line, a raw exception as
+    the message and a buffer overrun are each caught, and the run goes on after a crash."""
+    exe = tmp_path / "fake-fuzz"
+    exe.write_text(FAKE_FUZZER.format(python=sys.executable))
+    exe.chmod(0o755)
+    cases, figures = C.run_fuzz(exe, tmp_path, tmp_path / "w", count=9, seed=1, timeout=120)
+    by = {int(re.match(r"case (\d+)", c.name).group(1)): c for c in cases}
+    assert sorted(by) == list(range(9))  # case 1 died; 2.. still ran
+    assert by[1].outcome == "CRASH" and "exit -11" in by[1].detail
+    assert by[4].outcome == "CRASH" and "runtime error" in by[4].detail
+    assert by[5].outcome == "UNCLEAR"  # a bare Python exception is not a clear message
+    assert by[6].outcome == "DAMAGE"
+    assert {by[k].outcome for k in (0, 2, 3, 7, 8)} == {"accepted"}
+    assert figures["crashes"] == 1 and figures["sanitizer reports"] == 1
