@@ -27,3 +27,22 @@ def test_kill_9_with_image_sequence_outputs(tmp_path):
     bad = [c for c in cases if not c.ok]
     assert not bad, bad
     assert sorted(p.name for p in (tmp_path / "media").iterdir()) == ["alpha", "bravo", "charlie"]
+
+
+def test_the_soak_checker_catches_a_partial_file_under_a_finished_name(tmp_path):
+    from conform_fixtures import make_video
+
+    src = tmp_path / "src"
+    make_video(src / "a.mkv", 4, codec="ffv1")
+    state = C.tree_state(src)
+    media = tmp_path / "media"
+    good = make_video(media / "alpha.mkv", 10, codec="ffv1")
+    assert C.verify_job(media, {"alpha.mkv": 10}, state, src, None, final=False) == []
+    C._truncate(good, 0.5)
+    problems = C.verify_job(media, {"alpha.mkv": 10}, state, src, None, final=False)
+    assert problems and "alpha.mkv taken for finished" in problems[0]
+    (media / ".alpha.kwaflux-partial.mkv").write_bytes(b"half")
+    (src / "a.mkv").write_bytes(b"changed")
+    final = C.verify_job(media, {"alpha.mkv": 10}, state, src, None, final=True)
+    assert "source media changed" in final and any("partial file left" in p for p in final)
+    assert "no output timeline after the final run" in final
