@@ -294,3 +294,22 @@ def test_cuda_requested_on_a_cpu_build_renders_on_cpu(models, caplog):
     np.testing.assert_allclose(y, np_sr(x, 2), atol=1e-5)
     assert engine.providers == [sessions.CPU]
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+@pytest.mark.parametrize("rng", ["-1-1", "0-255", "-1..1"])
+def test_model_value_range_is_honoured(tmp_path, rng):
+    # The stand-in's weights sum to 1, so away from the zero-padded border it commutes with
+    # the affine range mapping exactly; a wrong mapping would shift every pixel.
+    p = sr_model(
+        tmp_path / "r.onnx", 2, meta={"kind": "sr", "scale": 2, "range": rng, "receptive_field": 1}
+    )
+    assert ModelSpec.from_onnx(p).value_range[0] in (-1.0, 0.0)
+    x = rand((10, 12, 3), seed=11)
+    y = Engine(device="cpu").process(x, scale=2, sr_model=p)
+    np.testing.assert_allclose(y[2:-2, 2:-2], np_sr(x, 2)[2:-2, 2:-2], atol=1e-4)
+
+
+def test_unparseable_range_is_a_model_error(tmp_path):
+    p = sr_model(tmp_path / "bad.onnx", 2, meta={"range": "1-0"})
+    with pytest.raises(ModelError, match="bad.onnx"):
+        ModelSpec.from_onnx(p)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -101,8 +102,10 @@ class ModelSpec:
         if input_dtype is None:
             raise ModelError(f"input '{image_in.name}' is not float32/float16", path)
         try:
-            channels = int(meta["channels"]) if "channels" in meta else (shape[1] if shape else None)
-            rng = tuple(float(v) for v in meta.get("range", "0-1").split("-", 1))
+            channels = (
+                int(meta["channels"]) if "channels" in meta else (shape[1] if shape else None)
+            )
+            rng = parse_range(meta.get("range", "0-1"))
             spec = dict(
                 path=path,
                 name=meta.get("name", path.name.removesuffix(".onnx")),
@@ -133,6 +136,19 @@ class ModelSpec:
         if spec["scale"] not in (1, 2, 3, 4, 8):
             raise ModelError(f"unsupported scale x{spec['scale']}", path)
         return cls(**spec)
+
+
+_RANGE = re.compile(
+    r"^\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*(?:-|,|\.\.|to)\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*$"
+)
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """'0-1', '0-255', '-1-1', '-1..1' or '-1,1' -> (lo, hi); lo must be below hi."""
+    m = _RANGE.match(text)
+    if not m or float(m.group(1)) >= float(m.group(2)):
+        raise ValueError(f"kwaflux.range {text!r} is not 'low-high'")
+    return float(m.group(1)), float(m.group(2))
 
 
 def _run_probe(sess, spec: dict, x: np.ndarray) -> np.ndarray:
