@@ -682,7 +682,8 @@ def campaign_media(work: Path) -> list[Case]:
         elif want == "clamp":
             warned = [ln for ln in run.err.splitlines() if "past its media" in ln and
                       (path.name in ln or name in ln)]
-            outcome = "clip clamped" if c["status"] == "done" and warned else "WRONG"
+            in_report = "past its media" in c["reason"]
+            outcome = "clip clamped" if c["status"] == "done" and warned and in_report else "WRONG"
             detail = (warned or [f"status {c['status']}: {c['reason']}"])[0]
         elif c["status"] in ("failed", "missing"):
             names = {path.name, path.parent.name}

@@ -246,8 +246,10 @@ def build_plan(timeline: otio.schema.Timeline, settings: ConformSettings, media_
         cp.first = max(0, math.floor(s + 1e-6))
         cp.last = min(info.frames, max(cp.first + 1, math.ceil(e - 1e-6)))
         if "clamped" in cp.origin_from and info.frames > 1:  # a still is held, not clamped
-            log.warning("clip %r: source range runs past its media %s; using the frames there",
-                        cp.name, key)
+            short = math.ceil(e - 1e-6) - math.floor(s + 1e-6) - cp.frames
+            cp.reason = (f"source range runs past its media by {short} frame(s); rendered the "
+                         f"{cp.frames} frame(s) there")
+            log.warning("clip %r: %s (%s)", cp.name, cp.reason, key)
 
     # Group clips by media and origin, merge their ranges, one unit per merged range.
     groups: dict[tuple[str, int], list[ClipPlan]] = {}

@@ -308,7 +308,9 @@ def _report(plan: ConformPlan, results: dict, settings: ConformSettings, out_pat
                 status, reason = "skipped", "dry run"
             else:
                 res = results.get(cp.unit, {"status": "failed", "reason": "not rendered"})
-                status, reason = res["status"], res.get("reason", "")
+                status = res["status"]
+                # A clip whose source ran past its media keeps that note when it is done.
+                reason = res.get("reason", "") or cp.reason
         clips.append({"name": cp.name, "media": cp.media, "output": output, "status": status,
                       "reason": reason, "frames": cp.frames})
     summary = {k: sum(1 for c in clips if c["status"] == k)
