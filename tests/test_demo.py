@@ -11,14 +11,8 @@ import pytest
 from kwaflux_ofx import demo, ofx_tools
 from kwaflux_ofx.imageio import read_image
 from kwaflux_ofx.mediaio import probe, read_frames
-from kwaflux_ofx.models.registry import list_models
 
 W, H, FRAMES = 64, 36, 4
-
-# The demo runs on the built-in models; until the trained denoiser is shipped it cannot run.
-pytestmark = pytest.mark.skipif(
-    "kwaflux-denoise" not in {m.name for m in list_models()},
-    reason="built-in model kwaflux-denoise not shipped yet")
 
 
 @pytest.fixture(scope="module")
