@@ -227,8 +227,6 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--size must be WIDTHxHEIGHT, not {args.size!r}")
     if w < 16 or h < 16 or args.frames < 2:
         ap.error("--size must be at least 16x16 and --frames at least 2")
-    # The whole demo shares 2 cores with whatever else runs: keep encoders and BLAS polite.
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     engine_demo(args.out, (w, h))
