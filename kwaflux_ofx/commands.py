@@ -69,7 +69,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "preview",
         help="write a before/after image to judge a setting",
-        description="Left half: the source scaled with Lanczos; right half: processed; at 100%% pixels.",
+        description="Left half: the source scaled with Lanczos; right half: processed; at 100% pixels.",
     )
     p.add_argument("input", type=Path, help="an image or a video file")
     p.add_argument("output", type=Path)
