@@ -48,8 +48,8 @@ JPEG_QUALITIES = (20, 30, 40)
 # Peers get their strength knob swept over these multiples of the nominal noise level and the
 # best mean PSNR is reported (an oracle setting: it favours them, not us).
 SWEEP = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
-# Nominal sigma (0..255) for JPEG damage, which has no true sigma; the sweep covers 6..24.
-JPEG_NOMINAL_SIGMA = 12.0
+# Nominal sigma (0..255) for JPEG damage, which has no true sigma; the sweep covers 4..24.
+JPEG_NOMINAL_SIGMA = 8.0
 
 MARK_BEGIN, MARK_END = "<!-- eval -->", "<!-- /eval -->"
 
