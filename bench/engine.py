@@ -51,14 +51,18 @@ def compact_sr(path: Path, scale: int = 2, convs: int = 8, ch: int = 32) -> Path
     return path
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up: session creation, arena growth
-    times = []
+def timed_rounds(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each function, measured in interleaved rounds (a, b, c, a, b, c...), so
+    a change in machine load during the run weighs on every variant alike."""
+    for fn in fns.values():
+        fn()  # warm-up: session creation, arena growth
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> int:
@@ -93,18 +97,20 @@ def main() -> int:
     spec = untiled.model_spec(model)
     raw = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     feeds = {spec.input_name: nchw}
-    t_raw = timed(lambda: raw.run(None, feeds), args.repeats)
-    t_untiled = timed(
-        lambda: untiled.process(frame, scale=spec.scale, sr_model=model), args.repeats
-    )
     tiled = Engine(device="cpu", tile=args.tile)
     n_tiles = len(tiled.plan_for(frame.shape, scale=spec.scale, sr_model=model).tiles)
-    t_tiled = timed(lambda: tiled.process(frame, scale=spec.scale, sr_model=model), args.repeats)
     default = Engine(device="cpu")
     n_default = len(default.plan_for(frame.shape, scale=spec.scale, sr_model=model).tiles)
-    t_default = timed(
-        lambda: default.process(frame, scale=spec.scale, sr_model=model), args.repeats
+    t = timed_rounds(
+        {
+            "raw": lambda: raw.run(None, feeds),
+            "untiled": lambda: untiled.process(frame, scale=spec.scale, sr_model=model),
+            "tiled": lambda: tiled.process(frame, scale=spec.scale, sr_model=model),
+            "default": lambda: default.process(frame, scale=spec.scale, sr_model=model),
+        },
+        args.repeats,
     )
+    t_raw, t_untiled, t_tiled, t_default = t["raw"], t["untiled"], t["tiled"], t["default"]
 
     rows = [
         ("raw InferenceSession.run (NCHW float32, whole frame)", t_raw, 1.0, ""),
@@ -125,7 +131,7 @@ def main() -> int:
     body = [
         "## Engine overhead (`bench/engine.py`)\n",
         f"Model: `{Path(model).name}` (x{spec.scale}), input 1920×1080 RGB float32, CPU provider, "
-        f"median of {args.repeats} runs.\n",
+        f"median of {args.repeats} interleaved rounds.\n",
         "| measurement | seconds | ratio | goal |",
         "|---|---:|---:|---|",
     ]
