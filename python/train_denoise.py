@@ -21,6 +21,10 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=48)
     ap.add_argument("--convs", type=int, default=12)
     ap.add_argument("--patch", type=int, default=96)
+    ap.add_argument(
+        "--partial", type=float, default=0.0, help="share of samples with a lower level map"
+    )
+    ap.add_argument("--over", type=float, default=0.0, help="share with a higher level map")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     photos = data.load_all()
@@ -48,15 +52,29 @@ def main() -> None:
             for _ in range(n)
         ]
         noisy, clean = to_nchw([t[0] for t in trip]), to_nchw([t[1] for t in trip])
-        # Small jitter on the level map so the control is smooth rather than exact-only.
         levels = torch.tensor([t[2] for t in trip], dtype=torch.float32)
-        levels = levels * torch.from_numpy(rng.uniform(0.9, 1.1, n).astype(np.float32))
-        nmap = levels.view(n, 1, 1, 1).expand(n, 1, args.patch, args.patch).contiguous()
-        return noisy, nmap, clean
+        # How much of the damage the target removes, per sample. By default the map carries the
+        # true level (jittered +-10% so the control is smooth) and the target is clean. With
+        # --partial, some samples get a lower level and a target that keeps the matching share
+        # of the damage, and some a higher level (still a clean target): the level becomes a
+        # strength control that the network must obey, 0 keeps the input, and low strengths
+        # keep grain and texture instead of denoising whatever the network sees.
+        share = torch.ones(n)
+        scale = torch.from_numpy(rng.uniform(0.9, 1.1, n).astype(np.float32))
+        kind = rng.random(n)
+        lower = torch.from_numpy(kind < args.partial)
+        higher = torch.from_numpy((kind >= args.partial) & (kind < args.partial + args.over))
+        u = torch.from_numpy(rng.uniform(0.0, 1.0, n).astype(np.float32))
+        share = torch.where(lower, u, share)
+        scale = torch.where(lower, u, scale)
+        scale = torch.where(higher, 1.0 + 0.5 * u, scale)
+        target = noisy + share.view(n, 1, 1, 1) * (clean - noisy)
+        nmap = (levels * scale).view(n, 1, 1, 1).expand(n, 1, args.patch, args.patch).contiguous()
+        return noisy, nmap, target
 
     def loss_fn(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        noisy, nmap, clean = batch
-        return F.l1_loss(model(noisy, nmap), clean)
+        noisy, nmap, target = batch
+        return F.l1_loss(model(noisy, nmap), target)
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
         n = vclean.shape[0]
@@ -68,6 +86,8 @@ def main() -> None:
             "jpeg30_in": round(psnr(vjpeg, vclean), 3),
             "jpeg30_out": round(psnr(model(vjpeg, mj), vclean), 3),
             "identity0": round(psnr(model(vclean, torch.zeros_like(m25)), vclean), 3),
+            # Half strength on sigma-25 noise should keep about half of it (PSNR ~ in + 6 dB).
+            "awgn25_half": round(psnr(model(vnoisy, m25 * 0.5), vclean), 3),
         }
 
     model = NoiseMapDenoiser(args.channels, args.convs)
