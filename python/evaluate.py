@@ -398,40 +398,43 @@ def strength_curve(
 
 
 def macs_per_pixel(path: str | Path) -> float:
-    """Multiply-accumulates per input pixel of a model's convolutions (from shape inference on a
-    64x64 input, or from the import-ncnn metadata when shapes depend on run-time values)."""
+    """Multiply-accumulates per input pixel of a model's convolutions: the import-ncnn metadata
+    when present, else counted from the tensor shapes of one 64x64 run in onnxruntime."""
     import onnx
-    from onnx import shape_inference
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
 
     model = onnx.load(str(path))
     meta = {p.key: p.value for p in model.metadata_props}
     if "kwaflux.macs_per_pixel" in meta:
         return float(meta["kwaflux.macs_per_pixel"])
-    n = 64
-    for value in model.graph.input:
-        # Batch 1, height and width n; channels stay as declared.
-        for i, d in enumerate(value.type.tensor_type.shape.dim):
-            if i != 1 and not d.HasField("dim_value"):
-                d.dim_value = 1 if i == 0 else n
-    model = shape_inference.infer_shapes(model, data_prop=True)
-    shapes = {
-        v.name: [
-            d.dim_value if d.HasField("dim_value") else 0 for d in v.type.tensor_type.shape.dim
-        ]
-        for v in [*model.graph.value_info, *model.graph.output, *model.graph.input]
-    }
     weights = {i.name: list(i.dims) for i in model.graph.initializer}
-    total = 0
-    for node in model.graph.node:
-        if node.op_type not in ("Conv", "ConvTranspose") or node.input[1] not in weights:
-            continue
-        w = weights[node.input[1]]
-        # Conv: every output element costs in/group*kh*kw; ConvTranspose: every input element
-        # costs out/group*kh*kw.
-        ref = shapes.get(node.output[0] if node.op_type == "Conv" else node.input[0], [])
-        if not ref or 0 in ref:
-            return float("nan")
-        total += int(np.prod(ref)) * w[1] * w[2] * w[3]
+    convs = [
+        nd
+        for nd in model.graph.node
+        if nd.op_type in ("Conv", "ConvTranspose") and nd.input[1] in weights
+    ]
+    # Conv: each output element costs in/group*kh*kw; ConvTranspose: each input element
+    # costs out/group*kh*kw. Expose those tensors as outputs to read their shapes.
+    probes = [nd.output[0] if nd.op_type == "Conv" else nd.input[0] for nd in convs]
+    known = {o.name for o in model.graph.output}
+    for name in dict.fromkeys(probes):
+        if name not in known:
+            model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    n = 64
+    feeds = {}
+    for inp in sess.get_inputs():
+        c = inp.shape[1] if isinstance(inp.shape[1], int) else 3
+        feeds[inp.name] = np.full((1, c, n, n), 0.1, np.float32)
+    names = [o.name for o in sess.get_outputs()]
+    shapes = dict(zip(names, (v.shape for v in sess.run(names, feeds)), strict=True))
+    total = sum(
+        int(np.prod(shapes[name])) * int(np.prod(weights[nd.input[1]][1:]))
+        for nd, name in zip(convs, probes, strict=True)
+    )
     return total / (n * n)
 
 
