@@ -313,3 +313,16 @@ def test_unparseable_range_is_a_model_error(tmp_path):
     p = sr_model(tmp_path / "bad.onnx", 2, meta={"range": "1-0"})
     with pytest.raises(ModelError, match="bad.onnx"):
         ModelSpec.from_onnx(p)
+
+
+def test_global_context_models_are_not_tiled_when_memory_allows(tmp_path):
+    p = sr_model(
+        tmp_path / "g.onnx",
+        2,
+        meta={"kind": "sr", "scale": 2, "receptive_field": 1, "global_context": "1"},
+    )
+    plain = sr_model(tmp_path / "p.onnx", 2, meta={"kind": "sr", "scale": 2, "receptive_field": 1})
+    engine = Engine(device="cpu", memory_budget=12 * 2**20)  # ~190 px tiles for plain models
+    assert not engine.plan_for((300, 400, 3), scale=2, sr_model=plain).untiled
+    assert engine.plan_for((300, 400, 3), scale=2, sr_model=p).untiled
+    assert not engine.plan_for((3000, 4000, 3), scale=2, sr_model=p).untiled  # too big: tiled

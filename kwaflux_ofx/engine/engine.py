@@ -190,7 +190,7 @@ class Engine:
         """The tile plan process() would use for a frame of this shape (for tools and tests)."""
         h, w = src_shape[:2]
         dn, sr = self._models(scale, denoise, sr_model, denoise_model)
-        dummy = np.zeros((1, 1, 3), np.float32)
+        dummy = np.broadcast_to(np.zeros((1, 1, 3), np.float32), (h, w, 3))  # shape only, no memory
         job = _FrameJob(self, dummy, dummy, scale, denoise, dn, sr, True)
         return TilePlan.plan(h, w, self._tile_size(job), job.margin, align=job.align)
 
@@ -220,6 +220,14 @@ class Engine:
             widest = max(_widest_layer(str(s.path)) for s in job.specs)
             per_px = 4 * (4 * widest + 3 * job.channels * job.scale**2)
             tile = int(math.sqrt(self.memory_budget / per_px)) // 16 * 16
+            h, w = job.src.shape[:2]
+            if (
+                any(s.global_context for s in job.specs)
+                and h * w * per_px <= 4 * self.memory_budget
+            ):
+                # Models that pool over the whole image (CUNet-style) only equal themselves
+                # untiled: spend up to 4x the budget to avoid tiling them.
+                tile = max(tile, h, w)
         with self._lock:
             if self._oom_tile is not None:
                 tile = min(tile, self._oom_tile)

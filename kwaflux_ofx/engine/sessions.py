@@ -44,8 +44,9 @@ class ModelRunner:
             if self.provider == CUDA:
                 out = self._run_bound(feeds)
             else:
-                out = np.asarray(self.session.run([self.spec.output_name], feeds)[0],
-                                 dtype=np.float32)
+                out = np.asarray(
+                    self.session.run([self.spec.output_name], feeds)[0], dtype=np.float32
+                )
         except Exception as exc:
             if is_out_of_memory(exc):
                 raise  # the engine retries with smaller tiles

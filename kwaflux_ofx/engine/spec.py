@@ -41,6 +41,11 @@ class ModelSpec:
     metadata: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)
 
     @property
+    def global_context(self) -> bool:
+        """The model pools over the whole image, so a tile cannot see all it needs."""
+        return self.metadata.get("global_context") == "1"
+
+    @property
     def takes_noise_level(self) -> bool:
         return self.noise_input is not None
 
