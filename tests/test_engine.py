@@ -326,3 +326,40 @@ def test_global_context_models_are_not_tiled_when_memory_allows(tmp_path):
     assert not engine.plan_for((300, 400, 3), scale=2, sr_model=plain).untiled
     assert engine.plan_for((300, 400, 3), scale=2, sr_model=p).untiled
     assert not engine.plan_for((3000, 4000, 3), scale=2, sr_model=p).untiled  # too big: tiled
+
+
+def test_cuda_session_takes_the_fp16_variant_when_shipped(models, tmp_path, monkeypatch):
+    """Under CUDA the cache loads NAME.fp16.onnx beside NAME.onnx (checked without a GPU)."""
+    import shutil
+
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto
+
+    shutil.copy(models["sr2_meta"], tmp_path / "m.onnx")  # metadata: no probe session needed
+    half = onnx.load(str(models["sr2_meta"]))
+    for vi in list(half.graph.input) + list(half.graph.output):
+        vi.type.tensor_type.elem_type = TensorProto.FLOAT16
+    for init in half.graph.initializer:
+        arr = onnx.numpy_helper.to_array(init).astype(np.float16)
+        init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
+    onnx.save(half, str(tmp_path / "m.fp16.onnx"))
+    loaded = []
+    real = ort.InferenceSession
+
+    class ReportsCuda:
+        def __init__(self, path, opts=None, providers=None):
+            loaded.append(path)
+            self._s = real(path, opts, providers=[sessions.CPU])
+
+        def get_providers(self):
+            return [sessions.CUDA, sessions.CPU]
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [sessions.CUDA, sessions.CPU])
+    monkeypatch.setattr(ort, "InferenceSession", ReportsCuda)
+    cache = sessions.SessionCache(device="cuda")
+    runner = cache.runner(cache.spec(tmp_path / "m.onnx"))
+    assert loaded[-1].endswith("m.fp16.onnx") and runner.dtype == np.float16
+    assert runner.provider == sessions.CUDA
+    cpu = sessions.SessionCache(device="cpu")
+    assert cpu.runner(cpu.spec(tmp_path / "m.onnx")).dtype == np.float32
