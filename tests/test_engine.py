@@ -208,10 +208,12 @@ def test_cuda_start_failure_falls_back_to_cpu_with_one_warning(models, monkeypat
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: [sessions.CUDA, sessions.CPU])
     real = ort.InferenceSession
+    cpu_sessions = []
 
     def fake_session(path, opts=None, providers=None):
         if providers and providers[0] == sessions.CUDA:
             raise RuntimeError("CUDA failure 100: no CUDA-capable device is detected")
+        cpu_sessions.append(path)
         return real(path, opts, providers=providers)
 
     monkeypatch.setattr(ort, "InferenceSession", fake_session)
@@ -219,11 +221,12 @@ def test_cuda_start_failure_falls_back_to_cpu_with_one_warning(models, monkeypat
     x = rand((10, 12, 3))
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
-            y = engine.process(x, scale=2, sr_model=models["sr2"])
+            y = engine.process(x, scale=2, sr_model=models["sr2_meta"])
     np.testing.assert_allclose(y, np_sr(x, 2), atol=1e-5)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "no CUDA-capable device" in warnings[0].getMessage()
     assert engine.providers == [sessions.CPU]
+    assert len(cpu_sessions) == 1  # the fallback session is reused, not created again
 
 
 def test_modelspec_reads_metadata_and_probes_the_rest(models):

@@ -115,6 +115,9 @@ class SessionCache:
             if runner is None:
                 runner = self._create(spec, path, providers)
                 self._runners[key] = runner
+                # After a CUDA fallback, later calls ask for the CPU key: let them find this one.
+                precision = "fp16" if runner.dtype == np.float16 else "fp32"
+                self._runners.setdefault((str(spec.path), runner.provider, precision), runner)
             return runner
 
     def _options(self):
