@@ -26,6 +26,27 @@ from fractions import Fraction
 
 import opentimelineio as otio
 
+
+def isolate_kwaflux(root, monkeypatch, *, denoiser: bool = True):
+    """Point kwaflux's models, config and conform folders into `root` for one test. The models
+    by name are a nearest-neighbour x2 (and, with `denoiser`, a mild smoothing denoiser), so
+    every conformed frame still shows its source index. Returns `root`."""
+    from conform_fixtures import make_nearest_x2
+    from onnx_factory import noise_denoiser
+
+    models = root / "models"
+    models.mkdir()
+    make_nearest_x2(models / "kwaflux-sr-x2.onnx")
+    if denoiser:
+        noise_denoiser(models / "kwaflux-denoise.onnx")
+    monkeypatch.setenv("KWAFLUX_MODELS_DIR", str(models))
+    monkeypatch.setenv("KWAFLUX_CONFIG_DIR", str(root / "config"))
+    monkeypatch.setenv("KWAFLUX_CONFORM_DIR", str(root / "conform"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("KWAFLUX_PYTHON", raising=False)
+    return root
+
+
 IMPORT_OPTIONS = {"timelineName", "importSourceClips", "sourceClipsPath", "sourceClipsFolders",
                   "interlaceProcessing"}
 TIMELINE_FORMATS = {".aaf", ".edl", ".xml", ".fcpxml", ".drt", ".adl", ".otio"}

@@ -169,19 +169,12 @@ def test_cli_process_with_hostile_clip_name_creates_nothing_but_outputs(tmp_path
 def test_resolve_round_trip_runs_nothing_a_timeline_or_project_carries(tmp_path, monkeypatch):
     """Project, timeline and media named like shell commands through the whole Resolve round
     trip (stand-in API): conformed and relinked, nothing executed, files only where they go."""
-    from conform_fixtures import make_nearest_x2, make_video
-    from resolve_standin import resolve_with_project
+    from conform_fixtures import make_video
+    from resolve_standin import isolate_kwaflux, resolve_with_project
 
     from kwaflux_ofx import resolve_roundtrip as rt
 
-    models = tmp_path / "models"
-    models.mkdir()
-    make_nearest_x2(models / "kwaflux-sr-x2.onnx")
-    monkeypatch.setenv("KWAFLUX_MODELS_DIR", str(models))
-    monkeypatch.setenv("KWAFLUX_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("KWAFLUX_CONFORM_DIR", str(tmp_path / "conform"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.delenv("KWAFLUX_PYTHON", raising=False)
+    isolate_kwaflux(tmp_path, monkeypatch, denoiser=False)
     monkeypatch.chdir(tmp_path)
     clip = make_video(tmp_path / "footage" / "$(touch pwned); `touch pwned`.mov", 12,
                       start_tc="01:00:00:00")

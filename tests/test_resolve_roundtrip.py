@@ -11,9 +11,8 @@ import types
 from pathlib import Path
 
 import pytest
-from conform_fixtures import decode_indices, make_nearest_x2, make_video
-from onnx_factory import noise_denoiser
-from resolve_standin import FakeResolve, resolve_with_project
+from conform_fixtures import decode_indices, make_video
+from resolve_standin import FakeResolve, isolate_kwaflux, resolve_with_project
 
 from kwaflux_ofx import resolve_cli
 from kwaflux_ofx import resolve_roundtrip as rt
@@ -24,18 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    """Isolated config/conform folders; the models by name are a nearest-neighbour x2 and a
-    mild smoothing denoiser, so every conformed frame still shows its source index."""
-    models = tmp_path / "models"
-    models.mkdir()
-    make_nearest_x2(models / "kwaflux-sr-x2.onnx")
-    noise_denoiser(models / "kwaflux-denoise.onnx")
-    monkeypatch.setenv("KWAFLUX_MODELS_DIR", str(models))
-    monkeypatch.setenv("KWAFLUX_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("KWAFLUX_CONFORM_DIR", str(tmp_path / "conform"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.delenv("KWAFLUX_PYTHON", raising=False)
-    return tmp_path
+    """Isolated config/conform folders and stand-in models by name (see isolate_kwaflux)."""
+    return isolate_kwaflux(tmp_path, monkeypatch)
 
 
 def project_with_timeline(root: Path, name: str = "Cut 1") -> tuple[FakeResolve, list]:
