@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -236,7 +235,7 @@ def cmd_preview(args) -> int:
 
 
 def cmd_models_list(args) -> int:
-    from kwaflux_ofx.models.registry import list_models
+    from kwaflux_ofx.models.registry import list_models, user_models_dir
 
     rows = []
     for info in list_models():
@@ -252,10 +251,7 @@ def cmd_models_list(args) -> int:
         print()
         return 0
     if not rows:
-        print(
-            "no models found (built-in models missing? your folder: "
-            f"{os.fspath(__import__('kwaflux_ofx.models.registry', fromlist=['x']).user_models_dir())})"
-        )
+        print(f"no models found (built-in models missing? your folder: {user_models_dir()})")
     for r in rows:
         where = "built-in" if r["builtin"] else "user"
         kind = f"{r['kind']} x{r['scale']}" if r.get("scale") else r["kind"]
