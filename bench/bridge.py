@@ -20,7 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from ofx_support import passthrough_model  # noqa: E402
 from report import write_section  # noqa: E402
 
-from kwaflux_ofx import Engine, ofx_entry, ofx_tools  # noqa: E402
+from kwaflux_ofx import Engine  # noqa: E402
+from kwaflux_ofx.hosts.ofx import entry as ofx_entry  # noqa: E402
+from kwaflux_ofx.hosts.ofx import install as ofx_tools
 
 H, W, C = 2160, 3840, 4
 

@@ -28,8 +28,11 @@ from conform_fixtures import make_nearest_x2  # noqa: E402
 from report import write_section  # noqa: E402
 
 from kwaflux_ofx.conform import ConformSettings, run_conform  # noqa: E402
-from kwaflux_ofx.conform.run import shared_engine  # noqa: E402
-from kwaflux_ofx.mediaio import CODECS, VideoWriter, probe, read_frames  # noqa: E402
+from kwaflux_ofx.engine.cache import shared_engine  # noqa: E402
+from kwaflux_ofx.media.codecs import CODECS  # noqa: E402
+from kwaflux_ofx.media.decode import read_frames  # noqa: E402
+from kwaflux_ofx.media.encode import VideoWriter  # noqa: E402
+from kwaflux_ofx.media.probe import probe  # noqa: E402
 
 REPEATS = 2
 

@@ -1,5 +1,5 @@
 // The interpreter inside the plugin: found through the bundle's config, started once and lazily,
-// never finalised; frames reach kwaflux_ofx.ofx_entry as numpy views of the host's buffers.
+// never finalised; frames reach kwaflux_ofx.hosts.ofx.entry as numpy views of the host's buffers.
 #include <Python.h>
 // pybind11 after Python.h, as its docs require.
 #include <pybind11/numpy.h>
@@ -34,7 +34,7 @@ enum class State { NotStarted, Started, Ready, Refused };
 std::mutex g_mutex;              // guards start-up and the fields below
 State g_state = State::NotStarted;
 std::string g_refusal;           // why Python will never run in this process
-PyObject* g_entry = nullptr;     // kwaflux_ofx.ofx_entry, kept for the life of the process
+PyObject* g_entry = nullptr;     // kwaflux_ofx.hosts.ofx.entry, kept for the life of the process
 bool g_reused_host_python = false;
 Config g_config;
 
@@ -152,13 +152,13 @@ std::string import_entry(const Config& c) {
       for (auto it = c.pythonpath.rbegin(); it != c.pythonpath.rend(); ++it) path.insert(0, *it);
       paths_added = true;
     }
-    py::module_ entry = py::module_::import("kwaflux_ofx.ofx_entry");
+    py::module_ entry = py::module_::import("kwaflux_ofx.hosts.ofx.entry");
     entry.attr("configure_logging")(c.log_dir + "/ofx.log");
     g_entry = entry.release().ptr();
     return "";
   } catch (py::error_already_set& e) {
     auto [line, full] = describe_python_error(e);
-    log_line("cannot import kwaflux_ofx.ofx_entry with " + c.python + ":\n" + full);
+    log_line("cannot import kwaflux_ofx.hosts.ofx.entry with " + c.python + ":\n" + full);
     return "cannot import kwaflux_ofx with " + c.python + ": " + line;
   }
 }

@@ -28,9 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kwaflux_ofx import ncnn_import as ncnn_import_module  # noqa: E402
 from kwaflux_ofx.engine.resample import resize  # noqa: E402
-from kwaflux_ofx.ncnn_import import import_ncnn  # noqa: E402
+from kwaflux_ofx.tools.ncnn import convert as ncnn_import_module  # noqa: E402
+from kwaflux_ofx.tools.ncnn.convert import import_ncnn  # noqa: E402
 
 log = logging.getLogger("evaluate")
 
@@ -197,7 +197,7 @@ def ncnn_parity(label: str, onnx_path: Path, photo: np.ndarray) -> dict:
     import onnx
     import onnxruntime as ort
 
-    from kwaflux_ofx.ncnn_import import parse_param
+    from kwaflux_ofx.tools.ncnn.parser import parse_param
 
     pkg, rel, _ = NCNN_PEERS[label]
     base = Path(list(importlib.util.find_spec(pkg).submodule_search_locations)[0]) / rel

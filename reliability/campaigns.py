@@ -496,7 +496,7 @@ def campaign_models(work: Path) -> list[Case]:
     no output, input untouched) and `kwaflux models info`."""
     import numpy as np
 
-    from kwaflux_ofx.imageio import write_image
+    from kwaflux_ofx.media.stills import write_image
 
     work.mkdir(parents=True, exist_ok=True)
     zoo = broken_models(work / "models")
@@ -1044,8 +1044,8 @@ def campaign_oom(work: Path) -> list[Case]:
     size: the tile halves, the frame still renders, identical to an unconstrained render."""
     import numpy as np
 
-    from kwaflux_ofx.conform import run as conform_run
-    from kwaflux_ofx.imageio import read_image, write_image
+    from kwaflux_ofx.engine import cache as engine_cache
+    from kwaflux_ofx.media.stills import read_image, write_image
 
     work.mkdir(parents=True, exist_ok=True)
     cases = []
@@ -1082,12 +1082,12 @@ def campaign_oom(work: Path) -> list[Case]:
     src = work / "src"
     media = {"oom clip": (make_video(src / "big.mkv", 6, codec="ffv1", size=(320, 180)), "done")}
     tl = media_timeline(media, work / "oom-in.otio", frames=6)
-    conform_run._engines.clear()  # a fresh engine: no tile size remembered from other runs
+    engine_cache._engines.clear()  # a fresh engine: no tile size remembered from other runs
     run_cli(conform_argv(tl, work / "ref.otio", work / "ref-media", model))
-    conform_run._engines.clear()
+    engine_cache._engines.clear()
     with simulated_oom(100) as seen:
         run = run_cli(["-v", *conform_argv(tl, work / "oom.otio", work / "oom-media", model)])
-    conform_run._engines.clear()
+    engine_cache._engines.clear()
     a, b = work / "ref-media" / "big.mkv", work / "oom-media" / "big.mkv"
     if run.rc == 0 and b.exists():
         import av
@@ -1176,7 +1176,7 @@ def build_sanitized_bundle(build: Path, undefined: bool) -> Path:
 
 
 def default_bundle() -> Path:
-    from kwaflux_ofx import ofx_tools
+    from kwaflux_ofx.hosts.ofx import install as ofx_tools
 
     b = ofx_tools.installed_bundle()
     return b if b.exists() else ROOT / "build" / "cp311-cp311-linux_x86_64" / "Kwaflux.ofx.bundle"
@@ -1310,7 +1310,8 @@ def campaign_ofx_threads(work: Path, frames: int, threads: int = 8, instances: i
 
     import numpy as np
 
-    from kwaflux_ofx import Engine, ofx_tools
+    from kwaflux_ofx import Engine
+    from kwaflux_ofx.hosts.ofx import install as ofx_tools
 
     work.mkdir(parents=True, exist_ok=True)
     models = ofx_models(work / "models")

@@ -115,7 +115,7 @@ def make_sequence(directory: str | os.PathLike, prefix: str, first_number: int, 
     """A numbered image sequence; frame k shows index k; EXR frames carry a SMPTE timecode."""
     import OpenImageIO as oiio
 
-    from kwaflux_ofx.mediaio import frames_to_smpte
+    from kwaflux_ofx.media.timecode import frames_to_smpte
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -198,10 +198,11 @@ def stand_in_media(timeline_path: str | os.PathLike, src_dir: str | os.PathLike,
     """
     import opentimelineio as otio
 
+    from kwaflux_ofx.conform.locate import base_name, reference_path
     from kwaflux_ofx.conform.plan import same_rate
-    from kwaflux_ofx.conform.relink import base_name, reference_path
     from kwaflux_ofx.conform.timeline import clip_use, read_timeline, video_clips
-    from kwaflux_ofx.mediaio import IMAGE_EXTS, frames_to_timecode
+    from kwaflux_ofx.media.probe import IMAGE_EXTS
+    from kwaflux_ofx.media.timecode import frames_to_timecode
 
     tl = read_timeline(timeline_path, rate=rate)
     wanted: dict[str, dict] = {}

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from kwaflux_ofx import ofx_tools
+from kwaflux_ofx.hosts.ofx import install as ofx_tools
 
 
 def _save(graph: onnx.GraphProto, path: Path, meta: dict[str, str]) -> Path:

@@ -19,7 +19,8 @@ from conform_fixtures import (
 from kwaflux_ofx.conform import run_conform
 from kwaflux_ofx.conform.plan import choose_origin
 from kwaflux_ofx.conform.timeline import ClipUse
-from kwaflux_ofx.mediaio import MediaInfo, probe, read_frames
+from kwaflux_ofx.media.decode import read_frames
+from kwaflux_ofx.media.probe import MediaInfo, probe
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
@@ -192,7 +193,7 @@ def test_decoder_recovers_when_a_seek_lands_past_the_frame(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("rate", [30000 / 1001, 60000 / 1001])
 def test_drop_frame_timecode_matches_otio(rate):
-    from kwaflux_ofx.mediaio import frames_to_timecode, timecode_to_frames
+    from kwaflux_ofx.media.timecode import frames_to_timecode, timecode_to_frames
 
     for frames in (0, 1, 1799, 1800, 1801, 17981, 17982, 17983, 107892, 107892 + 1800 * 7 + 5,
                    2589407):

@@ -15,7 +15,8 @@ from conform_fixtures import TIMELINES, make_nearest_x2, stand_in_media
 
 from kwaflux_ofx.conform import run_conform
 from kwaflux_ofx.conform.timeline import read_timeline, video_clips
-from kwaflux_ofx.mediaio import probe, read_frames
+from kwaflux_ofx.media.decode import read_frames
+from kwaflux_ofx.media.probe import probe
 
 EDL = TIMELINES / "edl" / "screening_example.edl"
 pytestmark = pytest.mark.skipif(not EDL.exists(), reason="shared/timelines not present")

@@ -24,10 +24,12 @@ from conform_fixtures import (
 )
 
 from kwaflux_ofx.conform import run_conform
+from kwaflux_ofx.conform.locate import base_name
 from kwaflux_ofx.conform.plan import same_rate
-from kwaflux_ofx.conform.relink import base_name
 from kwaflux_ofx.conform.timeline import video_clips
-from kwaflux_ofx.mediaio import frames_to_timecode, probe, read_frames
+from kwaflux_ofx.media.decode import read_frames
+from kwaflux_ofx.media.probe import probe
+from kwaflux_ofx.media.timecode import frames_to_timecode
 
 pytestmark = pytest.mark.skipif(not TIMELINES.is_dir(), reason="shared/timelines not present")
 

@@ -8,9 +8,11 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from kwaflux_ofx import demo, ofx_tools
-from kwaflux_ofx.imageio import read_image
-from kwaflux_ofx.mediaio import probe, read_frames
+from kwaflux_ofx import demo
+from kwaflux_ofx.hosts.ofx import install as ofx_tools
+from kwaflux_ofx.media.decode import read_frames
+from kwaflux_ofx.media.probe import probe
+from kwaflux_ofx.media.stills import read_image
 
 W, H, FRAMES = 64, 36, 4
 

@@ -89,7 +89,7 @@ def test_nan_and_inf_pixels_render_as_black_and_white_not_poison(tmp_path):
 def test_the_judge_tells_crashes_and_vague_errors_from_clear_ones(tmp_path, monkeypatch):
     """The campaigns' verdicts can fail: a traceback is a CRASH, an error line that names no
     file is UNCLEAR, and only one line naming the file is a clear error."""
-    from kwaflux_ofx import commands
+    from kwaflux_ofx.cli import process as commands
     from kwaflux_ofx.errors import KwafluxError
 
     f = str(tmp_path / "in.png")

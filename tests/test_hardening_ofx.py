@@ -40,7 +40,7 @@ def test_fuzz_both_effects_no_crash_every_failure_has_a_message(tmp_path):
 
 @needs_build
 def test_out_of_range_source_scale_is_a_clear_message(tmp_path):
-    from kwaflux_ofx import ofx_tools
+    from kwaflux_ofx.hosts.ofx import install as ofx_tools
 
     models = C.ofx_models(tmp_path / "m")
     import numpy as np

@@ -64,7 +64,6 @@ def shell_findings(source: str, filename: str) -> list[str]:
 
 def python_sources() -> list[Path]:
     files = sorted((ROOT / "kwaflux_ofx").rglob("*.py"))
-    files += sorted((ROOT / "resolve_scripts").glob("*.py")) if (ROOT / "resolve_scripts").is_dir() else []
     return files
 
 
@@ -129,7 +128,7 @@ def test_conform_subprocess_from_the_resolve_round_trip_passes_names_as_argument
     command is a file name to it, nothing more."""
     from conform_fixtures import make_video
 
-    from kwaflux_ofx.resolve_roundtrip import default_job_dir, run_conform
+    from kwaflux_ofx.hosts.resolve.roundtrip import default_job_dir, run_conform
 
     src = tmp_path / "src"
     media = {"clip": (make_video(src / "$(touch pwned).mkv", 3, codec="ffv1"), "done")}
@@ -172,7 +171,7 @@ def test_resolve_round_trip_runs_nothing_a_timeline_or_project_carries(tmp_path,
     from conform_fixtures import make_video
     from resolve_standin import isolate_kwaflux, resolve_with_project
 
-    from kwaflux_ofx import resolve_roundtrip as rt
+    from kwaflux_ofx.hosts.resolve import roundtrip as rt
 
     isolate_kwaflux(tmp_path, monkeypatch, denoiser=False)
     monkeypatch.chdir(tmp_path)

@@ -1,4 +1,4 @@
-"""natron_scripts/kwaflux_upscale.py: the graph it builds uses the plugin's real identifiers and
+"""kwaflux_ofx/hosts/natron/kwaflux_upscale.py: the graph it builds uses the plugin's real identifiers and
 parameters, and that graph, rendered through the bundle in the test host, upscales."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from ofx_support import run_host, sr_x2_model
 
-from kwaflux_ofx import ofx_tools
+from kwaflux_ofx.hosts.ofx import install as ofx_tools
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "natron_scripts" / "kwaflux_upscale.py"
+SCRIPT = ROOT / "kwaflux_ofx" / "hosts" / "natron" / "kwaflux_upscale.py"
 HOST_BUILT = ofx_tools.test_host_path().is_file() and ofx_tools.installed_bundle().is_dir()
 
 

@@ -12,7 +12,9 @@ import pytest
 
 from kwaflux_ofx import cli
 from kwaflux_ofx.errors import KwafluxError, ModelError
-from kwaflux_ofx.ncnn_import import TAG_FP16, import_ncnn, parse_param
+from kwaflux_ofx.tools.ncnn.convert import import_ncnn
+from kwaflux_ofx.tools.ncnn.parser import parse_param
+from kwaflux_ofx.tools.ncnn.weights import TAG_FP16
 
 RNG = np.random.default_rng(7)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from ofx_support import sr_x2_model
 
-from kwaflux_ofx import Engine, KwafluxError, ofx_entry
+from kwaflux_ofx import Engine, KwafluxError
+from kwaflux_ofx.hosts.ofx import entry as ofx_entry
 
 
 @pytest.fixture(scope="module")

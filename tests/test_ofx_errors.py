@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ofx_support import failing_model, run_host, sr_x2_model
 
-from kwaflux_ofx import ofx_tools
+from kwaflux_ofx.hosts.ofx import install as ofx_tools
 
 SR = "org.kwaflux.SuperResolution"
 DENOISE = "org.kwaflux.Denoise"

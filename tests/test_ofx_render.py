@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from ofx_support import denoise_model, run_host, sr_x2_model
 
-from kwaflux_ofx import Engine, ofx_tools
+from kwaflux_ofx import Engine
 from kwaflux_ofx.engine.resample import resize
+from kwaflux_ofx.hosts.ofx import install as ofx_tools
 
 SR = "org.kwaflux.SuperResolution"
 DENOISE = "org.kwaflux.Denoise"

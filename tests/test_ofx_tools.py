@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from ofx_support import run_host
 
-from kwaflux_ofx import cli, ofx_tools
+from kwaflux_ofx import cli
+from kwaflux_ofx.hosts.ofx import install as ofx_tools
 
 
 def test_bundle_exports_only_the_ofx_entry_points():

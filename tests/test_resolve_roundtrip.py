@@ -14,8 +14,8 @@ import pytest
 from conform_fixtures import decode_indices, make_video
 from resolve_standin import FakeResolve, isolate_kwaflux, resolve_with_project
 
-from kwaflux_ofx import resolve_cli
-from kwaflux_ofx import resolve_roundtrip as rt
+from kwaflux_ofx.hosts.resolve import install as resolve_cli
+from kwaflux_ofx.hosts.resolve import roundtrip as rt
 
 W, H = 64, 36
 ROOT = Path(__file__).resolve().parent.parent
@@ -291,7 +291,7 @@ def test_resolve_side_needs_only_the_standard_library(tmp_path):
     must load and report in a Python that sees only the standard library (-I -S)."""
     import subprocess
 
-    script = ROOT / "resolve_scripts" / "Kwaflux Conform.py"
+    script = ROOT / "kwaflux_ofx" / "hosts" / "resolve" / "scripts" / "Kwaflux Conform.py"
     code = (
         "import runpy, sys\n"
         f"runpy.run_path({str(script)!r}, init_globals={{'resolve': None}})\n"

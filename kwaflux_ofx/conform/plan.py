@@ -11,10 +11,12 @@ import re
 
 import opentimelineio as otio
 
-from kwaflux_ofx.conform.relink import MediaIndex, base_name, locate
+from kwaflux_ofx.conform.locate import MediaIndex, base_name, locate
 from kwaflux_ofx.conform.timeline import ClipUse, clip_use, video_clips
 from kwaflux_ofx.errors import KwafluxError, MediaError
-from kwaflux_ofx.mediaio import CODECS, MediaInfo, frames_to_timecode, probe
+from kwaflux_ofx.media.codecs import CODECS
+from kwaflux_ofx.media.probe import MediaInfo, probe
+from kwaflux_ofx.media.timecode import frames_to_timecode
 
 log = logging.getLogger(__name__)
 

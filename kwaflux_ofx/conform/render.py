@@ -17,7 +17,10 @@ import numpy as np
 
 from kwaflux_ofx.conform.plan import ConformSettings, WorkUnit
 from kwaflux_ofx.errors import KwafluxError
-from kwaflux_ofx.mediaio import CODECS, SequenceWriter, VideoWriter, probe, read_frames
+from kwaflux_ofx.media.codecs import CODECS
+from kwaflux_ofx.media.decode import read_frames
+from kwaflux_ofx.media.encode import SequenceWriter, VideoWriter
+from kwaflux_ofx.media.probe import probe
 
 log = logging.getLogger(__name__)
 

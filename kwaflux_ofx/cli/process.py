@@ -1,11 +1,8 @@
-"""Engine commands: `kwaflux upscale`, `kwaflux preview`, `kwaflux models list|info`."""
+"""`kwaflux upscale` and `kwaflux preview`: one image (or one video frame) through the engine."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +11,8 @@ from kwaflux_ofx.errors import KwafluxError, MediaError
 
 # Containers a preview can take a frame from (decoded with PyAV); anything else is read as a still.
 VIDEO_SUFFIXES = {".mov", ".mp4", ".mkv", ".mxf", ".avi", ".m4v", ".webm"}
+
+
 # What each still format can hold: a float result goes to 16-bit where the format has no float.
 _FORMAT_DEPTHS = {
     ".png": (np.uint8, np.uint16),
@@ -77,20 +76,6 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("models", help="list and inspect models")
-    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    q = msub.add_parser("list", help="models found by name (built-in and your models folder)")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(func=cmd_models_list)
-    q = msub.add_parser(
-        "info", help="what a model is: kind, scale, channels, range, receptive field"
-    )
-    q.add_argument("model", metavar="NAME|PATH")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(func=cmd_models_info)
-    if importlib.util.find_spec("kwaflux_ofx.ncnn_import") is not None:
-        importlib.import_module("kwaflux_ofx.ncnn_import").add_models_subcommand(msub)
-
 
 def _engine(args):
     from kwaflux_ofx import Engine
@@ -142,7 +127,7 @@ def _storable(pixels: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _load_input(path: Path, frame: int = 0) -> tuple[np.ndarray, dict]:
-    from kwaflux_ofx.imageio import check_channels, read_image
+    from kwaflux_ofx.media.stills import check_channels, read_image
 
     if path.suffix.lower() in VIDEO_SUFFIXES:
         pixels = read_video_frame(path, frame)
@@ -185,7 +170,7 @@ def cmd_upscale(args) -> int:
         out = engine.process(
             pixels, premultiplied=attrs.get("premultiplied", True), on_tile=on_tile, **settings
         )
-    from kwaflux_ofx.imageio import write_image
+    from kwaflux_ofx.media.stills import write_image
 
     write_image(args.output, _storable(out, args.output), attrs)
     h, w = out.shape[:2]
@@ -223,7 +208,7 @@ def cmd_preview(args) -> int:
         out = engine.process(
             pixels, premultiplied=attrs.get("premultiplied", True), on_tile=on_tile, **settings
         )
-    from kwaflux_ofx.imageio import write_image
+    from kwaflux_ofx.media.stills import write_image
 
     write_image(args.output, _storable(before_after(pixels, out), args.output), attrs)
     if not args.quiet:
@@ -231,67 +216,4 @@ def cmd_preview(args) -> int:
             f"{args.output}: left = source (Lanczos), right = Kwaflux x{settings['scale']}, "
             f"denoise {settings['denoise']:g}"
         )
-    return 0
-
-
-def cmd_models_list(args) -> int:
-    from kwaflux_ofx.models.registry import list_models, user_models_dir
-
-    rows = []
-    for info in list_models():
-        row = {"name": info.name, "builtin": info.builtin, "path": str(info.path)}
-        try:
-            spec = _spec(info.path)
-            row.update(kind=spec.kind, scale=spec.scale)
-        except KwafluxError as exc:
-            row.update(kind="unusable", scale=None, error=exc.message)
-        rows.append(row)
-    if args.json:
-        json.dump(rows, sys.stdout, indent=2)
-        print()
-        return 0
-    if not rows:
-        print(f"no models found (built-in models missing? your folder: {user_models_dir()})")
-    for r in rows:
-        where = "built-in" if r["builtin"] else "user"
-        kind = f"{r['kind']} x{r['scale']}" if r.get("scale") else r["kind"]
-        print(f"{r['name']:<28} {kind:<12} {where:<9} {r['path']}")
-    return 0
-
-
-def _spec(path):
-    from kwaflux_ofx.engine.spec import ModelSpec
-
-    return ModelSpec.from_onnx(path)
-
-
-def cmd_models_info(args) -> int:
-    from kwaflux_ofx.models.registry import resolve_model
-
-    spec = _spec(resolve_model(args.model))
-    info = {
-        "name": spec.name,
-        "path": str(spec.path),
-        "kind": spec.kind,
-        "scale": spec.scale,
-        "channels": spec.channels,
-        "range": list(spec.value_range),
-        "noise_input": spec.noise_input,
-        "max_noise": spec.max_noise,
-        "receptive_field": spec.receptive_field,
-        "pad": spec.pad,
-        "input_dtype": spec.input_dtype,
-        "probed": spec.probed,
-        "metadata": spec.metadata,
-    }
-    if args.json:
-        json.dump(info, sys.stdout, indent=2)
-        print()
-        return 0
-    for k, v in info.items():
-        if k != "metadata":
-            print(f"{k:<16} {v}")
-    for k, v in spec.metadata.items():
-        if k not in info:
-            print(f"{k:<16} {v}")
     return 0

@@ -45,9 +45,9 @@ def _kwaflux(args: list[str]) -> None:
 
 
 def engine_demo(out: Path, size: tuple[int, int]) -> None:
+    from kwaflux_ofx.demo.samples import add_camera_noise, scene
     from kwaflux_ofx.engine.engine import from_float
-    from kwaflux_ofx.imageio import write_image
-    from kwaflux_ofx.samples import add_camera_noise, scene
+    from kwaflux_ofx.media.stills import write_image
 
     step("a noisy low-resolution frame -> denoised and upscaled 2x")
     w, h = size
@@ -65,7 +65,7 @@ def write_clip(path: Path, seed: int, pan0: float, pan_speed: float, timecode: s
     in a .mov with a start timecode, like a small camera original."""
     import av
 
-    from kwaflux_ofx.samples import add_camera_noise, scene
+    from kwaflux_ofx.demo.samples import add_camera_noise, scene
 
     w, h = size
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +95,7 @@ def write_timeline(path: Path, clips: list[tuple[str, Path, str, tuple[int, int]
     part of its media at the media's own timecode."""
     import opentimelineio as otio
 
-    from kwaflux_ofx.mediaio import timecode_to_frames
+    from kwaflux_ofx.media.timecode import timecode_to_frames
 
     rt = otio.opentime.RationalTime
     tl = otio.schema.Timeline(name="Kwaflux demo")
@@ -164,7 +164,7 @@ def timeline_demo(out: Path, size: tuple[int, int], frames: int, quiet: bool) ->
 
 def check_media(report: dict, size: tuple[int, int]) -> list[str]:
     """Each new media file exists and is the upscaled size; one line per file."""
-    from kwaflux_ofx.mediaio import probe
+    from kwaflux_ofx.media.probe import probe
 
     lines = []
     for out in sorted({c["output"] for c in report["clips"] if c["status"] == "done"}):
@@ -179,9 +179,11 @@ def check_media(report: dict, size: tuple[int, int]) -> list[str]:
 def ofx_demo(out: Path, report: dict) -> str:
     """One frame of the first clip through the bundle's Super Resolution effect in the test host,
     compared with the engine on the same pixels. Returns what happened, in a line."""
-    from kwaflux_ofx import Engine, ofx_tools
-    from kwaflux_ofx.imageio import write_image
-    from kwaflux_ofx.mediaio import probe, read_frames
+    from kwaflux_ofx import Engine
+    from kwaflux_ofx.hosts.ofx import install as ofx_tools
+    from kwaflux_ofx.media.decode import read_frames
+    from kwaflux_ofx.media.probe import probe
+    from kwaflux_ofx.media.stills import write_image
 
     step("one frame through the OFX bundle in the test host")
     host, bundle = ofx_tools.test_host_path(), ofx_tools.installed_bundle()
@@ -244,6 +246,3 @@ def main(argv: list[str] | None = None) -> int:
     print("  preview_clip.png, ofx/frame_x2.png     a conformed frame; one frame via OFX")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

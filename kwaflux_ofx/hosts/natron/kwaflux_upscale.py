@@ -1,6 +1,6 @@
 """NatronRenderer script: Read -> Kwaflux Super Resolution -> Write, for headless batch renders.
 
-    NatronRenderer natron_scripts/kwaflux_upscale.py \
+    NatronRenderer kwaflux_ofx/hosts/natron/kwaflux_upscale.py \
         -c "kw_in='/shots/sh010/plate.####.exr'; kw_out='/shots/sh010/up/plate.####.exr'" \
         -c "kw_scale=2; kw_denoise=0.3" \
         -w KwafluxWrite 1001-1100

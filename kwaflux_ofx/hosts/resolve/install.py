@@ -1,8 +1,7 @@
-"""`kwaflux resolve install|conform`: the Scripts-menu script, and the round trip from a terminal."""
+"""Install the Resolve menu script, and connect to a running Resolve from a terminal."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -11,9 +10,13 @@ from pathlib import Path
 from kwaflux_ofx.errors import KwafluxError
 
 SCRIPT_NAME = "Kwaflux Conform.py"
-# A source checkout keeps the menu script beside the package.
-SCRIPT_SOURCE = Path(__file__).resolve().parent.parent / "resolve_scripts" / SCRIPT_NAME
-ROUNDTRIP = Path(__file__).resolve().parent / "resolve_roundtrip.py"
+
+
+# The menu script ships inside the package (scripts/), so a plain `pip install` can install it.
+SCRIPT_SOURCE = Path(__file__).resolve().parent / "scripts" / SCRIPT_NAME
+
+
+ROUNDTRIP = Path(__file__).resolve().parent / "roundtrip.py"
 
 
 def scripts_dir(system: bool = False, platform: str | None = None) -> Path:
@@ -54,11 +57,11 @@ def render_script(python: str, roundtrip: str, template: str | None = None) -> s
 def install(dest: Path, python: str | None = None) -> Path:
     """Write the filled-in script into `dest` (atomically) and record the venv's Python in the
     config file the round trip reads; returns the script's path."""
-    from kwaflux_ofx import resolve_roundtrip as rt
+    from kwaflux_ofx.hosts.resolve import roundtrip as rt
 
     if not SCRIPT_SOURCE.is_file():
-        raise KwafluxError("menu script not found; install kwaflux from a source checkout "
-                           "(pip install -e .)", SCRIPT_SOURCE)
+        raise KwafluxError("menu script missing from the installed package; reinstall kwaflux-ofx",
+                           SCRIPT_SOURCE)
     python = python or sys.executable
     text = render_script(python, str(ROUNDTRIP))
     try:
@@ -77,30 +80,6 @@ def install(dest: Path, python: str | None = None) -> Path:
     config["roundtrip_module"] = str(ROUNDTRIP)
     rt.save_config(config)
     return target
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("resolve", help="DaVinci Resolve integration",
-                              description="DaVinci Resolve integration: the conform round trip.")
-    sub = p.add_subparsers(dest="resolve_command", metavar="ACTION", required=True)
-    i = sub.add_parser("install", help="add Kwaflux Conform to Workspace > Scripts",
-                       description="Install the Kwaflux Conform script into Resolve's Scripts "
-                       "menu (Edit page) for this user, for all users (--system), or into DIR.")
-    where = i.add_mutually_exclusive_group()
-    where.add_argument("--dest", type=Path, default=None, metavar="DIR",
-                       help="install into this folder instead")
-    where.add_argument("--system", action="store_true",
-                       help="install for all users (needs administrator rights)")
-    i.set_defaults(func=_install_cmd)
-    c = sub.add_parser("conform", help="round trip of the current timeline of a running Resolve",
-                       description="Run the round trip (export, conform, import media and "
-                       "timeline) on the current timeline of a running DaVinci Resolve Studio "
-                       "with external scripting enabled. Defaults: the settings last used.")
-    c.add_argument("--scale", type=int, choices=(1, 2, 4), default=None)
-    c.add_argument("--denoise", type=float, default=None, metavar="0..1")
-    c.add_argument("--codec", default=None, help="prores_422hq (default), dnxhr_hqx, exr, ...")
-    c.add_argument("--media-dir", default=None, metavar="DIR", help="folder for the new media")
-    c.set_defaults(func=_conform_cmd)
 
 
 def scripting_modules_dir(platform: str | None = None) -> Path:
@@ -139,40 +118,3 @@ def connect_resolve():
                            "using: Local (the free Resolve runs scripts only from its Workspace "
                            "> Scripts menu)")
     return app
-
-
-def _install_cmd(args: argparse.Namespace) -> int:
-    from kwaflux_ofx import resolve_roundtrip as rt
-
-    dest = args.dest if args.dest is not None else scripts_dir(system=args.system)
-    target = install(dest)
-    print(f"installed {target}")
-    print(f"kwaflux Python recorded in {rt.config_path()}: {sys.executable}")
-    print("restart Resolve, then: Workspace > Scripts > Kwaflux Conform (on the Edit page)")
-    return 0
-
-
-def _conform_cmd(args: argparse.Namespace) -> int:
-    from kwaflux_ofx import resolve_roundtrip as rt
-
-    settings = rt.load_settings()
-    for key in ("scale", "denoise", "codec", "media_dir"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    try:
-        settings.update(rt.check_settings(settings["scale"], settings["denoise"],
-                                          settings["codec"]))
-        resolve = connect_resolve()
-        report = rt.run(resolve, scale=settings["scale"], denoise=settings["denoise"],
-                        codec=settings["codec"], media_dir=settings["media_dir"],
-                        python=sys.executable)
-    except rt.RoundTripError as exc:
-        raise KwafluxError(str(exc)) from None
-    rt.save_settings(settings)
-    r, s = report["resolve"], report["summary"]
-    size = "x".join(map(str, r["resolution"])) if r["resolution"] else "unchanged"
-    print(f"{s['done']} clips conformed, {s['skipped']} skipped; timeline {r['timeline']!r} "
-          f"({size}) in bin {r['bin']!r}")
-    for w in r["warnings"]:
-        print(f"warning: {w}")
-    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kwaflux_ofx.mediaio import CODECS
+from kwaflux_ofx.media.codecs import CODECS
 
 
 def register(subparsers) -> None:
@@ -44,7 +44,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kwaflux_ofx.conform.plan import ConformSettings
-    from kwaflux_ofx.conform.run import print_report, run_conform
+    from kwaflux_ofx.conform.report import print_report
+    from kwaflux_ofx.conform.run import run_conform
 
     settings = ConformSettings(
         scale=args.scale, denoise=args.denoise, model=args.model,

@@ -10,10 +10,11 @@ import sys
 # Each module defines register(subparsers); its parsers set `func` to the handler,
 # which returns an exit code. Add a module here to add commands.
 COMMAND_MODULES = (
-    "kwaflux_ofx.commands",  # upscale, preview, models
-    "kwaflux_ofx.conform.cli",  # conform
-    "kwaflux_ofx.ofx_tools",  # ofx install, ofx doctor
-    "kwaflux_ofx.resolve_cli",  # resolve install
+    "kwaflux_ofx.cli.process",  # upscale, preview
+    "kwaflux_ofx.cli.models",  # models list|info|import-ncnn
+    "kwaflux_ofx.cli.conform",  # conform
+    "kwaflux_ofx.cli.ofx",  # ofx install, ofx doctor
+    "kwaflux_ofx.cli.resolve",  # resolve install
 )
 
 EXIT_USER_ERROR = 2
@@ -49,6 +50,3 @@ def main(argv: list[str] | None = None) -> int:
         print("kwaflux: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

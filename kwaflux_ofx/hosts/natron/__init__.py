@@ -1,0 +1,1 @@
+"""Natron: the NatronRenderer batch script (kwaflux_upscale.py), run by Natron's own Python."""

@@ -1,0 +1,1 @@
+"""Media in and out: timecode, probing, decoding, encoding, codecs and still images."""

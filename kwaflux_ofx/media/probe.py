@@ -1,0 +1,224 @@
+"""What a piece of media is: a video file or an image sequence, its size, rate, depth and timecode."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from kwaflux_ofx.errors import MediaError
+from kwaflux_ofx.media.timecode import (
+    drop_per_minute,
+    is_drop_frame,
+    smpte_to_frames,
+    timecode_to_frames,
+)
+
+log = logging.getLogger(__name__)
+
+
+IMAGE_EXTS = {".exr", ".dpx", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".cin"}
+
+
+# A frame-numbered file: prefix, the frame number, then the image extension.
+_FRAME_RE = re.compile(r"^(?P<prefix>.*?)(?P<num>\d+)(?P<suffix>\.[A-Za-z0-9]+)$")
+
+
+# -- probing -----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class MediaInfo:
+    """What conform needs to know about one source: geometry, timing and how to read it."""
+
+    path: str  # a video file, or the first frame of an image sequence
+    kind: str  # "video" | "sequence"
+    width: int
+    height: int
+    channels: int
+    rate: float
+    frames: int
+    start_tc: int | None  # start timecode in frames at `rate`, when the media carries one
+    bits: int  # bits per sample of the source (8, 10, 12, 16, 32)
+    pix_fmt: str = ""
+    has_audio: bool = False
+    color: dict = dataclasses.field(default_factory=dict)
+    rate_known: bool = True  # image sequences often carry no rate: the timeline's is used
+    tc_word: int | None = None  # SMPTE timecode of a sequence's first frame, as stored
+    comment: str = ""  # container comment / ImageDescription (conform marks its outputs there)
+    drop_frame: bool = False  # the start timecode is drop-frame (29.97/59.94 with ';')
+
+    def adopt_rate(self, rate: float) -> None:
+        """Take the timeline's rate for media that carries none (and count its timecode in it)."""
+        if not self.rate_known:
+            self.rate = float(rate)
+            self.rate_known = True
+            if self.tc_word is not None:
+                self.start_tc = smpte_to_frames(self.tc_word, self.rate)
+    # image sequences: directory, name parts and the frame numbers present, in order
+    seq_dir: str = ""
+    seq_prefix: str = ""
+    seq_suffix: str = ""
+    seq_padding: int = 0
+    seq_numbers: tuple[int, ...] = ()
+
+    @property
+    def first_number(self) -> int:
+        return self.seq_numbers[0] if self.seq_numbers else 0
+
+    def frame_path(self, index: int) -> str:
+        if not self.seq_suffix:  # a lone image without a frame number
+            return os.path.join(self.seq_dir, self.seq_prefix)
+        # Frame numbers are time: a gap stays a gap (a missing file), never shifts later frames.
+        n = self.seq_numbers[0] + index
+        return os.path.join(self.seq_dir, f"{self.seq_prefix}{n:0{self.seq_padding}d}{self.seq_suffix}")
+
+
+def sequence_members(path: str | os.PathLike) -> tuple[str, str, str, int, list[int]] | None:
+    """If `path` is one frame of a numbered image sequence: (dir, prefix, suffix, padding, numbers)."""
+    p = Path(path)
+    if p.suffix.lower() not in IMAGE_EXTS:
+        return None
+    m = _FRAME_RE.match(p.name)
+    if not m:
+        return None
+    prefix, num, suffix = m.group("prefix"), m.group("num"), m.group("suffix")
+    padding = len(num)
+    numbers = []
+    try:
+        names = os.listdir(p.parent)
+    except OSError:
+        return None
+    for name in names:
+        if name.startswith(prefix) and name.endswith(suffix):
+            mid = name[len(prefix) : len(name) - len(suffix)]
+            if mid.isdigit() and (len(mid) == padding or (len(num) != padding and len(mid) > padding)):
+                numbers.append(int(mid))
+    if not numbers:
+        return None
+    return str(p.parent), prefix, suffix, padding, sorted(numbers)
+
+
+def probe(path: str | os.PathLike) -> MediaInfo:
+    """Read geometry, rate, length and start timecode of a video file or an image sequence."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise MediaError("no such file", path)
+    seq = sequence_members(path)
+    if seq is not None or Path(path).suffix.lower() in IMAGE_EXTS:
+        return _probe_sequence(path, seq)
+    return _probe_video(path)
+
+
+def _probe_video(path: str) -> MediaInfo:
+    import av
+
+    try:
+        with av.open(path) as c:
+            if not c.streams.video:
+                raise MediaError("has no video stream", path)
+            s = c.streams.video[0]
+            rate = float(s.average_rate or s.guessed_rate or s.base_rate or 0)
+            if rate <= 0:
+                raise MediaError("has no frame rate", path)
+            frames = int(s.frames or 0)
+            if frames <= 0 and s.duration and s.time_base:
+                frames = round(float(s.duration * s.time_base) * rate)
+            if frames <= 0:
+                frames = sum(1 for _ in c.demux(s) if _.size)
+            tc = _meta_get(s.metadata, "timecode") or _meta_get(c.metadata, "timecode")
+            for d in c.streams.data:
+                tc = tc or _meta_get(d.metadata, "timecode")
+            cc = s.codec_context
+            if cc is None:  # e.g. an MP4 cut before its codec parameters
+                raise MediaError("has a video stream with no codec (damaged or cut short?)", path)
+            fmt = cc.format
+            bits = max((comp.bits for comp in fmt.components), default=8) if fmt else 8
+            alpha = fmt is not None and any(comp.is_alpha for comp in fmt.components)
+            channels = 4 if alpha else 3
+            color = {
+                "color_range": cc.color_range,
+                "colorspace": cc.colorspace,
+                "color_primaries": cc.color_primaries,
+                "color_trc": cc.color_trc,
+            }
+            start_tc = None
+            drop_frame = False
+            if tc:
+                try:
+                    start_tc = timecode_to_frames(tc, rate)
+                    drop_frame = is_drop_frame(tc) and drop_per_minute(rate) > 0
+                except ValueError:
+                    log.warning("%s: ignoring unreadable timecode %r", path, tc)
+            return MediaInfo(
+                path=path, kind="video", width=cc.width, height=cc.height, channels=channels,
+                rate=rate, frames=frames, start_tc=start_tc, bits=bits,
+                pix_fmt=fmt.name if fmt else "", has_audio=bool(c.streams.audio), color=color,
+                comment=_meta_get(c.metadata, "comment") or "",
+                drop_frame=drop_frame,
+            )
+    except MediaError:
+        raise
+    except Exception as exc:  # PyAV raises many types; the user needs the file and the reason
+        raise MediaError(f"cannot read video: {_first_line(exc)}", path) from exc
+
+
+def _meta_get(meta, key: str) -> str | None:
+    for k, v in (meta or {}).items():
+        if k.lower() == key:
+            return v
+    return None
+
+
+def _probe_sequence(path: str, seq) -> MediaInfo:
+    import OpenImageIO as oiio
+
+    if seq is None:
+        # a lone image without a frame number: one frame, named as it is
+        seq = (os.path.dirname(path), os.path.basename(path), "", 0, [])
+        info_path = path
+    else:
+        d, prefix, suffix, pad, nums = seq
+        info_path = os.path.join(d, f"{prefix}{nums[0]:0{pad}d}{suffix}")
+    inp = oiio.ImageInput.open(info_path)
+    if inp is None:
+        raise MediaError(f"cannot read image: {oiio.geterror() or 'unknown format'}", info_path)
+    try:
+        spec = inp.spec()
+        fps = spec.getattribute("FramesPerSecond")
+        if isinstance(fps, (tuple, list)):  # a rational
+            fps = fps[0] / fps[1] if len(fps) == 2 and fps[1] else 0
+        rate = float(fps or 0)
+        tc_attr = spec.getattribute("smpte:TimeCode")
+        tc_word = int(tc_attr[0]) if tc_attr else None
+        start_tc = smpte_to_frames(tc_word, rate or 24.0) if tc_word is not None else None
+        bits = {"uint8": 8, "uint16": 16, "half": 16, "float": 32}.get(str(spec.format), 16)
+        bits = int(spec.getattribute("oiio:BitsPerSample") or bits)
+        info = MediaInfo(
+            path=info_path, kind="sequence", width=spec.width, height=spec.height,
+            channels=min(spec.nchannels, 4), rate=rate or 24.0,
+            frames=(seq[4][-1] - seq[4][0] + 1) if seq[4] else 1,
+            start_tc=start_tc, bits=bits, pix_fmt=str(spec.format), rate_known=bool(rate),
+            tc_word=tc_word, comment=str(spec.getattribute("ImageDescription") or ""),
+        )
+    finally:
+        inp.close()
+    info.seq_dir, info.seq_prefix, info.seq_suffix, info.seq_padding = seq[:4]
+    info.seq_numbers = tuple(seq[4]) or (0,)
+    return info
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# -- decoding ----------------------------------------------------------------------------------
+def frame_dtype(info: MediaInfo) -> np.dtype:
+    """The numpy type frames of this source decode to: 8-bit stays uint8, deeper goes uint16,
+    float image sequences stay float32."""
+    if info.kind == "sequence" and info.pix_fmt in ("half", "float"):
+        return np.dtype(np.float32)
+    return np.dtype(np.uint8) if info.bits <= 8 else np.dtype(np.uint16)
