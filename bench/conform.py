@@ -70,10 +70,15 @@ def write_timeline(path: Path, media: Path, frames: int) -> Path:
     tl = otio.schema.Timeline("bench")
     tr = otio.schema.Track()
     tl.tracks.append(tr)
-    tr.append(otio.schema.Clip(
-        "clip", media_reference=otio.schema.ExternalReference(media.name),
-        source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(86400, 24),
-                                             otio.opentime.RationalTime(frames, 24))))
+    tr.append(
+        otio.schema.Clip(
+            "clip",
+            media_reference=otio.schema.ExternalReference(media.name),
+            source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(86400, 24), otio.opentime.RationalTime(frames, 24)
+            ),
+        )
+    )
     otio.adapters.write_to_file(tl, str(path))
     return path
 
@@ -114,8 +119,15 @@ def stages(work: Path, frames: int, w: int, h: int, model: str | None, codec: st
         keep("infer", time.perf_counter() - t, time.process_time() - c)
 
         t, c = time.perf_counter(), time.process_time()
-        wr = VideoWriter(str(work / f"enc{CODECS[codec].ext}"), CODECS[codec], w * 2, h * 2,
-                         24.0, 86400, high_bit=True)
+        wr = VideoWriter(
+            str(work / f"enc{CODECS[codec].ext}"),
+            CODECS[codec],
+            w * 2,
+            h * 2,
+            24.0,
+            86400,
+            high_bit=True,
+        )
         for f in outs:
             wr.write(f)
         wr.close()
@@ -124,8 +136,14 @@ def stages(work: Path, frames: int, w: int, h: int, model: str | None, codec: st
 
         out = Path(tempfile.mkdtemp(dir=work, prefix="out_"))  # fresh: a rerun would resume
         t = time.perf_counter()
-        rep = run_conform(tl, out / "o.otio", out / "media", search_paths=[src.parent],
-                          settings=settings, engine=engine)
+        rep = run_conform(
+            tl,
+            out / "o.otio",
+            out / "media",
+            search_paths=[src.parent],
+            settings=settings,
+            engine=engine,
+        )
         keep("wall", time.perf_counter() - t)
         assert rep["summary"]["done"] == 1 and rep["clips"][0]["reason"] == "", rep
     return best
@@ -150,10 +168,21 @@ def peak_rss(work: Path, frames: int, w: int, h: int, model: str) -> float:
     d.mkdir(exist_ok=True)
     src = make_source(d / "clip.mov", frames, w, h)
     tl = write_timeline(d / "t.otio", src, frames)
-    code = RSS_CHILD.format(tests=str(ROOT / "tests"), tl=str(tl), out=str(d / "o.otio"),
-                            media=str(d / "media"), src=str(d), model=model)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = RSS_CHILD.format(
+        tests=str(ROOT / "tests"),
+        tl=str(tl),
+        out=str(d / "o.otio"),
+        media=str(d / "media"),
+        src=str(d),
+        model=model,
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     return json.loads(r.stdout.strip().splitlines()[-1])["maxrss_kb"] / 1024.0
 
 
@@ -176,41 +205,56 @@ def main() -> int:
             slow = max(s["decode"], s["infer"], s["encode"])
             total = s["decode"] + s["infer"] + s["encode"]
             rows.append((label, w, h, n, s, slow, total))
-            print(label, json.dumps({k: round(v, 3) for k, v in s.items()}),
-                  f"wall/slowest {s['wall'] / slow:.3f} wall/sum {s['wall'] / total:.3f}")
-        for n in ((24, 96) if q else (48, 192, 768)):
+            print(
+                label,
+                json.dumps({k: round(v, 3) for k, v in s.items()}),
+                f"wall/slowest {s['wall'] / slow:.3f} wall/sum {s['wall'] / total:.3f}",
+            )
+        for n in (24, 96) if q else (48, 192, 768):
             mb = peak_rss(work, n, 640, 360, light)
             rss_rows.append((n, mb))
             print(f"peak RSS {n} frames: {mb:.0f} MiB")
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    lines = ["## Conform pipeline (`bench/conform.py`)", "",
-             "One clip conformed x2 to ProRes 422 HQ from a ProRes 422 HQ source, handles 0, "
-             "CPU. Each stage is first timed alone over the same frames (decode: PyAV to "
-             "RGB; inference: Engine.process with the pipeline's two frames in flight; encode: "
-             "PyAV), then the whole `run_conform` (which also probes, plans and writes the "
-             f"timeline); each figure is the best of {REPEATS} runs. Load average on this shared "
-             f"machine during the run: {load}.", "",
-             "On a CPU-only machine the stages compete for the same cores (onnxruntime spreads "
-             "one frame over all of them), so no overlap can bring the wall time under the "
-             "stages' CPU time summed and divided by the cores: the *CPU floor* column. The "
-             "1.15 × slowest-stage goal assumes the stages use different hardware (GPU "
-             "inference); here the fair comparison is against that floor.", "",
-             "| scenario | input | frames | decode s | inference s | encode s | CPU floor s "
-             "| conform wall s | wall / slowest stage | wall / sum of stages | wall / CPU floor "
-             "| goal |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "## Conform pipeline (`bench/conform.py`)",
+        "",
+        "One clip conformed x2 to ProRes 422 HQ from a ProRes 422 HQ source, handles 0, "
+        "CPU. Each stage is first timed alone over the same frames (decode: PyAV to "
+        "RGB; inference: Engine.process with the pipeline's two frames in flight; encode: "
+        "PyAV), then the whole `run_conform` (which also probes, plans and writes the "
+        f"timeline); each figure is the best of {REPEATS} runs. Load average on this shared "
+        f"machine during the run: {load}.",
+        "",
+        "On a CPU-only machine the stages compete for the same cores (onnxruntime spreads "
+        "one frame over all of them), so no overlap can bring the wall time under the "
+        "stages' CPU time summed and divided by the cores: the *CPU floor* column. The "
+        "1.15 × slowest-stage goal assumes the stages use different hardware (GPU "
+        "inference); here the fair comparison is against that floor.",
+        "",
+        "| scenario | input | frames | decode s | inference s | encode s | CPU floor s "
+        "| conform wall s | wall / slowest stage | wall / sum of stages | wall / CPU floor "
+        "| goal |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     cores = os.cpu_count() or 1
     for label, w, h, n, s, slow, total in rows:
         floor = max(slow, sum(s[k + "_cpu"] for k in ("decode", "infer", "encode")) / cores)
-        lines.append(f"| {label} | {w}×{h} | {n} | {s['decode']:.2f} | {s['infer']:.2f} | "
-                     f"{s['encode']:.2f} | {floor:.2f} | {s['wall']:.2f} | {s['wall'] / slow:.3f} "
-                     f"| {s['wall'] / total:.3f} | {s['wall'] / floor:.3f} "
-                     f"| wall <= 1.15 × slowest |")
+        lines.append(
+            f"| {label} | {w}×{h} | {n} | {s['decode']:.2f} | {s['infer']:.2f} | "
+            f"{s['encode']:.2f} | {floor:.2f} | {s['wall']:.2f} | {s['wall'] / slow:.3f} "
+            f"| {s['wall'] / total:.3f} | {s['wall'] / floor:.3f} "
+            f"| wall <= 1.15 × slowest |"
+        )
     base = rss_rows[0][1]
-    lines += ["", "Peak resident memory of a whole `kwaflux conform` process (light model, "
-              "640×360 -> 1280×720 ProRes) against clip length:", "",
-              "| frames | peak RSS MiB | ratio to shortest | goal |", "|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "Peak resident memory of a whole `kwaflux conform` process (light model, "
+        "640×360 -> 1280×720 ProRes) against clip length:",
+        "",
+        "| frames | peak RSS MiB | ratio to shortest | goal |",
+        "|---:|---:|---:|---|",
+    ]
     for n, mb in rss_rows:
         lines.append(f"| {n} | {mb:.0f} | {mb / base:.3f} | flat (<= 1.10) |")
     if args.no_write:

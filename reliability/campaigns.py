@@ -117,9 +117,14 @@ def run_cli(argv: list[str], timeout: float = 120.0) -> CliRun:
                 return CliRun(None, out.getvalue(), err.getvalue(), f"HANG after {timeout:g} s")
             except BaseException as exc:  # noqa: BLE001 - exactly what a campaign looks for
                 tb = traceback.format_exception(exc)
-                return CliRun(None, out.getvalue(), err.getvalue(),
-                              f"{type(exc).__name__}: {exc}".splitlines()[0] + " | "
-                              + "".join(tb[-3:-1]).strip().replace("\n", " "))
+                return CliRun(
+                    None,
+                    out.getvalue(),
+                    err.getvalue(),
+                    f"{type(exc).__name__}: {exc}".splitlines()[0]
+                    + " | "
+                    + "".join(tb[-3:-1]).strip().replace("\n", " "),
+                )
     finally:
         if old is not None:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -152,9 +157,25 @@ def real_timelines() -> list[Path]:
     return sorted(p for p in TIMELINES.rglob("*") if p.suffix in (".otio", ".edl", ".xml"))
 
 
-_JUNK_VALUES = [None, -1, 0, 10**12, -(10**12), 1e308, float("nan"), "", "x" * 5000,
-                "../../../../etc/passwd", "$(touch pwned)", [], {}, True, "Clip.1",
-                {"OTIO_SCHEMA": "Clip.1"}, {"OTIO_SCHEMA": "RationalTime.1", "rate": 0, "value": 1}]
+_JUNK_VALUES = [
+    None,
+    -1,
+    0,
+    10**12,
+    -(10**12),
+    1e308,
+    float("nan"),
+    "",
+    "x" * 5000,
+    "../../../../etc/passwd",
+    "$(touch pwned)",
+    [],
+    {},
+    True,
+    "Clip.1",
+    {"OTIO_SCHEMA": "Clip.1"},
+    {"OTIO_SCHEMA": "RationalTime.1", "rate": 0, "value": 1},
+]
 
 
 def _json_nodes(node, path=()):
@@ -182,8 +203,11 @@ def mutate_json(text: str, rng: random.Random) -> tuple[str, str]:
             if op < 0.15 and isinstance(container, dict):
                 del container[key]
                 how.append(f"del {key}")
-            elif op < 0.25 and isinstance(container[key], (int, float)) and not isinstance(
-                    container[key], bool):
+            elif (
+                op < 0.25
+                and isinstance(container[key], (int, float))
+                and not isinstance(container[key], bool)
+            ):
                 container[key] = -container[key] if rng.random() < 0.5 else container[key] * 1e9
                 how.append(f"scale {key}")
             elif op < 0.35 and isinstance(container[key], str) and "." in container[key]:
@@ -200,8 +224,20 @@ def mutate_json(text: str, rng: random.Random) -> tuple[str, str]:
     return json.dumps(tree, indent=1), "json " + ",".join(map(str, how))
 
 
-_XML_JUNK = ["", "-1", "0", "999999999999", "abc", "NaN", "1e308", "../../x", "file:///etc/passwd",
-             "$(touch pwned)", "&amp;", "25/0"]
+_XML_JUNK = [
+    "",
+    "-1",
+    "0",
+    "999999999999",
+    "abc",
+    "NaN",
+    "1e308",
+    "../../x",
+    "file:///etc/passwd",
+    "$(touch pwned)",
+    "&amp;",
+    "25/0",
+]
 
 
 def mutate_xml(text: str, rng: random.Random) -> tuple[str, str]:
@@ -254,8 +290,17 @@ def mutate_edl(text: str, rng: random.Random) -> tuple[str, str]:
             lines[i], lines[j] = lines[j], lines[i]
             how.append(f"swap {i},{j}")
         elif op < 0.8 and _TC.search(lines[i]):
-            junk = rng.choice(["99:99:99:99", "00:00:00:00", "23:59:59:29", "-1:00:00:00",
-                               "00:00:00", "aa:bb:cc:dd", "00:00:00:99"])
+            junk = rng.choice(
+                [
+                    "99:99:99:99",
+                    "00:00:00:00",
+                    "23:59:59:29",
+                    "-1:00:00:00",
+                    "00:00:00",
+                    "aa:bb:cc:dd",
+                    "00:00:00:99",
+                ]
+            )
             lines[i] = _TC.sub(junk, lines[i], count=1)
             how.append(f"tc line {i}")
         else:
@@ -306,8 +351,9 @@ def edl_rate(name: str) -> list[str]:
     return ["--rate", "25"] if name in ("25fps.edl", "timecode_mismatch.edl") else []
 
 
-def campaign_timelines(work: Path, per_file: int, seed: int = 0,
-                       files: list[Path] | None = None) -> list[Case]:
+def campaign_timelines(
+    work: Path, per_file: int, seed: int = 0, files: list[Path] | None = None
+) -> list[Case]:
     """Mutate each real timeline `per_file` times; each must plan (`--dry-run`) or give one
     clear line naming the file, exit 2, and write nothing."""
     work.mkdir(parents=True, exist_ok=True)
@@ -326,8 +372,22 @@ def campaign_timelines(work: Path, per_file: int, seed: int = 0,
             media = case_dir / "media"
             if os.environ.get("KWAFLUX_TRACE"):
                 print("case", bad, how, file=sys.__stderr__, flush=True)
-            run = run_cli(["-q", "conform", str(bad), "-o", str(out), "--media-dir", str(media),
-                           "--dry-run", "--codec", "ffv1", *edl_rate(src.name)], timeout=60)
+            run = run_cli(
+                [
+                    "-q",
+                    "conform",
+                    str(bad),
+                    "-o",
+                    str(out),
+                    "--media-dir",
+                    str(media),
+                    "--dry-run",
+                    "--codec",
+                    "ffv1",
+                    *edl_rate(src.name),
+                ],
+                timeout=60,
+            )
             name = f"{src.parent.name}/{src.name} {how}"
             if run.exc:
                 outcome, detail = judge_error(run, [str(bad)])
@@ -350,16 +410,30 @@ def campaign_timelines(work: Path, per_file: int, seed: int = 0,
 _SR_META = {"kind": "sr", "scale": 2, "channels": 3, "range": "0-1", "receptive_field": 1}
 
 
-def _graph_model(path: Path, nodes, inits, in_shape, out_shape, *, opset: int = 17,
-                 meta: dict | None = None, in_type=None, domain: str = "") -> Path:
+def _graph_model(
+    path: Path,
+    nodes,
+    inits,
+    in_shape,
+    out_shape,
+    *,
+    opset: int = 17,
+    meta: dict | None = None,
+    in_type=None,
+    domain: str = "",
+) -> Path:
     """A hand-built ONNX model (possibly wrong on purpose), saved without the checker."""
     import onnx
     from onnx import TensorProto, helper
 
     in_type = in_type or TensorProto.FLOAT
     graph = helper.make_graph(
-        nodes, "broken", [helper.make_tensor_value_info("input", in_type, in_shape)],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)], initializer=inits)
+        nodes,
+        "broken",
+        [helper.make_tensor_value_info("input", in_type, in_shape)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)],
+        initializer=inits,
+    )
     opsets = [helper.make_opsetid("", opset)]
     if domain:
         opsets.append(helper.make_opsetid(domain, 1))
@@ -436,53 +510,117 @@ def broken_models(d: Path) -> dict[str, Path]:
     w4 = numpy_helper.from_array(np.full((3, 4, 3, 3), 1 / 36, np.float32), "w")
     conv = helper.make_node("Conv", ["input", "w"], ["output"], pads=[1, 1, 1, 1])
     zoo["input rank 3 (CHW)"] = _graph_model(
-        d / "rank3.onnx", [helper.make_node("Identity", ["input"], ["output"])], [],
-        [3, "H", "W"], [3, "H", "W"], meta=_SR_META)
+        d / "rank3.onnx",
+        [helper.make_node("Identity", ["input"], ["output"])],
+        [],
+        [3, "H", "W"],
+        [3, "H", "W"],
+        meta=_SR_META,
+    )
     zoo["input rank 5"] = _graph_model(
-        d / "rank5.onnx", [helper.make_node("Identity", ["input"], ["output"])], [],
-        [1, 1, 3, "H", "W"], [1, 1, 3, "H", "W"])
+        d / "rank5.onnx",
+        [helper.make_node("Identity", ["input"], ["output"])],
+        [],
+        [1, 1, 3, "H", "W"],
+        [1, 1, 3, "H", "W"],
+    )
     zoo["4-channel input (RGBA model)"] = _graph_model(
-        d / "rgba.onnx", [conv], [w4], ["N", 4, "H", "W"], ["N", 3, "H", "W"])
+        d / "rgba.onnx", [conv], [w4], ["N", 4, "H", "W"], ["N", 3, "H", "W"]
+    )
     zoo["4-channel input, metadata says 3"] = _graph_model(
-        d / "rgba-lies.onnx", [conv], [w4], ["N", 4, "H", "W"], ["N", 3, "H", "W"],
-        meta={**_SR_META, "scale": 1, "kind": "denoise"})
+        d / "rgba-lies.onnx",
+        [conv],
+        [w4],
+        ["N", 4, "H", "W"],
+        ["N", 3, "H", "W"],
+        meta={**_SR_META, "scale": 1, "kind": "denoise"},
+    )
     zoo["int8 input"] = _graph_model(
-        d / "int8.onnx", [helper.make_node("Cast", ["input"], ["output"], to=TensorProto.FLOAT)],
-        [], ["N", 3, "H", "W"], ["N", 3, "H", "W"], in_type=TensorProto.INT8)
+        d / "int8.onnx",
+        [helper.make_node("Cast", ["input"], ["output"], to=TensorProto.FLOAT)],
+        [],
+        ["N", 3, "H", "W"],
+        ["N", 3, "H", "W"],
+        in_type=TensorProto.INT8,
+    )
     zoo["opset 99 (the runtime lacks it)"] = _graph_model(
-        d / "opset99.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"], opset=99,
-        meta={**_SR_META, "scale": 1, "kind": "denoise"})
+        d / "opset99.onnx",
+        [conv],
+        [w],
+        ["N", 3, "H", "W"],
+        ["N", 3, "H", "W"],
+        opset=99,
+        meta={**_SR_META, "scale": 1, "kind": "denoise"},
+    )
     zoo["opset 99, no metadata (probed)"] = _graph_model(
-        d / "opset99-probe.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"], opset=99)
+        d / "opset99-probe.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"], opset=99
+    )
     zoo["unknown custom op domain"] = _graph_model(
         d / "custom-op.onnx",
-        [helper.make_node("MagicUpscale", ["input"], ["output"], domain="com.example.magic")], [],
-        ["N", 3, "H", "W"], ["N", 3, "H2", "W2"], domain="com.example.magic", meta=_SR_META)
+        [helper.make_node("MagicUpscale", ["input"], ["output"], domain="com.example.magic")],
+        [],
+        ["N", 3, "H", "W"],
+        ["N", 3, "H2", "W2"],
+        domain="com.example.magic",
+        meta=_SR_META,
+    )
     zoo["rank-2 output"] = _graph_model(
-        d / "flat.onnx", [helper.make_node("Flatten", ["input"], ["output"])], [],
-        ["N", 3, "H", "W"], ["N", "K"])
+        d / "flat.onnx",
+        [helper.make_node("Flatten", ["input"], ["output"])],
+        [],
+        ["N", 3, "H", "W"],
+        ["N", "K"],
+    )
     zoo["rank-2 output, full metadata"] = _graph_model(
-        d / "flat-meta.onnx", [helper.make_node("Flatten", ["input"], ["output"])], [],
-        ["N", 3, "H", "W"], ["N", "K"], meta=_SR_META)
+        d / "flat-meta.onnx",
+        [helper.make_node("Flatten", ["input"], ["output"])],
+        [],
+        ["N", 3, "H", "W"],
+        ["N", "K"],
+        meta=_SR_META,
+    )
     zoo["metadata says x2, model is x1"] = _graph_model(
-        d / "lies-x2.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"], meta=_SR_META)
+        d / "lies-x2.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"], meta=_SR_META
+    )
     zoo["output shrinks (valid conv)"] = _graph_model(
-        d / "shrinks.onnx", [helper.make_node("Conv", ["input", "w"], ["output"])], [w],
-        ["N", 3, "H", "W"], ["N", 3, "H", "W"], meta={**_SR_META, "scale": 1, "kind": "denoise"})
+        d / "shrinks.onnx",
+        [helper.make_node("Conv", ["input", "w"], ["output"])],
+        [w],
+        ["N", 3, "H", "W"],
+        ["N", 3, "H", "W"],
+        meta={**_SR_META, "scale": 1, "kind": "denoise"},
+    )
     zoo["non-integer scale (Resize x1.5)"] = _graph_model(
         d / "x1.5.onnx",
         [helper.make_node("Resize", ["input", "", "scales"], ["output"], mode="nearest")],
         [numpy_helper.from_array(np.array([1, 1, 1.5, 1.5], np.float32), "scales")],
-        ["N", 3, "H", "W"], ["N", 3, "H2", "W2"])
+        ["N", 3, "H", "W"],
+        ["N", 3, "H2", "W2"],
+    )
     zoo["kind metadata 'colorize'"] = _graph_model(
-        d / "kind.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"],
-        meta={**_SR_META, "kind": "colorize", "scale": 1})
+        d / "kind.onnx",
+        [conv],
+        [w],
+        ["N", 3, "H", "W"],
+        ["N", 3, "H", "W"],
+        meta={**_SR_META, "kind": "colorize", "scale": 1},
+    )
     zoo["scale metadata 'two'"] = _graph_model(
-        d / "scale-text.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"],
-        meta={**_SR_META, "scale": "two"})
+        d / "scale-text.onnx",
+        [conv],
+        [w],
+        ["N", 3, "H", "W"],
+        ["N", 3, "H", "W"],
+        meta={**_SR_META, "scale": "two"},
+    )
     zoo["range metadata 'bright'"] = _graph_model(
-        d / "range-text.onnx", [conv], [w], ["N", 3, "H", "W"], ["N", 3, "H", "W"],
-        meta={**_SR_META, "range": "bright", "scale": 1, "kind": "denoise"})
+        d / "range-text.onnx",
+        [conv],
+        [w],
+        ["N", 3, "H", "W"],
+        ["N", 3, "H", "W"],
+        meta={**_SR_META, "range": "bright", "scale": 1, "kind": "denoise"},
+    )
     zoo["NaN weights"] = _weights_to(good, d / "nan.onnx", float("nan"))
     zoo["Inf weights"] = _weights_to(good, d / "inf.onnx", float("inf"))
     dn = conv_model(d / "good-dn.onnx", meta={**_SR_META, "kind": "denoise", "scale": 1})
@@ -506,11 +644,35 @@ def campaign_models(work: Path) -> list[Case]:
     for name, model in zoo.items():
         before = tree_state(work)
         out = work / "out.png"
-        for argv in (["-q", "upscale", str(img), str(out), "--model", str(model), "--scale", "2",
-                      "--device", "cpu"],
-                     ["-q", "upscale", str(img), str(out), "--denoise", "0.5", "--scale", "1",
-                      "--denoise-model", str(model), "--device", "cpu"],
-                     ["-q", "models", "info", str(model)]):
+        for argv in (
+            [
+                "-q",
+                "upscale",
+                str(img),
+                str(out),
+                "--model",
+                str(model),
+                "--scale",
+                "2",
+                "--device",
+                "cpu",
+            ],
+            [
+                "-q",
+                "upscale",
+                str(img),
+                str(out),
+                "--denoise",
+                "0.5",
+                "--scale",
+                "1",
+                "--denoise-model",
+                str(model),
+                "--device",
+                "cpu",
+            ],
+            ["-q", "models", "info", str(model)],
+        ):
             run = run_cli(argv, timeout=60)
             what = f"{name} [{argv[1]}{' --denoise-model' if '--denoise-model' in argv else ''}]"
             if run.rc == 0 and not run.exc:
@@ -559,7 +721,9 @@ def broken_media(src: Path) -> dict[str, tuple[Path, str]]:
     # Matroska without its index: the frames before the cut decode; the clip is clamped to them.
     m["mkv cut at 40%"] = (_truncate(make_video(src / "cut.mkv", 24, codec="ffv1"), 0.4), "clamp")
     m["mp4 h264 cut at 70%"] = (
-        _truncate(make_video(src / "cut70.mp4", 24, codec="libx264"), 0.7), "fail")
+        _truncate(make_video(src / "cut70.mp4", 24, codec="libx264"), 0.7),
+        "fail",
+    )
     (src / "empty.mov").write_bytes(b"")
     m["zero-byte .mov"] = (src / "empty.mov", "fail")
     (src / "noise.mov").write_bytes(rng.integers(0, 256, 50_000, dtype=np.uint8).tobytes())
@@ -593,8 +757,9 @@ def broken_media(src: Path) -> dict[str, tuple[Path, str]]:
     return m
 
 
-def media_timeline(media: dict[str, tuple[Path, str]], path: Path, frames: int = CLIP_FRAMES,
-                   rate: float = 24.0) -> Path:
+def media_timeline(
+    media: dict[str, tuple[Path, str]], path: Path, frames: int = CLIP_FRAMES, rate: float = 24.0
+) -> Path:
     """One clip per source, each using frames 0..frames-1, written as .otio."""
     import opentimelineio as otio
 
@@ -605,10 +770,15 @@ def media_timeline(media: dict[str, tuple[Path, str]], path: Path, frames: int =
         # A damaged video's clip uses all its 24 frames, so the damage lies inside its range.
         n = 24 if p.suffix in (".mov", ".mkv", ".mp4") and want != "done" else frames
         ref = otio.schema.ExternalReference(target_url=otio.url_utils.url_from_filepath(str(p)))
-        track.append(otio.schema.Clip(
-            name=name, media_reference=ref,
-            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
-                                                 otio.opentime.RationalTime(n, rate))))
+        track.append(
+            otio.schema.Clip(
+                name=name,
+                media_reference=ref,
+                source_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(n, rate)
+                ),
+            )
+        )
     otio.adapters.write_to_file(tl, str(path))
     return path
 
@@ -622,10 +792,30 @@ def nearest_model(d: Path) -> Path:
 
 
 def conform_argv(timeline: Path, out: Path, media_dir: Path, model: Path, *extra: str) -> list[str]:
-    return ["-q", "conform", str(timeline), "-o", str(out), "--media-dir", str(media_dir),
-            "--codec", "ffv1", "--model", str(model), "--scale", "2", "--handles", "0",
-            "--device", "cpu", "--threads", "1", "--report", str(out.with_suffix(".json")),
-            *extra]
+    return [
+        "-q",
+        "conform",
+        str(timeline),
+        "-o",
+        str(out),
+        "--media-dir",
+        str(media_dir),
+        "--codec",
+        "ffv1",
+        "--model",
+        str(model),
+        "--scale",
+        "2",
+        "--handles",
+        "0",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--report",
+        str(out.with_suffix(".json")),
+        *extra,
+    ]
 
 
 def check_outputs(report: dict, media_dir: Path) -> list[str]:
@@ -640,7 +830,6 @@ def check_outputs(report: dict, media_dir: Path) -> list[str]:
         out = Path(c["output"])
         try:
             if out.is_dir():
-
                 idx = _sequence_indices(out)
             else:
                 idx, _, _ = decode_indices(out)
@@ -648,8 +837,10 @@ def check_outputs(report: dict, media_dir: Path) -> list[str]:
             problems.append(f"{out.name} does not decode: {exc}")
             continue
         if idx != list(range(len(idx))) or len(idx) < c["frames"]:
-            problems.append(f"{out.name} holds frames {idx[:5]}...{idx[-3:]} ({len(idx)}), "
-                            f"expected 0..{c['frames'] - 1}")
+            problems.append(
+                f"{out.name} holds frames {idx[:5]}...{idx[-3:]} ({len(idx)}), "
+                f"expected 0..{c['frames'] - 1}"
+            )
     left = [p.name for p in media_dir.rglob("*") if "partial" in p.name or p.name.startswith(".")]
     if left:
         problems.append(f"left in the output folder: {left}")
@@ -670,8 +861,14 @@ def campaign_media(work: Path) -> list[Case]:
     run = run_cli(conform_argv(tl, out, media_dir, model), timeout=300)
     cases = []
     if run.exc or run.rc not in (0, 1):
-        return [Case("media", "conform of broken media", "CRASH" if run.exc else "UNCLEAR",
-                     run.exc or run.err[-300:])]
+        return [
+            Case(
+                "media",
+                "conform of broken media",
+                "CRASH" if run.exc else "UNCLEAR",
+                run.exc or run.err[-300:],
+            )
+        ]
     report = json.loads(out.with_suffix(".json").read_text())
     by_name = {c["name"]: c for c in report["clips"]}
     for name, (path, want) in media.items():
@@ -680,15 +877,21 @@ def campaign_media(work: Path) -> list[Case]:
             outcome = "accepted" if c["status"] == "done" else "WRONG"
             detail = c["reason"] or "rendered"
         elif want == "clamp":
-            warned = [ln for ln in run.err.splitlines() if "past its media" in ln and
-                      (path.name in ln or name in ln)]
+            warned = [
+                ln
+                for ln in run.err.splitlines()
+                if "past its media" in ln and (path.name in ln or name in ln)
+            ]
             in_report = "past its media" in c["reason"]
             outcome = "clip clamped" if c["status"] == "done" and warned and in_report else "WRONG"
             detail = (warned or [f"status {c['status']}: {c['reason']}"])[0]
         elif c["status"] in ("failed", "missing"):
             names = {path.name, path.parent.name}
-            ok = any(n in c["reason"] for n in names) or c["media"] and any(
-                n in c["reason"] for n in (Path(c["media"]).name,))
+            ok = (
+                any(n in c["reason"] for n in names)
+                or c["media"]
+                and any(n in c["reason"] for n in (Path(c["media"]).name,))
+            )
             outcome = "clip failed" if ok else "UNCLEAR"
             detail = c["reason"]
         else:
@@ -702,22 +905,45 @@ def campaign_media(work: Path) -> list[Case]:
         new = otio.adapters.read_from_file(str(out))
         for clip in new.find_clips():
             want = media[clip.name][1]
-            url = clip.media_reference.target_url if hasattr(clip.media_reference,
-                                                             "target_url") else ""
+            url = (
+                clip.media_reference.target_url
+                if hasattr(clip.media_reference, "target_url")
+                else ""
+            )
             relinked = str(media_dir) in (url or "") or isinstance(
-                clip.media_reference, otio.schema.ImageSequenceReference)
+                clip.media_reference, otio.schema.ImageSequenceReference
+            )
             if (want != "fail") != relinked:
-                cases.append(Case("media", f"timeline: {clip.name}", "WRONG",
-                                  "relinked" if relinked else "not relinked"))
+                cases.append(
+                    Case(
+                        "media",
+                        f"timeline: {clip.name}",
+                        "WRONG",
+                        "relinked" if relinked else "not relinked",
+                    )
+                )
     except Exception as exc:  # noqa: BLE001
         cases.append(Case("media", "output timeline", "WRONG", f"unreadable: {exc}"))
     return cases
 
 
 # -- 2. security -------------------------------------------------------------------------------
-HOSTILE_NAMES = ["$(touch pwned)", "`touch pwned`", "a;touch pwned", "x|touch pwned&",
-                 "..", "...", "-rf", " lead space", ".hidden", "日本語 クリップ", "a" * 200,
-                 "new\nline", "back\\slash", "percent%2F..%2F..%2Fescape"]
+HOSTILE_NAMES = [
+    "$(touch pwned)",
+    "`touch pwned`",
+    "a;touch pwned",
+    "x|touch pwned&",
+    "..",
+    "...",
+    "-rf",
+    " lead space",
+    ".hidden",
+    "日本語 クリップ",
+    "a" * 200,
+    "new\nline",
+    "back\\slash",
+    "percent%2F..%2F..%2Fescape",
+]
 
 
 def _outside_everything(root: Path) -> list[str]:
@@ -766,11 +992,16 @@ def campaign_security(work: Path) -> list[Case]:
     track = otio.schema.Track(name="`touch pwned`", kind=otio.schema.TrackKind.Video)
     tl.tracks.append(track)
     for name, (p, _) in media.items():
-        track.append(otio.schema.Clip(
-            name=name, media_reference=otio.schema.ExternalReference(target_url=str(p)),
-            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, 24),
-                                                 otio.opentime.RationalTime(4, 24)),
-            metadata={"cmd": "$(touch pwned)"}))
+        track.append(
+            otio.schema.Clip(
+                name=name,
+                media_reference=otio.schema.ExternalReference(target_url=str(p)),
+                source_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(0, 24), otio.opentime.RationalTime(4, 24)
+                ),
+                metadata={"cmd": "$(touch pwned)"},
+            )
+        )
     otio.adapters.write_to_file(tl, str(tl_path))
     before_src, before_out = tree_state(src), tree_state(outside)
     out = work / "out.otio"
@@ -781,8 +1012,14 @@ def campaign_security(work: Path) -> list[Case]:
     finally:
         os.chdir(cwd)
     if run.exc or run.rc not in (0, 1):
-        return [Case("security", "hostile timeline", "CRASH" if run.exc else "UNCLEAR",
-                     run.exc or run.err[-300:])]
+        return [
+            Case(
+                "security",
+                "hostile timeline",
+                "CRASH" if run.exc else "UNCLEAR",
+                run.exc or run.err[-300:],
+            )
+        ]
     report = json.loads(out.with_suffix(".json").read_text())
     real_media = os.path.realpath(media_dir)
     for c in report["clips"]:
@@ -792,33 +1029,65 @@ def campaign_security(work: Path) -> list[Case]:
             inside = outp and os.path.realpath(outp).startswith(real_media + os.sep)
             regular = outp and os.path.isfile(outp) and not os.path.islink(outp)
             if c["status"] == "done" and inside and regular:
-                cases.append(Case("security", c["name"], "accepted",
-                                  f"-> {os.path.relpath(outp, media_dir)}"))
+                cases.append(
+                    Case(
+                        "security", c["name"], "accepted", f"-> {os.path.relpath(outp, media_dir)}"
+                    )
+                )
             else:
-                cases.append(Case("security", c["name"], "WRONG",
-                                  f"{c['status']} {c['reason']} -> {outp} inside={inside} "
-                                  f"regular file={regular}"))
+                cases.append(
+                    Case(
+                        "security",
+                        c["name"],
+                        "WRONG",
+                        f"{c['status']} {c['reason']} -> {outp} inside={inside} "
+                        f"regular file={regular}",
+                    )
+                )
         else:
             ok = c["status"] in ("failed", "missing") and victim.name in c["reason"]
-            cases.append(Case("security", c["name"], "clip failed" if ok else "WRONG",
-                              c["reason"] or c["status"]))
+            cases.append(
+                Case(
+                    "security",
+                    c["name"],
+                    "clip failed" if ok else "WRONG",
+                    c["reason"] or c["status"],
+                )
+            )
     for p in media_dir.rglob("*"):
         if p.is_symlink():
-            cases.append(Case("security", f"planted link {p.name}", "WRONG",
-                              "still a link after the conform (kept as an output?)"))
+            cases.append(
+                Case(
+                    "security",
+                    f"planted link {p.name}",
+                    "WRONG",
+                    "still a link after the conform (kept as an output?)",
+                )
+            )
         if not os.path.realpath(p).startswith(real_media + os.sep):
             cases.append(Case("security", f"output {p.name}", "WRONG", "resolves outside"))
     if tree_state(outside) != before_out:
         cases.append(Case("security", "files outside --media-dir", "DAMAGE", "changed"))
     else:
-        cases.append(Case("security", "planted symlinks (temp name, output name)", "accepted",
-                          "their targets unchanged; real files written in their place"))
+        cases.append(
+            Case(
+                "security",
+                "planted symlinks (temp name, output name)",
+                "accepted",
+                "their targets unchanged; real files written in their place",
+            )
+        )
     if tree_state(src) != before_src:
         cases.append(Case("security", "sources", "DAMAGE", "changed"))
     pwned = _outside_everything(work) + [str(p) for p in work.rglob("pwned")]
-    cases.append(Case("security", "shell payloads in names, metadata, timeline and track names",
-                      "DAMAGE" if pwned else "accepted",
-                      f"executed: {pwned}" if pwned else "no payload ran"))
+    cases.append(
+        Case(
+            "security",
+            "shell payloads in names, metadata, timeline and track names",
+            "DAMAGE" if pwned else "accepted",
+            f"executed: {pwned}" if pwned else "no payload ran",
+        )
+    )
     return cases
 
 
@@ -840,9 +1109,13 @@ def _spawn_conform(argv: list[str], log: Path):
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     errf = open(log, "ab")  # noqa: SIM115 - closed by the caller after wait()
-    proc = subprocess.Popen([sys.executable, "-m", "kwaflux_ofx.cli", *argv,
-                             "--progress", "json"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=errf)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kwaflux_ofx.cli", *argv, "--progress", "json"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=errf,
+    )
     return proc, errf
 
 
@@ -866,8 +1139,14 @@ def _wait_event(proc, names: set[str], deadline: float) -> dict | None:
     return None
 
 
-def verify_job(media_dir: Path, expected: dict[str, int], src_state: dict, src: Path,
-               out_timeline: Path | None, final: bool) -> list[str]:
+def verify_job(
+    media_dir: Path,
+    expected: dict[str, int],
+    src_state: dict,
+    src: Path,
+    out_timeline: Path | None,
+    final: bool,
+) -> list[str]:
     """What is wrong with the output folder now. Every finished-looking output (a visible name)
     must decode completely to exactly its frames; after the final run all must be there, the
     timeline must be valid and relinked, and nothing partial may remain."""
@@ -891,8 +1170,10 @@ def verify_job(media_dir: Path, expected: dict[str, int], src_state: dict, src: 
             problems.append(f"{p.name} taken for finished but does not decode: {exc}")
             continue
         if idx != list(range(expected[p.name])):
-            problems.append(f"{p.name} taken for finished but holds {len(idx)} frames "
-                            f"({idx[:3]}...), expected {expected[p.name]}")
+            problems.append(
+                f"{p.name} taken for finished but holds {len(idx)} frames "
+                f"({idx[:3]}...), expected {expected[p.name]}"
+            )
     if final:
         have = {p.name for p in media_dir.iterdir()} if media_dir.exists() else set()
         missing = sorted(set(expected) - have)
@@ -901,8 +1182,11 @@ def verify_job(media_dir: Path, expected: dict[str, int], src_state: dict, src: 
     if out_timeline is not None and out_timeline.exists():
         try:
             tl = otio.adapters.read_from_file(str(out_timeline))
-            urls = [getattr(c.media_reference, "target_url", "") or
-                    getattr(c.media_reference, "target_url_base", "") for c in tl.find_clips()]
+            urls = [
+                getattr(c.media_reference, "target_url", "")
+                or getattr(c.media_reference, "target_url_base", "")
+                for c in tl.find_clips()
+            ]
             if final and not all(str(media_dir) in (u or "") for u in urls):
                 problems.append(f"output timeline not relinked: {urls}")
         except Exception as exc:  # noqa: BLE001
@@ -926,8 +1210,9 @@ def _sequence_indices(folder: Path) -> list[int]:
     return out
 
 
-def campaign_kills(work: Path, kills: int, seed: int = 0, frames: int = 48,
-                   codec: str = "ffv1") -> list[Case]:
+def campaign_kills(
+    work: Path, kills: int, seed: int = 0, frames: int = 48, codec: str = "ffv1"
+) -> list[Case]:
     """kill -9 a real `kwaflux conform` process at random moments of its render, rerun each
     time; check after every kill and after the final run (see verify_job)."""
     work.mkdir(parents=True, exist_ok=True)
@@ -957,8 +1242,14 @@ def campaign_kills(work: Path, kills: int, seed: int = 0, frames: int = 48,
     errf.close()
     render_s = time.monotonic() - t_start if t_start else 1.0
     problems = verify_job(ref_dir, expected, src_state, src, ref_out, final=True)
-    cases.append(Case("kills", "uninterrupted reference run", "WRONG" if problems else "accepted",
-                      "; ".join(problems) or f"rendered in {render_s:.2f} s"))
+    cases.append(
+        Case(
+            "kills",
+            "uninterrupted reference run",
+            "WRONG" if problems else "accepted",
+            "; ".join(problems) or f"rendered in {render_s:.2f} s",
+        )
+    )
     media_dir, out = work / "media", work / "soak-out.otio"
     landed = k = 0
     while landed < kills and k < 4 * kills:  # `kills` kills that land during a render
@@ -985,8 +1276,14 @@ def campaign_kills(work: Path, kills: int, seed: int = 0, frames: int = 48,
             what = f"late kill at +{delay:.2f} s, after the last output was in place (run {k})"
         else:
             what = f"run {k} finished before its kill at +{delay:.2f} s"
-        cases.append(Case("kills", what, "WRONG" if problems else "accepted",
-                          "; ".join(problems) or ("no finished-looking file was partial")))
+        cases.append(
+            Case(
+                "kills",
+                what,
+                "WRONG" if problems else "accepted",
+                "; ".join(problems) or ("no finished-looking file was partial"),
+            )
+        )
         if not mid and not problems:
             shutil.rmtree(media_dir, ignore_errors=True)  # start over so later kills land
             out.unlink(missing_ok=True)
@@ -1005,15 +1302,22 @@ def campaign_kills(work: Path, kills: int, seed: int = 0, frames: int = 48,
     problems = verify_job(media_dir, expected, src_state, src, out, final=True)
     if proc.returncode != 0:
         problems.append(f"final run exit {proc.returncode}")
-    cases.append(Case("kills", f"final rerun after {landed} kills (and a truncated output)",
-                      "WRONG" if problems else "accepted",
-                      "; ".join(problems) or "all outputs complete, timeline relinked"))
+    cases.append(
+        Case(
+            "kills",
+            f"final rerun after {landed} kills (and a truncated output)",
+            "WRONG" if problems else "accepted",
+            "; ".join(problems) or "all outputs complete, timeline relinked",
+        )
+    )
     return cases
 
 
 # -- 5. GPU out-of-memory, simulated on CPU ----------------------------------------------------
-OOM_TEXT = ("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for requested "
-            "buffer of size 123456789 (simulated CUDA out of memory)")
+OOM_TEXT = (
+    "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for requested "
+    "buffer of size 123456789 (simulated CUDA out of memory)"
+)
 
 
 @contextlib.contextmanager
@@ -1062,14 +1366,21 @@ def campaign_oom(work: Path) -> list[Case]:
         same = np.array_equal(read_image(ref)[0], read_image(got)[0])
         warned = "out of memory" in run.err
         ok = same and warned and max(seen) > 90 and min(seen) <= 90
-        cases.append(Case("oom", "upscale 260x150, device fails above 90 px tiles",
-                          "accepted" if ok else "WRONG",
-                          f"tiles tried {sorted(set(seen), reverse=True)}; identical={same}; "
-                          f"warned={warned}"))
+        cases.append(
+            Case(
+                "oom",
+                "upscale 260x150, device fails above 90 px tiles",
+                "accepted" if ok else "WRONG",
+                f"tiles tried {sorted(set(seen), reverse=True)}; identical={same}; warned={warned}",
+            )
+        )
     else:
         outcome, detail = judge_error(run, [str(img)])
-        cases.append(Case("oom", "upscale with simulated OOM", "WRONG" if outcome in GOOD
-                          else outcome, detail))
+        cases.append(
+            Case(
+                "oom", "upscale with simulated OOM", "WRONG" if outcome in GOOD else outcome, detail
+            )
+        )
     # A device that cannot run even the smallest tile: a clear error, not a traceback.
     with simulated_oom(None):
         run = run_cli([*base, str(work / "never.png"), *opts])
@@ -1099,19 +1410,27 @@ def campaign_oom(work: Path) -> list[Case]:
         same = all(np.array_equal(x, y) for x, y in zip(frames(a), frames(b), strict=True))
         idx = decode_indices(b)[0]
         ok = same and idx == list(range(6)) and min(seen) <= 100 < max(seen)
-        cases.append(Case("oom", "conform 320x180 x2, device fails above 100 px tiles",
-                          "accepted" if ok else "WRONG",
-                          f"tiles tried {sorted(set(seen), reverse=True)}; identical={same}"))
+        cases.append(
+            Case(
+                "oom",
+                "conform 320x180 x2, device fails above 100 px tiles",
+                "accepted" if ok else "WRONG",
+                f"tiles tried {sorted(set(seen), reverse=True)}; identical={same}",
+            )
+        )
     else:
-        cases.append(Case("oom", "conform with simulated OOM", "WRONG",
-                          run.exc or run.err.strip()[-300:]))
+        cases.append(
+            Case("oom", "conform with simulated OOM", "WRONG", run.exc or run.err.strip()[-300:])
+        )
     return cases
 
 
 # -- 4. OFX boundary fuzzing and the render-thread soak ----------------------------------------
 FUZZ_SRC = ROOT / "reliability" / "ofx_fuzz.cpp"
-SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=99",
-           "UBSAN_OPTIONS": "print_stacktrace=1"}
+SAN_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=99",
+    "UBSAN_OPTIONS": "print_stacktrace=1",
+}
 
 
 def ofx_models(d: Path) -> Path:
@@ -1120,8 +1439,11 @@ def ofx_models(d: Path) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     from onnx_factory import sr_model
 
-    for name, make in (("sr.onnx", sr_x2_model), ("dn.onnx", denoise_model),
-                       ("fail.onnx", failing_model)):
+    for name, make in (
+        ("sr.onnx", sr_x2_model),
+        ("dn.onnx", denoise_model),
+        ("fail.onnx", failing_model),
+    ):
         if not (d / name).exists():
             make(d / name)
     # Small stand-ins for the built-in names, so an empty model parameter (the defaults, x4 and
@@ -1141,14 +1463,27 @@ def build_fuzzer(out_dir: Path, sanitize: bool) -> Path:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     exe = out_dir / "ofx-fuzz"
-    srcs = [FUZZ_SRC, ROOT / "bridge" / "test_host" / "host.cpp", ROOT / "bridge" / "test_host" / "npy.h"]
+    srcs = [
+        FUZZ_SRC,
+        ROOT / "bridge" / "test_host" / "host.cpp",
+        ROOT / "bridge" / "test_host" / "npy.h",
+    ]
     if exe.exists() and exe.stat().st_mtime > max(p.stat().st_mtime for p in srcs):
         return exe
     flags = ["-O1", "-g"]
     if sanitize:
         flags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
-    cmd = ["g++", "-std=c++17", *flags, f"-I{ROOT / 'bridge'}", str(FUZZ_SRC), "-o", str(exe),
-           "-ldl", "-lpthread"]
+    cmd = [
+        "g++",
+        "-std=c++17",
+        *flags,
+        f"-I{ROOT / 'bridge'}",
+        str(FUZZ_SRC),
+        "-o",
+        str(exe),
+        "-ldl",
+        "-lpthread",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"building the fuzzer failed: {proc.stderr[-2000:]}")
@@ -1161,15 +1496,24 @@ def build_sanitized_bundle(build: Path, undefined: bool) -> Path:
     import subprocess
 
     if not (build / "CMakeCache.txt").is_file():
-        cmd = ["cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=Debug",
-               "-DKWAFLUX_ASAN=ON", f"-DPython_EXECUTABLE={sys.executable}"]
+        cmd = [
+            "cmake",
+            "-S",
+            str(ROOT),
+            "-B",
+            str(build),
+            "-DCMAKE_BUILD_TYPE=Debug",
+            "-DKWAFLUX_ASAN=ON",
+            f"-DPython_EXECUTABLE={sys.executable}",
+        ]
         if shutil.which("ninja"):
             cmd += ["-G", "Ninja"]
         if undefined:
             cmd.append("-DCMAKE_CXX_FLAGS=-fsanitize=undefined -fno-omit-frame-pointer")
         subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-    proc = subprocess.run(["cmake", "--build", str(build), "-j", "2"], capture_output=True,
-                          text=True, timeout=1800)
+    proc = subprocess.run(
+        ["cmake", "--build", str(build), "-j", "2"], capture_output=True, text=True, timeout=1800
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"building the sanitized plugin failed: {proc.stdout[-2000:]}")
     return build / "Kwaflux.ofx.bundle"
@@ -1185,16 +1529,28 @@ def default_bundle() -> Path:
 _RAW_EXC = re.compile(r"Kwaflux: [A-Z][A-Za-z]*(Error|Exception): ")
 
 
-def run_fuzz(exe: Path, bundle: Path, work: Path, count: int, seed: int = 1,
-             max_side: int = 512, sanitize: bool = False, timeout: float = 1800) -> tuple[
-                 list[Case], dict]:
+def run_fuzz(
+    exe: Path,
+    bundle: Path,
+    work: Path,
+    count: int,
+    seed: int = 1,
+    max_side: int = 512,
+    sanitize: bool = False,
+    timeout: float = 1800,
+) -> tuple[list[Case], dict]:
     """Run `count` random configurations; a process that dies is restarted after the case that
     killed it. Returns (cases, figures)."""
 
     work.mkdir(parents=True, exist_ok=True)
     models = ofx_models(work / "models")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KWAFLUX_LOG_DIR": str(work / "logs"),
-           "KWAFLUX_MODELS_DIR": str(models / "registry"), **(SAN_ENV if sanitize else {})}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "KWAFLUX_LOG_DIR": str(work / "logs"),
+        "KWAFLUX_MODELS_DIR": str(models / "registry"),
+        **(SAN_ENV if sanitize else {}),
+    }
     figures = collections.Counter()
     cases: list[Case] = []
     deadline = time.monotonic() + timeout
@@ -1202,27 +1558,65 @@ def run_fuzz(exe: Path, bundle: Path, work: Path, count: int, seed: int = 1,
     # cases are split between a Natron-like host, one without multi-resolution, and Resolve.
     for k, flavour in enumerate(("multires", "nomultires", "resolve")):
         first, last = count * k // 3, count * (k + 1) // 3
-        _fuzz_flavour(exe, bundle, models, work, env, seed, first, last, max_side, flavour,
-                      deadline, cases, figures)
+        _fuzz_flavour(
+            exe,
+            bundle,
+            models,
+            work,
+            env,
+            seed,
+            first,
+            last,
+            max_side,
+            flavour,
+            deadline,
+            cases,
+            figures,
+        )
     figures["configurations"] = len(cases)
     return cases, dict(figures)
 
 
-def _fuzz_flavour(exe, bundle, models, work, env, seed, first, last, max_side, flavour,
-                  deadline, cases, figures) -> None:
+def _fuzz_flavour(
+    exe, bundle, models, work, env, seed, first, last, max_side, flavour, deadline, cases, figures
+) -> None:
     import subprocess
 
     start, count = first, last
     while start < count and time.monotonic() < deadline:
         try:
             proc = _run_fuzz_process(
-            [str(exe), "--bundle", str(bundle), "--models", str(models), "--work", str(work),
-             "--seed", str(seed), "--start", str(start), "--count", str(count - start),
-             "--max-side", str(max_side), "--host", flavour], env,
-                max(1.0, deadline - time.monotonic()))
+                [
+                    str(exe),
+                    "--bundle",
+                    str(bundle),
+                    "--models",
+                    str(models),
+                    "--work",
+                    str(work),
+                    "--seed",
+                    str(seed),
+                    "--start",
+                    str(start),
+                    "--count",
+                    str(count - start),
+                    "--max-side",
+                    str(max_side),
+                    "--host",
+                    flavour,
+                ],
+                env,
+                max(1.0, deadline - time.monotonic()),
+            )
         except subprocess.TimeoutExpired:
-            cases.append(Case("ofx-fuzz", f"cases from {start} [{flavour}]", "HANG",
-                              "the fuzz process did not finish before the deadline"))
+            cases.append(
+                Case(
+                    "ofx-fuzz",
+                    f"cases from {start} [{flavour}]",
+                    "HANG",
+                    "the fuzz process did not finish before the deadline",
+                )
+            )
             return
         cur, config, block, last_done = None, "", [], start - 1
         recheck = False
@@ -1252,33 +1646,56 @@ def _fuzz_flavour(exe, bundle, models, work, env, seed, first, last, max_side, f
             san = [ln for ln in block if "AddressSanitizer" in ln or "runtime error:" in ln]
             kind = "SANITIZER" if san else "CRASH"
             figures["crashes"] += 1
-            cases.append(Case("ofx-fuzz", f"case {cur} [{flavour}]: {_short(config)}", "CRASH",
-                              f"{kind}: process exit {proc.returncode}; "
-                              + (san[0] if san else (block[-1] if block else ""))))
+            cases.append(
+                Case(
+                    "ofx-fuzz",
+                    f"case {cur} [{flavour}]: {_short(config)}",
+                    "CRASH",
+                    f"{kind}: process exit {proc.returncode}; "
+                    + (san[0] if san else (block[-1] if block else "")),
+                )
+            )
             start = cur + 1
         elif "fuzz done" in proc.stdout:
             start = count
         else:
-            cases.append(Case("ofx-fuzz", f"after case {last_done}", "CRASH",
-                              f"process exit {proc.returncode} between cases"))
+            cases.append(
+                Case(
+                    "ofx-fuzz",
+                    f"after case {last_done}",
+                    "CRASH",
+                    f"process exit {proc.returncode} between cases",
+                )
+            )
             start = last_done + 2
 
 
 def _run_fuzz_process(cmd: list[str], env: dict, timeout: float):
     import subprocess
 
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                          timeout=timeout, errors="replace", text=True)
+    return subprocess.run(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        timeout=timeout,
+        errors="replace",
+        text=True,
+    )
 
 
 def _short(config: str) -> str:
     return re.sub(r"--bundle \S+ |--input \S+ |/\S+/(?=\w+\.onnx)", "", config).replace(
-        "org.kwaflux.", "")
+        "org.kwaflux.", ""
+    )
 
 
 def _fuzz_case(i: int, config: str, rc: int, block: list[str], figures) -> Case:
-    msgs = [ln.split("persistent message: ", 1)[1] for ln in block
-            if ln.startswith("persistent message: ")]
+    msgs = [
+        ln.split("persistent message: ", 1)[1]
+        for ln in block
+        if ln.startswith("persistent message: ")
+    ]
     san = [ln for ln in block if "runtime error:" in ln or "AddressSanitizer" in ln]
     name = f"case {i}: {_short(config)}"
     if san:
@@ -1287,8 +1704,12 @@ def _fuzz_case(i: int, config: str, rc: int, block: list[str], figures) -> Case:
     if layout:
         figures["layout comparisons"] += 1
         if " DIFF " in layout[0]:
-            return Case("ofx-fuzz", name, "WRONG",
-                        "pixels depend on rowBytes/padding/offset/threads: " + layout[0])
+            return Case(
+                "ofx-fuzz",
+                name,
+                "WRONG",
+                "pixels depend on rowBytes/padding/offset/threads: " + layout[0],
+            )
     if rc == 0:
         return Case("ofx-fuzz", name, "accepted", "rendered")
     if rc == 3 and msgs:
@@ -1297,12 +1718,19 @@ def _fuzz_case(i: int, config: str, rc: int, block: list[str], figures) -> Case:
         return Case("ofx-fuzz", name, "UNCLEAR" if raw else "clear error", msgs[-1][:300])
     if rc == 4:
         return Case("ofx-fuzz", name, "DAMAGE", "plugin wrote outside an image buffer")
-    return Case("ofx-fuzz", name, "UNCLEAR", f"host rc {rc} without a message: "
-                + " | ".join(block[-3:]))
+    return Case(
+        "ofx-fuzz", name, "UNCLEAR", f"host rc {rc} without a message: " + " | ".join(block[-3:])
+    )
 
 
-def campaign_ofx_threads(work: Path, frames: int, threads: int = 8, instances: int = 1,
-                         size: tuple[int, int] = (48, 32), timeout: float = 600) -> list[Case]:
+def campaign_ofx_threads(
+    work: Path,
+    frames: int,
+    threads: int = 8,
+    instances: int = 1,
+    size: tuple[int, int] = (48, 32),
+    timeout: float = 600,
+) -> list[Case]:
     """`threads` render threads x `frames` frames on one instance (and `instances` host
     processes at once): every frame identical to the single-threaded render and to the Engine,
     all under a timeout (a deadlock fails it)."""
@@ -1325,12 +1753,29 @@ def campaign_ofx_threads(work: Path, frames: int, threads: int = 8, instances: i
     def start(tag: str, n_threads: int):
         out = work / tag
         out.mkdir(exist_ok=True)
-        cmd = [str(host), "--bundle", str(default_bundle()), "--plugin",
-               "org.kwaflux.SuperResolution", "--input", str(work / "in.npy"), "--output",
-               str(out / "o.npy"), "--param", f"model={models / 'sr.onnx'}", "--threads",
-               str(n_threads), "--frames", str(frames), "--negative-rowbytes", "--row-pad", "12"]
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                text=True), out
+        cmd = [
+            str(host),
+            "--bundle",
+            str(default_bundle()),
+            "--plugin",
+            "org.kwaflux.SuperResolution",
+            "--input",
+            str(work / "in.npy"),
+            "--output",
+            str(out / "o.npy"),
+            "--param",
+            f"model={models / 'sr.onnx'}",
+            "--threads",
+            str(n_threads),
+            "--frames",
+            str(frames),
+            "--negative-rowbytes",
+            "--row-pad",
+            "12",
+        ]
+        return subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
+        ), out
 
     cases = []
     t0 = time.monotonic()
@@ -1356,13 +1801,19 @@ def campaign_ofx_threads(work: Path, frames: int, threads: int = 8, instances: i
     for rc, text, out in outs[:-1]:
         rendered = text.count("render t=")
         ok_frames = text.count(" status=0 ")
-        diff = [p.name for p in out.glob("*.npy")
-                if not np.array_equal(np.load(p), single.get(p.name))]
+        diff = [
+            p.name for p in out.glob("*.npy") if not np.array_equal(np.load(p), single.get(p.name))
+        ]
         good = rc == 0 and rendered == frames == ok_frames and not diff and len(single) == frames
-        cases.append(Case("ofx-threads", f"{threads} threads x {frames} frames ({out.name})",
-                          "accepted" if good else "WRONG",
-                          f"{ok_frames}/{frames} frames ok, {len(diff)} differ from 1 thread, "
-                          f"{instances} instance(s) at once, {seconds:.1f} s"))
+        cases.append(
+            Case(
+                "ofx-threads",
+                f"{threads} threads x {frames} frames ({out.name})",
+                "accepted" if good else "WRONG",
+                f"{ok_frames}/{frames} frames ok, {len(diff)} differ from 1 thread, "
+                f"{instances} instance(s) at once, {seconds:.1f} s",
+            )
+        )
     return cases
 
 
@@ -1384,7 +1835,7 @@ SIZES = {
 # Bugs these campaigns found in this project, fixed where they were (kept here so the report
 # says what the figures mean).
 FIXED = [
-    "OTIO 0.18.1 segfaults on a timeline whose \"tracks\" is null: read_timeline now refuses it "
+    'OTIO 0.18.1 segfaults on a timeline whose "tracks" is null: read_timeline now refuses it '
     "in one line (timelines campaign, mutation 'set tracks').",
     "Models whose kwaflux metadata is not a number, whose graph disagrees with their metadata, "
     "or that give a non-NCHW output raised ValueError/InvalidArgument/IndexError tracebacks: "
@@ -1446,17 +1897,40 @@ def _isolated(name: str, work: Path, short: bool) -> tuple[list[Case], dict, flo
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KWAFLUX_TRACE": "1", "OMP_NUM_THREADS": "1"}
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-X", "faulthandler", __file__, "--worker", name, "--work",
-         str(work / name), "--out", str(out)] + (["--short"] if short else []),
-        capture_output=True, text=True, env=env)
+        [
+            sys.executable,
+            "-X",
+            "faulthandler",
+            __file__,
+            "--worker",
+            name,
+            "--work",
+            str(work / name),
+            "--out",
+            str(out),
+        ]
+        + (["--short"] if short else []),
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if proc.returncode == 0 and out.exists():
         data = json.loads(out.read_text())
         return [Case(**c) for c in data["cases"]], data["figures"], data["seconds"]
     last = [ln for ln in proc.stderr.splitlines() if ln.startswith("case ")][-1:]
     tail = proc.stderr.strip().splitlines()[-3:]
-    return [Case(name, "the campaign process", "CRASH",
-                 f"exit {proc.returncode} at {last[0] if last else '?'}: {' | '.join(tail)}")], \
-        {"crashes": 1}, time.monotonic() - t0
+    return (
+        [
+            Case(
+                name,
+                "the campaign process",
+                "CRASH",
+                f"exit {proc.returncode} at {last[0] if last else '?'}: {' | '.join(tail)}",
+            )
+        ],
+        {"crashes": 1},
+        time.monotonic() - t0,
+    )
 
 
 def summarize(results: dict[str, tuple[list[Case], dict, float]]) -> dict:
@@ -1492,38 +1966,73 @@ def _cell(text: str, n: int = 160) -> str:
 def write_doc(results: dict, total: dict, short: bool, seconds: float) -> str:
     import platform
 
-    out = ["# Reliability: what the campaigns tried and how each case ended", "",
-           "Written by `reliability/campaigns.py` (the long version; `--short` is what CI runs "
-           "through `tests/test_hardening_*.py`). Regenerate with "
-           "`.venv/bin/python reliability/campaigns.py`.", "",
-           f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-           f"{'short' if short else 'long'} version, {seconds / 60:.1f} min on "
-           f"{os.cpu_count()} CPU cores ({platform.machine()}), CPU only.", "",
-           "## Figures", "",
-           _table([["figure", "value"],
-                   ["OFX frames fuzzed (both effects, plain + ASan/UBSan builds)",
-                    str(total.get("frames fuzzed", 0))],
-                   ["OFX frames rendered again in the plainest layout (all identical unless "
-                    "listed below)", str(total.get("layout re-renders", 0))],
-                   ["crashes (any campaign)", str(total.get("crashes", 0))],
-                   ["sanitizer reports", str(total.get("sanitizer reports", 0))],
-                   ["kill -9 survived (landed mid-render, then rerun)",
-                    str(total.get("kills survived", 0))],
-                   ["malformed inputs tried (timelines, models, media)",
-                    str(total.get("malformed inputs tried", 0))],
-                   ["cases that ended badly (crash, unclear, damage, hang, wrong)",
-                    str(total.get("bad", 0))]]), "",
-           "How a case may end: **accepted** (worked), **clear error** (exit 2, one line naming "
-           "the file; or an OFX failed status plus a host message), **clip failed** (that clip "
-           "alone failed in the conform report, naming its file), **clip clamped** (a clip "
-           "past its media's end rendered the frames there, with a warning naming the file). "
-           "Anything else (CRASH, UNCLEAR, DAMAGE, HANG, WRONG) is a bug.", "",
-           "## Campaigns", "",
-           _table([["campaign", "cases", "how they ended", "seconds"]] + [
-               [name, str(len(cases)),
-                ", ".join(f"{k} {v}" for k, v in collections.Counter(
-                    c.outcome for c in cases).most_common()), f"{secs:.0f}"]
-               for name, (cases, _, secs) in results.items()]), ""]
+    out = [
+        "# Reliability: what the campaigns tried and how each case ended",
+        "",
+        "Written by `reliability/campaigns.py` (the long version; `--short` is what CI runs "
+        "through `tests/test_hardening_*.py`). Regenerate with "
+        "`.venv/bin/python reliability/campaigns.py`.",
+        "",
+        f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{'short' if short else 'long'} version, {seconds / 60:.1f} min on "
+        f"{os.cpu_count()} CPU cores ({platform.machine()}), CPU only.",
+        "",
+        "## Figures",
+        "",
+        _table(
+            [
+                ["figure", "value"],
+                [
+                    "OFX frames fuzzed (both effects, plain + ASan/UBSan builds)",
+                    str(total.get("frames fuzzed", 0)),
+                ],
+                [
+                    "OFX frames rendered again in the plainest layout (all identical unless "
+                    "listed below)",
+                    str(total.get("layout re-renders", 0)),
+                ],
+                ["crashes (any campaign)", str(total.get("crashes", 0))],
+                ["sanitizer reports", str(total.get("sanitizer reports", 0))],
+                [
+                    "kill -9 survived (landed mid-render, then rerun)",
+                    str(total.get("kills survived", 0)),
+                ],
+                [
+                    "malformed inputs tried (timelines, models, media)",
+                    str(total.get("malformed inputs tried", 0)),
+                ],
+                [
+                    "cases that ended badly (crash, unclear, damage, hang, wrong)",
+                    str(total.get("bad", 0)),
+                ],
+            ]
+        ),
+        "",
+        "How a case may end: **accepted** (worked), **clear error** (exit 2, one line naming "
+        "the file; or an OFX failed status plus a host message), **clip failed** (that clip "
+        "alone failed in the conform report, naming its file), **clip clamped** (a clip "
+        "past its media's end rendered the frames there, with a warning naming the file). "
+        "Anything else (CRASH, UNCLEAR, DAMAGE, HANG, WRONG) is a bug.",
+        "",
+        "## Campaigns",
+        "",
+        _table(
+            [["campaign", "cases", "how they ended", "seconds"]]
+            + [
+                [
+                    name,
+                    str(len(cases)),
+                    ", ".join(
+                        f"{k} {v}"
+                        for k, v in collections.Counter(c.outcome for c in cases).most_common()
+                    ),
+                    f"{secs:.0f}",
+                ]
+                for name, (cases, _, secs) in results.items()
+            ]
+        ),
+        "",
+    ]
     for name, (cases, figures, _) in results.items():
         out += [f"### {name}", ""]
         if figures:
@@ -1537,38 +2046,57 @@ def write_doc(results: dict, total: dict, short: bool, seconds: float) -> str:
                 msg = re.sub(r"^kwaflux: error: \S+: ", "", msg)
                 msg = re.sub(r"\(log: [^)]*\)", "", msg).replace("Kwaflux: ", "")
                 groups[(c.outcome, _cell(msg, 110))] += 1
-            out += [_table([["ended", "message (numbers as N)", "cases"]] + [
-                [o, m, str(n)] for (o, m), n in groups.most_common(25)]), ""]
+            out += [
+                _table(
+                    [["ended", "message (numbers as N)", "cases"]]
+                    + [[o, m, str(n)] for (o, m), n in groups.most_common(25)]
+                ),
+                "",
+            ]
             if len(groups) > 25:
                 out += [f"(and {len(groups) - 25} rarer messages)", ""]
         else:
-            out += [_table([["case", "ended", "what the user saw / what was checked"]] + [
-                [_cell(c.name, 90), c.outcome, _cell(c.detail)] for c in cases]), ""]
+            out += [
+                _table(
+                    [["case", "ended", "what the user saw / what was checked"]]
+                    + [[_cell(c.name, 90), c.outcome, _cell(c.detail)] for c in cases]
+                ),
+                "",
+            ]
         if bad and name in ("timelines", "ofx-fuzz", "ofx-fuzz-sanitized"):
-            out += ["Bad cases:", ""] + [f"- {_cell(c.name, 200)}: {c.outcome}: {_cell(c.detail)}"
-                                         for c in bad[:30]] + [""]
+            out += (
+                ["Bad cases:", ""]
+                + [f"- {_cell(c.name, 200)}: {c.outcome}: {_cell(c.detail)}" for c in bad[:30]]
+                + [""]
+            )
     out += ["## Bugs these campaigns found (fixed)", ""] + [f"- {f}" for f in FIXED] + [""]
-    out += ["## How the OFX fuzz works, and its limits", "",
-            "- `reliability/ofx_fuzz.cpp` includes the test host's source and calls its main() "
-            "in a loop: each case is the full action sequence (load, describe, create instance, "
-            "clip preferences, RoD, RoI, render on 1-4 threads, destroy, unload) with a random "
-            "image (1x1 up to 4K; 8/16-bit, half, float; RGB/RGBA; NaN/inf/negative values in "
-            "some float images), rowBytes (negative, padded by 1..4096 bytes), bounds offset, "
-            "render scale, context, premultiplication, source connected or not, and parameter "
-            "values (out-of-range, NaN, inf, huge; missing, failing and wrong-kind models).",
-            "- Every case that renders is rendered again in the plainest layout (positive "
-            "rowBytes, no padding, no offset, one thread): the pixels must be identical. An "
-            "offset that is not a whole pixel at the render scale moves the image by a fraction "
-            "of a pixel, so it is kept in both renders.",
-            "- A host's capabilities (multi-resolution, name) are read by the plugin once, as in "
-            "any real host; each fuzz process is one host flavour (Natron-like, no "
-            "multi-resolution, Resolve), a third of the cases each.",
-            "- The buffers carry guard bytes: a write outside them fails the case (DAMAGE).", "",
-            "## Not covered", "",
-            "- Several OFX instances inside one host process at once: the test host makes one "
-            "instance per process, so 'several instances' runs as several host processes.",
-            "- A real GPU: out-of-memory is simulated on CPU (the allocation failure onnxruntime "
-            "raises); the fuzz and soaks run on the CPU provider.", ""]
+    out += [
+        "## How the OFX fuzz works, and its limits",
+        "",
+        "- `reliability/ofx_fuzz.cpp` includes the test host's source and calls its main() "
+        "in a loop: each case is the full action sequence (load, describe, create instance, "
+        "clip preferences, RoD, RoI, render on 1-4 threads, destroy, unload) with a random "
+        "image (1x1 up to 4K; 8/16-bit, half, float; RGB/RGBA; NaN/inf/negative values in "
+        "some float images), rowBytes (negative, padded by 1..4096 bytes), bounds offset, "
+        "render scale, context, premultiplication, source connected or not, and parameter "
+        "values (out-of-range, NaN, inf, huge; missing, failing and wrong-kind models).",
+        "- Every case that renders is rendered again in the plainest layout (positive "
+        "rowBytes, no padding, no offset, one thread): the pixels must be identical. An "
+        "offset that is not a whole pixel at the render scale moves the image by a fraction "
+        "of a pixel, so it is kept in both renders.",
+        "- A host's capabilities (multi-resolution, name) are read by the plugin once, as in "
+        "any real host; each fuzz process is one host flavour (Natron-like, no "
+        "multi-resolution, Resolve), a third of the cases each.",
+        "- The buffers carry guard bytes: a write outside them fails the case (DAMAGE).",
+        "",
+        "## Not covered",
+        "",
+        "- Several OFX instances inside one host process at once: the test host makes one "
+        "instance per process, so 'several instances' runs as several host processes.",
+        "- A real GPU: out-of-memory is simulated on CPU (the allocation failure onnxruntime "
+        "raises); the fuzz and soaks run on the CPU provider.",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -1577,9 +2105,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--short", action="store_true", help="CI size; prints, does not write docs")
     ap.add_argument("--only", action="append", choices=tuple(SIZES), help="run only these")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temp folder)")
-    ap.add_argument("--write", action="store_true", help="write docs/reliability.md even if --short")
-    ap.add_argument("--report-only", action="store_true",
-                    help="rewrite docs/reliability.md from the results saved in --work")
+    ap.add_argument(
+        "--write", action="store_true", help="write docs/reliability.md even if --short"
+    )
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite docs/reliability.md from the results saved in --work",
+    )
     ap.add_argument("--worker", choices=tuple(SIZES), help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -1587,8 +2120,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.worker:
         cases, figures, secs = run_campaign(args.worker, Path(args.work), args.short)
-        Path(args.out).write_text(json.dumps({"cases": [dataclasses.asdict(c) for c in cases],
-                                              "figures": figures, "seconds": secs}))
+        Path(args.out).write_text(
+            json.dumps(
+                {
+                    "cases": [dataclasses.asdict(c) for c in cases],
+                    "figures": figures,
+                    "seconds": secs,
+                }
+            )
+        )
         return 0
     work = Path(args.work or tempfile.mkdtemp(prefix="kwaflux-reliability-"))
     results = {}
@@ -1596,8 +2136,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = 0.0
         for name in args.only or SIZES:
             data = json.loads((work / f"{name}.json").read_text())
-            results[name] = ([Case(**c) for c in data["cases"]], data["figures"],
-                             data["seconds"])
+            results[name] = ([Case(**c) for c in data["cases"]], data["figures"], data["seconds"])
             seconds += data["seconds"]
         DOC.write_text(write_doc(results, summarize(results), args.short, seconds))
         print(f"wrote {DOC}")
@@ -1607,9 +2146,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}", flush=True)
         results[name] = _isolated(name, work, args.short)
         cases, figures, secs = results[name]
-        print(f"   {len(cases)} cases in {secs:.0f} s: " + ", ".join(
-            f"{k} {v}" for k, v in collections.Counter(c.outcome for c in cases).items())
-            + (f"; {figures}" if figures else ""), flush=True)
+        print(
+            f"   {len(cases)} cases in {secs:.0f} s: "
+            + ", ".join(
+                f"{k} {v}" for k, v in collections.Counter(c.outcome for c in cases).items()
+            )
+            + (f"; {figures}" if figures else ""),
+            flush=True,
+        )
         for c in cases:
             if not c.ok:
                 print(f"   BAD {c.outcome}: {c.name}: {c.detail}", flush=True)

@@ -48,30 +48,46 @@ def read_index(frame: np.ndarray) -> int:
     n = 0
     for bit in range(BITS):
         r, c = divmod(bit, 4)
-        block = f[r * bh + bh // 4 : (r + 1) * bh - bh // 4, c * bw + bw // 4 : (c + 1) * bw - bw // 4]
+        block = f[
+            r * bh + bh // 4 : (r + 1) * bh - bh // 4, c * bw + bw // 4 : (c + 1) * bw - bw // 4
+        ]
         if block.mean() > (HIGH + LOW) / 2:
             n |= 1 << bit
     return n
 
 
-def make_video(path: str | os.PathLike, frames: int, rate: float = 24.0,
-               start_tc: str | None = None, codec: str = "mjpeg", first_index: int = 0,
-               size: tuple[int, int] = (W, H), audio: bool = False, color: bool = False,
-               frame_fn=None) -> Path:
+def make_video(
+    path: str | os.PathLike,
+    frames: int,
+    rate: float = 24.0,
+    start_tc: str | None = None,
+    codec: str = "mjpeg",
+    first_index: int = 0,
+    size: tuple[int, int] = (W, H),
+    audio: bool = False,
+    color: bool = False,
+    frame_fn=None,
+) -> Path:
     """A stand-in clip: frame k shows index first_index + k; timecode as given."""
     import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if codec == "auto":
-        codec = {".mxf": "mpeg2video", ".mkv": "ffv1", ".mp4": "libx264"}.get(path.suffix.lower(),
-                                                                      "mjpeg")
+        codec = {".mxf": "mpeg2video", ".mkv": "ffv1", ".mp4": "libx264"}.get(
+            path.suffix.lower(), "mjpeg"
+        )
     w, h = size
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=Fraction(rate).limit_denominator(1001 * 1000))
         s.width, s.height = w, h
-        s.pix_fmt = {"mjpeg": "yuvj444p", "libx264": "yuv420p", "ffv1": "yuv444p",
-                     "prores_ks": "yuv422p10le", "mpeg2video": "yuv422p"}[codec]
+        s.pix_fmt = {
+            "mjpeg": "yuvj444p",
+            "libx264": "yuv420p",
+            "ffv1": "yuv444p",
+            "prores_ks": "yuv422p10le",
+            "mpeg2video": "yuv422p",
+        }[codec]
         if codec == "mjpeg":
             s.codec_context.qmin = s.codec_context.qmax = 2
         if codec == "mpeg2video":  # intra-only, high quality, as MXF masters are
@@ -109,9 +125,16 @@ def make_video(path: str | os.PathLike, frames: int, rate: float = 24.0,
     return path
 
 
-def make_sequence(directory: str | os.PathLike, prefix: str, first_number: int, frames: int,
-                  ext: str = ".exr", padding: int = 4, tc_frames: int | None = None,
-                  rate: float = 24.0) -> list[Path]:
+def make_sequence(
+    directory: str | os.PathLike,
+    prefix: str,
+    first_number: int,
+    frames: int,
+    ext: str = ".exr",
+    padding: int = 4,
+    tc_frames: int | None = None,
+    rate: float = 24.0,
+) -> list[Path]:
     """A numbered image sequence; frame k shows index k; EXR frames carry a SMPTE timecode."""
     import OpenImageIO as oiio
 
@@ -125,8 +148,11 @@ def make_sequence(directory: str | os.PathLike, prefix: str, first_number: int, 
         fmt = "half" if ext == ".exr" else "uint16"
         spec = oiio.ImageSpec(W, H, 3, fmt)
         if tc_frames is not None and ext == ".exr":
-            spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"),
-                           (frames_to_smpte(tc_frames + k, rate), 0))
+            spec.attribute(
+                "smpte:TimeCode",
+                oiio.TypeDesc("timecode"),
+                (frames_to_smpte(tc_frames + k, rate), 0),
+            )
         o = oiio.ImageOutput.create(str(p))
         o.open(str(p), spec)
         o.write_image(index_frame(k, dtype=np.float32))
@@ -155,10 +181,18 @@ def make_nearest_x2(path: str | os.PathLike) -> Path:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    meta = {"kwaflux.kind": "sr", "kwaflux.scale": "2", "kwaflux.channels": "3",
-            "kwaflux.range": "0-1", "kwaflux.noise_input": "", "kwaflux.receptive_field": "1",
-            "kwaflux.name": "test-nearest-x2", "kwaflux.description": "test fixture",
-            "kwaflux.license": "Apache-2.0", "kwaflux.training_data": "none"}
+    meta = {
+        "kwaflux.kind": "sr",
+        "kwaflux.scale": "2",
+        "kwaflux.channels": "3",
+        "kwaflux.range": "0-1",
+        "kwaflux.noise_input": "",
+        "kwaflux.receptive_field": "1",
+        "kwaflux.name": "test-nearest-x2",
+        "kwaflux.description": "test fixture",
+        "kwaflux.license": "Apache-2.0",
+        "kwaflux.training_data": "none",
+    }
     for k, v in meta.items():
         model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)
@@ -182,15 +216,24 @@ def decode_indices(path: str | os.PathLike) -> tuple[list[int], tuple[int, int],
 
     with av.open(str(path)) as c:
         s = c.streams.video[0]
-        tc = s.metadata.get("timecode") or s.metadata.get("TIMECODE") or c.metadata.get(
-            "timecode") or c.metadata.get("TIMECODE")
+        tc = (
+            s.metadata.get("timecode")
+            or s.metadata.get("TIMECODE")
+            or c.metadata.get("timecode")
+            or c.metadata.get("TIMECODE")
+        )
         idx = [read_index(f.to_ndarray(format="rgb24")) for f in c.decode(s)]
         return idx, (s.codec_context.width, s.codec_context.height), tc
 
 
-def stand_in_media(timeline_path: str | os.PathLike, src_dir: str | os.PathLike,
-                   rate: float | None = None, margin: int = 30, codec: str = "auto",
-                   exr_frames_max: int = 400) -> dict[str, dict]:
+def stand_in_media(
+    timeline_path: str | os.PathLike,
+    src_dir: str | os.PathLike,
+    rate: float | None = None,
+    margin: int = 30,
+    codec: str = "auto",
+    exr_frames_max: int = 400,
+) -> dict[str, dict]:
     """Generate media for every clip of a real timeline: same names, rates, and timecodes and
     lengths that cover what the clips use (or exactly the exported available range).
 
@@ -225,8 +268,7 @@ def stand_in_media(timeline_path: str | os.PathLike, src_dir: str | os.PathLike,
         avail = getattr(ref, "available_range", None)
         if isinstance(ref, otio.schema.ImageSequenceReference):
             avail = None  # counted in frame numbers, not timecode: cover the clip's range
-        entry = wanted.setdefault(name, {"rate": use.rate, "lo": None, "hi": None,
-                                         "avail": None})
+        entry = wanted.setdefault(name, {"rate": use.rate, "lo": None, "hi": None, "avail": None})
         if avail is not None and avail.duration.value > 1:
             entry["avail"] = True
             entry["rate"] = avail.start_time.rate
@@ -251,11 +293,20 @@ def stand_in_media(timeline_path: str | os.PathLike, src_dir: str | os.PathLike,
             prefix, num, ext = m.group(1), m.group(2), m.group(3)
             frames = min(frames, exr_frames_max)
             first = int(num) if num else 1
-            make_sequence(src_dir, prefix, first, frames, ext=ext, padding=len(num) or 4,
-                          tc_frames=start, rate=r)
+            make_sequence(
+                src_dir,
+                prefix,
+                first,
+                frames,
+                ext=ext,
+                padding=len(num) or 4,
+                tc_frames=start,
+                rate=r,
+            )
             path = src_dir / name
         else:
-            path = make_video(src_dir / name, frames, rate=r,
-                              start_tc=frames_to_timecode(start, r), codec=codec)
+            path = make_video(
+                src_dir / name, frames, rate=r, start_tc=frames_to_timecode(start, r), codec=codec
+            )
         out[name] = {"path": str(path), "rate": r, "tc": start, "frames": frames}
     return out

@@ -47,11 +47,21 @@ def isolate_kwaflux(root, monkeypatch, *, denoiser: bool = True):
     return root
 
 
-IMPORT_OPTIONS = {"timelineName", "importSourceClips", "sourceClipsPath", "sourceClipsFolders",
-                  "interlaceProcessing"}
+IMPORT_OPTIONS = {
+    "timelineName",
+    "importSourceClips",
+    "sourceClipsPath",
+    "sourceClipsFolders",
+    "interlaceProcessing",
+}
 TIMELINE_FORMATS = {".aaf", ".edl", ".xml", ".fcpxml", ".drt", ".adl", ".otio"}
-TIMELINE_SETTINGS = {"useCustomSettings", "timelineResolutionWidth", "timelineResolutionHeight",
-                     "timelineFrameRate", "timelinePixelAspectRatio"}
+TIMELINE_SETTINGS = {
+    "useCustomSettings",
+    "timelineResolutionWidth",
+    "timelineResolutionHeight",
+    "timelineFrameRate",
+    "timelinePixelAspectRatio",
+}
 _SEQ_PATTERN = re.compile(r"^(?P<prefix>.*)%0(?P<pad>\d+)d(?P<suffix>\.[A-Za-z0-9]+)$")
 
 
@@ -123,8 +133,17 @@ class Folder(_Api):
 class TimelineItem(_Api):
     KIND = "TimelineItem"
 
-    def __init__(self, app, name: str, mpi: MediaPoolItem | None, record: int, duration: int,
-                 source_start: int, media_path: str = "", generator: bool = False):
+    def __init__(
+        self,
+        app,
+        name: str,
+        mpi: MediaPoolItem | None,
+        record: int,
+        duration: int,
+        source_start: int,
+        media_path: str = "",
+        generator: bool = False,
+    ):
         super().__init__(app)
         self.name, self.mpi, self.record, self.duration = name, mpi, record, duration
         self.source_start, self.media_path, self.generator = source_start, media_path, generator
@@ -184,8 +203,11 @@ class Timeline(_Api):
 
     def GetSetting(self, settingName=""):
         self._call("GetSetting", settingName)
-        if settingName in ("timelineResolutionWidth", "timelineResolutionHeight",
-                           "timelineFrameRate") and self.settings["useCustomSettings"] != "1":
+        if (
+            settingName
+            in ("timelineResolutionWidth", "timelineResolutionHeight", "timelineFrameRate")
+            and self.settings["useCustomSettings"] != "1"
+        ):
             return self.project.settings.get(settingName, "")
         return self.settings.get(settingName, self.project.settings.get(settingName, ""))
 
@@ -226,9 +248,14 @@ class Timeline(_Api):
             pos = self.start_frame
             for item in sorted(items, key=lambda i: i.record):
                 if item.record > pos:
-                    track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
-                        otio.opentime.RationalTime(0, rate),
-                        otio.opentime.RationalTime(item.record - pos, rate))))
+                    track.append(
+                        otio.schema.Gap(
+                            source_range=otio.opentime.TimeRange(
+                                otio.opentime.RationalTime(0, rate),
+                                otio.opentime.RationalTime(item.record - pos, rate),
+                            )
+                        )
+                    )
                 if item.generator:
                     ref = otio.schema.GeneratorReference(generator_kind="SolidColor")
                     src_start = 0
@@ -239,13 +266,20 @@ class Timeline(_Api):
                         target_url=item.mpi.path,
                         available_range=otio.opentime.TimeRange(
                             otio.opentime.RationalTime(tc0, rate),
-                            otio.opentime.RationalTime(int(props["Frames"]), rate)))
+                            otio.opentime.RationalTime(int(props["Frames"]), rate),
+                        ),
+                    )
                     src_start = tc0 + item.source_start
-                track.append(otio.schema.Clip(
-                    name=item.name, media_reference=ref,
-                    source_range=otio.opentime.TimeRange(
-                        otio.opentime.RationalTime(src_start, rate),
-                        otio.opentime.RationalTime(item.duration, rate))))
+                track.append(
+                    otio.schema.Clip(
+                        name=item.name,
+                        media_reference=ref,
+                        source_range=otio.opentime.TimeRange(
+                            otio.opentime.RationalTime(src_start, rate),
+                            otio.opentime.RationalTime(item.duration, rate),
+                        ),
+                    )
+                )
                 pos = item.record + item.duration
             tl.tracks.append(track)
         return tl
@@ -310,8 +344,9 @@ class MediaPool(_Api):
             a, b = int(info["startFrame"]), int(info["endFrame"])
             if not isinstance(mpi, MediaPoolItem) or not 0 <= a <= b < int(mpi._props["Frames"]):
                 return None
-            tl.tracks[0].append(TimelineItem(self._app, mpi.GetName(), mpi, pos, b - a + 1, a,
-                                             mpi.path))
+            tl.tracks[0].append(
+                TimelineItem(self._app, mpi.GetName(), mpi, pos, b - a + 1, a, mpi.path)
+            )
             pos += b - a + 1
         self.project.timelines.append(tl)
         return tl
@@ -346,8 +381,17 @@ class MediaPool(_Api):
                 record = start + rng.start_time.to_frames()
                 ref = clip.media_reference
                 if isinstance(ref, otio.schema.GeneratorReference):
-                    items.append(TimelineItem(self._app, clip.name, None, record,
-                                              rng.duration.to_frames(), 0, generator=True))
+                    items.append(
+                        TimelineItem(
+                            self._app,
+                            clip.name,
+                            None,
+                            record,
+                            rng.duration.to_frames(),
+                            0,
+                            generator=True,
+                        )
+                    )
                     continue
                 path = _reference_path(ref)
                 mpi = None
@@ -371,9 +415,17 @@ class MediaPool(_Api):
                 if mpi is None:
                     self._app.offline_clips.append((name, clip.name, path))
                 tc0 = int(mpi._props["_start_tc_frames"]) if mpi else 0
-                items.append(TimelineItem(self._app, clip.name, mpi, record,
-                                          rng.duration.to_frames(),
-                                          clip.source_range.start_time.to_frames() - tc0, path))
+                items.append(
+                    TimelineItem(
+                        self._app,
+                        clip.name,
+                        mpi,
+                        record,
+                        rng.duration.to_frames(),
+                        clip.source_range.start_time.to_frames() - tc0,
+                        path,
+                    )
+                )
             tl.tracks.append(items)
         if not tl.tracks:
             tl.tracks = [[]]
@@ -395,9 +447,11 @@ class Project(_Api):
     def __init__(self, app, name: str, width: int, height: int, rate: float):
         super().__init__(app)
         self.name = name
-        self.settings = {"timelineResolutionWidth": str(width),
-                         "timelineResolutionHeight": str(height),
-                         "timelineFrameRate": f"{rate:g}"}
+        self.settings = {
+            "timelineResolutionWidth": str(width),
+            "timelineResolutionHeight": str(height),
+            "timelineFrameRate": f"{rate:g}",
+        }
         self.media_pool = MediaPool(app, self)
         self.timelines: list[Timeline] = []
         self.current_timeline: Timeline | None = None
@@ -522,9 +576,18 @@ class FakeResolve(_Api):
         hh, mm, ss, ff = (int(x) for x in re.split("[:;]", tc))
         fps = round(float(rate))
         tc_frames = ((hh * 60 + mm) * 60 + ss) * fps + ff
-        return MediaPoolItem(self, item, {
-            "Type": "Video", "Resolution": f"{w}x{h}", "FPS": f"{float(rate):g}",
-            "Frames": str(frames), "Start TC": tc, "_start_tc_frames": str(tc_frames)})
+        return MediaPoolItem(
+            self,
+            item,
+            {
+                "Type": "Video",
+                "Resolution": f"{w}x{h}",
+                "FPS": f"{float(rate):g}",
+                "Frames": str(frames),
+                "Start TC": tc,
+                "_start_tc_frames": str(tc_frames),
+            },
+        )
 
     def _probe_sequence(self, info: dict) -> MediaPoolItem | None:
         m = _SEQ_PATTERN.match(str(info.get("FilePath", "")))
@@ -546,19 +609,30 @@ class FakeResolve(_Api):
         spec = inp.spec()
         inp.close()
         shown = f"{m.group('prefix')}[{a:0{pad}d}-{b:0{pad}d}]{m.group('suffix')}"
-        return MediaPoolItem(self, shown, {
-            "Type": "Image Sequence", "Resolution": f"{spec.width}x{spec.height}",
-            "Frames": str(b - a + 1), "_start_tc_frames": str(a),
-            "_dir": os.path.dirname(files[0])})
+        return MediaPoolItem(
+            self,
+            shown,
+            {
+                "Type": "Image Sequence",
+                "Resolution": f"{spec.width}x{spec.height}",
+                "Frames": str(b - a + 1),
+                "_start_tc_frames": str(a),
+                "_dir": os.path.dirname(files[0]),
+            },
+        )
 
 
-def resolve_with_project(name: str = "Demo", width: int = 1920, height: int = 1080,
-                         rate: float = 24.0) -> FakeResolve:
+def resolve_with_project(
+    name: str = "Demo", width: int = 1920, height: int = 1080, rate: float = 24.0
+) -> FakeResolve:
     """A Resolve with one open project of the given timeline resolution and rate."""
     app = FakeResolve()
     app.project_manager.CreateProject(name)
     p = app.project_manager.project
-    p.settings.update(timelineResolutionWidth=str(width), timelineResolutionHeight=str(height),
-                      timelineFrameRate=f"{rate:g}")
+    p.settings.update(
+        timelineResolutionWidth=str(width),
+        timelineResolutionHeight=str(height),
+        timelineFrameRate=f"{rate:g}",
+    )
     app.calls.clear()
     return app

@@ -35,18 +35,29 @@ def one_clip_timeline(path, ref, start, dur, rate=24.0, name="c"):
     tl = otio.schema.Timeline("t")
     tr = otio.schema.Track()
     tl.tracks.append(tr)
-    tr.append(otio.schema.Clip(name=name, media_reference=ref,
-                               source_range=TR(RT(start, rate), RT(dur, rate))))
+    tr.append(
+        otio.schema.Clip(
+            name=name, media_reference=ref, source_range=TR(RT(start, rate), RT(dur, rate))
+        )
+    )
     otio.adapters.write_to_file(tl, str(path))
     return path
 
 
 def test_audio_is_copied_for_the_rendered_span(tmp_path, model):
     src = make_video(tmp_path / "src" / "a.mov", 96, 24, "00:00:10:00", audio=True)
-    tl = one_clip_timeline(tmp_path / "t.otio", otio.schema.ExternalReference("a.mov"),
-                           240 + 24, 24)
-    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", search_paths=[src.parent],
-                      model=model, codec="prores_422hq", handles=0)
+    tl = one_clip_timeline(
+        tmp_path / "t.otio", otio.schema.ExternalReference("a.mov"), 240 + 24, 24
+    )
+    rep = run_conform(
+        tl,
+        tmp_path / "o.otio",
+        tmp_path / "m",
+        search_paths=[src.parent],
+        model=model,
+        codec="prores_422hq",
+        handles=0,
+    )
     out = rep["clips"][0]["output"]
     with av.open(out) as c:
         assert len(c.streams.audio) == 1
@@ -65,20 +76,37 @@ def test_ten_bit_source_stays_ten_bit(tmp_path):
         row = (np.arange(w, dtype=np.uint32) * 64).astype(np.uint16)  # 10-bit codes as 16-bit
         return np.repeat(np.repeat(row[None, :, None], h, 0), 3, 2)
 
-    src = make_video(tmp_path / "src" / "g.mov", 3, 24, codec="prores_ks", size=(w, h),
-                     frame_fn=gradient, color=True)
+    src = make_video(
+        tmp_path / "src" / "g.mov",
+        3,
+        24,
+        codec="prores_ks",
+        size=(w, h),
+        frame_fn=gradient,
+        color=True,
+    )
     assert probe(src).bits == 10
     tl = one_clip_timeline(tmp_path / "t.otio", otio.schema.ExternalReference("g.mov"), 0, 3)
-    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", search_paths=[src.parent],
-                      scale=1, codec="prores_422hq", handles=0)
+    rep = run_conform(
+        tl,
+        tmp_path / "o.otio",
+        tmp_path / "m",
+        search_paths=[src.parent],
+        scale=1,
+        codec="prores_422hq",
+        handles=0,
+    )
     info = probe(rep["clips"][0]["output"])
     assert info.bits == 10 and info.pix_fmt == "yuv422p10le"
     frame = dict(read_frames(info, 1, 2))[1]
     assert frame.dtype == np.uint16
     assert len(np.unique(frame[4, :, 1] >> 6)) > 600  # 8 bits would give at most 256
     # BT.709 tags carried over
-    assert (info.color["color_primaries"], info.color["color_trc"],
-            info.color["colorspace"]) == (1, 1, 1)
+    assert (info.color["color_primaries"], info.color["color_trc"], info.color["colorspace"]) == (
+        1,
+        1,
+        1,
+    )
 
 
 def test_sequence_counted_by_first_frame_number(tmp_path, model):
@@ -86,12 +114,24 @@ def test_sequence_counted_by_first_frame_number(tmp_path, model):
     (file plate.1001 is frame 0), and the output keeps that numbering."""
     make_sequence(tmp_path / "src", "plate.", 1001, 40, ext=".png", padding=4)
     ref = otio.schema.ImageSequenceReference(
-        target_url_base="/mnt/show/plates/", name_prefix="plate.", name_suffix=".png",
-        start_frame=1001, frame_zero_padding=4, rate=24,
-        available_range=TR(RT(1001, 24), RT(40, 24)))
+        target_url_base="/mnt/show/plates/",
+        name_prefix="plate.",
+        name_suffix=".png",
+        start_frame=1001,
+        frame_zero_padding=4,
+        rate=24,
+        available_range=TR(RT(1001, 24), RT(40, 24)),
+    )
     tl = one_clip_timeline(tmp_path / "t.otio", ref, 1010, 10)
-    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", search_paths=[tmp_path / "src"],
-                      model=model, codec="exr", handles=2)
+    rep = run_conform(
+        tl,
+        tmp_path / "o.otio",
+        tmp_path / "m",
+        search_paths=[tmp_path / "src"],
+        model=model,
+        codec="exr",
+        handles=2,
+    )
     assert rep["summary"]["done"] == 1
     out = rep["clips"][0]["output"]
     info = probe(sorted(p for p in (tmp_path / "m" / "plate").iterdir())[0])
@@ -108,26 +148,37 @@ def test_sequence_counted_by_first_frame_number(tmp_path, model):
 
 
 def _info(rate, frames, tc=None):
-    return MediaInfo(path="x.mov", kind="video", width=64, height=36, channels=3, rate=rate,
-                     frames=frames, start_tc=tc, bits=8)
+    return MediaInfo(
+        path="x.mov",
+        kind="video",
+        width=64,
+        height=36,
+        channels=3,
+        rate=rate,
+        frames=frames,
+        start_tc=tc,
+        bits=8,
+    )
 
 
-@pytest.mark.parametrize("clip_rate,media_rate,start,dur,tc,avail,first,last", [
-    # same rate, timecode origin: 01:00:04:05 in media starting 01:00:00:00
-    (24, 24, 86501, 31, 86400, None, 101, 132),
-    # NTSC written two ways: frame numbers map 1:1 whatever the rounding
-    (23.976, 24000 / 1001, 120717, 75, 120700, None, 17, 92),
-    # a 15 fps sequence over 30 fps media: times scale, no timecode, available range at 0
-    (15, 30, 0, 50, None, (0, 30), 0, 100),
-    # timecode that does not fit (a stand-in file from elsewhere): the available range does
-    (24, 24, 103, 6, 5000, (100, 24), 3, 9),
-    # both fit: the file's own timecode wins over the exported available range
-    (24, 24, 103, 6, 0, (100, 24), 103, 109),
-])
+@pytest.mark.parametrize(
+    "clip_rate,media_rate,start,dur,tc,avail,first,last",
+    [
+        # same rate, timecode origin: 01:00:04:05 in media starting 01:00:00:00
+        (24, 24, 86501, 31, 86400, None, 101, 132),
+        # NTSC written two ways: frame numbers map 1:1 whatever the rounding
+        (23.976, 24000 / 1001, 120717, 75, 120700, None, 17, 92),
+        # a 15 fps sequence over 30 fps media: times scale, no timecode, available range at 0
+        (15, 30, 0, 50, None, (0, 30), 0, 100),
+        # timecode that does not fit (a stand-in file from elsewhere): the available range does
+        (24, 24, 103, 6, 5000, (100, 24), 3, 9),
+        # both fit: the file's own timecode wins over the exported available range
+        (24, 24, 103, 6, 0, (100, 24), 103, 109),
+    ],
+)
 def test_frame_mapping(clip_rate, media_rate, start, dur, tc, avail, first, last):
     clip = otio.schema.Clip("c")
-    use = ClipUse(clip=clip, index=0, track_name="", start=start, end=start + dur,
-                  rate=clip_rate)
+    use = ClipUse(clip=clip, index=0, track_name="", start=start, end=start + dur, rate=clip_rate)
     ref = otio.schema.ExternalReference("x.mov")
     if avail:
         ref.available_range = TR(RT(avail[0], avail[1]), RT(1000, avail[1]))
@@ -138,8 +189,15 @@ def test_frame_mapping(clip_rate, media_rate, start, dur, tc, avail, first, last
 def test_codec_that_cannot_take_the_size_fails_that_clip_only(tmp_path, model):
     make_video(tmp_path / "src" / "a.mov", 10, 24)
     tl = one_clip_timeline(tmp_path / "t.otio", otio.schema.ExternalReference("a.mov"), 0, 5)
-    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", search_paths=[tmp_path / "src"],
-                      model=model, codec="dnxhr_hqx", handles=0)
+    rep = run_conform(
+        tl,
+        tmp_path / "o.otio",
+        tmp_path / "m",
+        search_paths=[tmp_path / "src"],
+        model=model,
+        codec="dnxhr_hqx",
+        handles=0,
+    )
     c = rep["clips"][0]
     assert c["status"] == "failed" and "at least 256x120" in c["reason"]
     assert not list((tmp_path / "m").iterdir())  # no partial file left
@@ -150,12 +208,25 @@ def test_colours_survive_a_pass_through(tmp_path, tagged):
     """Decode with the source's matrix, encode with the matrix the output is tagged with:
     a saturated colour comes back where it was (a BT.601/709 mix-up moves it by ~10 levels)."""
     colour = np.array([200, 60, 30], np.uint8)
-    src = make_video(tmp_path / "src" / "c.mov", 3, 24, codec="prores_ks", size=(128, 72),
-                     frame_fn=lambda _k: np.broadcast_to(colour, (72, 128, 3)).copy(),
-                     color=tagged)
+    src = make_video(
+        tmp_path / "src" / "c.mov",
+        3,
+        24,
+        codec="prores_ks",
+        size=(128, 72),
+        frame_fn=lambda _k: np.broadcast_to(colour, (72, 128, 3)).copy(),
+        color=tagged,
+    )
     tl = one_clip_timeline(tmp_path / "t.otio", otio.schema.ExternalReference("c.mov"), 0, 3)
-    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", search_paths=[src.parent],
-                      scale=1, codec="h264", handles=0)
+    rep = run_conform(
+        tl,
+        tmp_path / "o.otio",
+        tmp_path / "m",
+        search_paths=[src.parent],
+        scale=1,
+        codec="h264",
+        handles=0,
+    )
     info = probe(rep["clips"][0]["output"])
     frame = dict(read_frames(info, 1, 2))[1]
     got = frame[30:40, 60:70].reshape(-1, 3).mean(0) / (257.0 if frame.dtype == np.uint16 else 1)
@@ -195,8 +266,19 @@ def test_decoder_recovers_when_a_seek_lands_past_the_frame(tmp_path, monkeypatch
 def test_drop_frame_timecode_matches_otio(rate):
     from kwaflux_ofx.media.timecode import frames_to_timecode, timecode_to_frames
 
-    for frames in (0, 1, 1799, 1800, 1801, 17981, 17982, 17983, 107892, 107892 + 1800 * 7 + 5,
-                   2589407):
+    for frames in (
+        0,
+        1,
+        1799,
+        1800,
+        1801,
+        17981,
+        17982,
+        17983,
+        107892,
+        107892 + 1800 * 7 + 5,
+        2589407,
+    ):
         tc = otio.opentime.to_timecode(RT(frames, rate), rate)
         assert ";" in tc
         assert frames_to_timecode(frames, rate, drop_frame=True) == tc
@@ -211,13 +293,21 @@ def test_drop_frame_source_maps_and_keeps_its_timecode(tmp_path, model):
     rate = 30000 / 1001
     src = make_video(tmp_path / "src" / "df.mov", 1850, rate, "01:00:00;00")
     info = probe(src)
-    assert info.drop_frame and info.start_tc == otio.opentime.from_timecode(
-        "01:00:00;00", rate).value
+    assert (
+        info.drop_frame and info.start_tc == otio.opentime.from_timecode("01:00:00;00", rate).value
+    )
     start = otio.opentime.from_timecode("01:01:00;02", rate)
     ref = otio.schema.ExternalReference("df.mov")
     tl = one_clip_timeline(tmp_path / "t.otio", ref, start.value, 10, rate=rate)
-    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", search_paths=[src.parent],
-                      model=model, codec="ffv1", handles=0)
+    rep = run_conform(
+        tl,
+        tmp_path / "o.otio",
+        tmp_path / "m",
+        search_paths=[src.parent],
+        model=model,
+        codec="ffv1",
+        handles=0,
+    )
     assert rep["summary"]["done"] == 1
     idx, _, tc = decode_indices(rep["clips"][0]["output"])
     assert idx == list(range(1800, 1810))  # 60 s of 29.97 DF: 1800 frames after 01:00:00;00

@@ -22,8 +22,9 @@ TR = otio.opentime.TimeRange
 
 def clip(name, url, start, dur, rate=24.0):
     ref = otio.schema.ExternalReference(target_url=url) if url else otio.schema.MissingReference()
-    return otio.schema.Clip(name=name, media_reference=ref,
-                            source_range=TR(RT(start, rate), RT(dur, rate)))
+    return otio.schema.Clip(
+        name=name, media_reference=ref, source_range=TR(RT(start, rate), RT(dur, rate))
+    )
 
 
 def timeline(path, *clips):
@@ -42,9 +43,13 @@ def model(tmp_path_factory):
 
 
 def popen(*args):
-    return subprocess.Popen([sys.executable, "-m", "kwaflux_ofx.cli", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "kwaflux_ofx.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 def wait_for_frames(proc, unit, at_least):
@@ -63,12 +68,26 @@ def make_job(tmp_path, long_frames=600):
     src = tmp_path / "src"
     make_video(src / "short.mov", 30, 24, "01:00:00:00")
     make_video(src / "long.mov", long_frames, 24, "02:00:00:00", size=(192, 108))
-    tl = timeline(tmp_path / "in.otio",
-                  clip("short", "file:///elsewhere/short.mov", 86400 + 5, 20),
-                  clip("long", "file:///elsewhere/long.mov", 172800, long_frames))
-    args = [tl, "-o", tmp_path / "out.otio", "--media-dir", tmp_path / "media",
-            "--search-path", src, "--codec", "prores_422hq", "--handles", "2",
-            "--report", tmp_path / "report.json"]
+    tl = timeline(
+        tmp_path / "in.otio",
+        clip("short", "file:///elsewhere/short.mov", 86400 + 5, 20),
+        clip("long", "file:///elsewhere/long.mov", 172800, long_frames),
+    )
+    args = [
+        tl,
+        "-o",
+        tmp_path / "out.otio",
+        "--media-dir",
+        tmp_path / "media",
+        "--search-path",
+        src,
+        "--codec",
+        "prores_422hq",
+        "--handles",
+        "2",
+        "--report",
+        tmp_path / "report.json",
+    ]
     return src, args
 
 
@@ -89,9 +108,22 @@ def test_kill9_then_rerun_finishes(tmp_path, model):
     assert not (tmp_path / "out.otio").exists()
     short_mtime = (tmp_path / "media" / "short.mov").stat().st_mtime_ns
 
-    rerun = subprocess.run([sys.executable, "-m", "kwaflux_ofx.cli", "conform",
-                            *map(str, args), "--model", model, "--progress", "none"],
-                           capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kwaflux_ofx.cli",
+            "conform",
+            *map(str, args),
+            "--model",
+            model,
+            "--progress",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr
     report = json.loads((tmp_path / "report.json").read_text())
     by_name = {c["name"]: c for c in report["clips"]}
@@ -129,12 +161,15 @@ def test_output_names_cannot_escape_media_dir(tmp_path, model):
     src = tmp_path / "src"
     make_video(src / "x.mov", 10, 24)
     make_video(src / "..weird name; $(rm).mov", 10, 24)
-    tl = timeline(tmp_path / "in.otio",
-                  clip("../../x", None, 0, 5),  # an EDL-style clip name, relinked by name
-                  clip("odd", "file:///far/away/..weird%20name;%20$(rm).mov", 0, 5))
+    tl = timeline(
+        tmp_path / "in.otio",
+        clip("../../x", None, 0, 5),  # an EDL-style clip name, relinked by name
+        clip("odd", "file:///far/away/..weird%20name;%20$(rm).mov", 0, 5),
+    )
     media = tmp_path / "deep" / "media"
-    report = run_conform(tl, tmp_path / "o.otio", media, search_paths=[src], model=model,
-                         codec="ffv1", handles=0)
+    report = run_conform(
+        tl, tmp_path / "o.otio", media, search_paths=[src], model=model, codec="ffv1", handles=0
+    )
     assert report["summary"]["done"] == 2
     outputs = sorted(os.listdir(media))
     assert outputs == ["weird_name_rm.mkv", "x.mkv"]
@@ -160,13 +195,30 @@ def test_bad_model_is_one_clear_error_before_any_work(tmp_path):
     src = tmp_path / "src"
     make_video(src / "a.mov", 10, 24)
     tl = timeline(tmp_path / "in.otio", clip("a", "a.mov", 0, 5))
-    r = subprocess.run([sys.executable, "-m", "kwaflux_ofx.cli", "conform", str(tl), "-o",
-                        str(tmp_path / "o.otio"), "--media-dir", str(tmp_path / "m"),
-                        "--search-path", str(src), "--model", str(tmp_path / "nope.onnx")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kwaflux_ofx.cli",
+            "conform",
+            str(tl),
+            "-o",
+            str(tmp_path / "o.otio"),
+            "--media-dir",
+            str(tmp_path / "m"),
+            "--search-path",
+            str(src),
+            "--model",
+            str(tmp_path / "nope.onnx"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
-        f"kwaflux: error: {tmp_path / 'nope.onnx'}: model file not found"]
+        f"kwaflux: error: {tmp_path / 'nope.onnx'}: model file not found"
+    ]
     assert not (tmp_path / "m").exists()
 
 
@@ -197,8 +249,13 @@ def test_unwritable_output_format_fails_before_rendering(tmp_path, model):
         tl.tracks.append(tr)
     otio.adapters.write_to_file(tl, str(tmp_path / "in.otio"))
     with pytest.raises(KwafluxError, match="cannot write this timeline as .edl"):
-        run_conform(tmp_path / "in.otio", tmp_path / "o.edl", tmp_path / "m",
-                    search_paths=[src], model=model)
+        run_conform(
+            tmp_path / "in.otio",
+            tmp_path / "o.edl",
+            tmp_path / "m",
+            search_paths=[src],
+            model=model,
+        )
     assert not (tmp_path / "m").exists()
 
 
@@ -216,8 +273,9 @@ def test_earlier_outputs_are_never_taken_for_sources(tmp_path, model):
 def test_relative_media_paths_are_relative_to_the_timeline(tmp_path, model):
     make_video(tmp_path / "proj" / "footage" / "a.mov", 12, 24)
     tl = timeline(tmp_path / "proj" / "in.otio", clip("a", "footage/a.mov", 2, 4))
-    rep = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", model=model, codec="ffv1",
-                      handles=0)  # no search path needed
+    rep = run_conform(
+        tl, tmp_path / "o.otio", tmp_path / "m", model=model, codec="ffv1", handles=0
+    )  # no search path needed
     assert rep["clips"][0]["status"] == "done"
     assert rep["clips"][0]["media"] == str(tmp_path / "proj" / "footage" / "a.mov")
     assert decode_indices(tmp_path / "m" / "a.mkv")[0] == [2, 3, 4, 5]

@@ -37,8 +37,9 @@ def sources(tmp_path_factory):
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory, model, sources):
     out = tmp_path_factory.mktemp("serial")
-    report = run_conform(EDL, out / "o.otio", out / "m", search_paths=[sources], model=model,
-                         codec="ffv1", handles=1)
+    report = run_conform(
+        EDL, out / "o.otio", out / "m", search_paths=[sources], model=model, codec="ffv1", handles=1
+    )
     assert report["summary"]["done"] == 9
     return report
 
@@ -61,8 +62,16 @@ def assert_same_pixels(a, b):
 
 
 def test_jobs_in_parallel_give_the_same_media(tmp_path, model, sources, serial):
-    report = run_conform(EDL, tmp_path / "o.otio", tmp_path / "m", search_paths=[sources],
-                         model=model, codec="ffv1", handles=1, jobs=3)
+    report = run_conform(
+        EDL,
+        tmp_path / "o.otio",
+        tmp_path / "m",
+        search_paths=[sources],
+        model=model,
+        codec="ffv1",
+        handles=1,
+        jobs=3,
+    )
     assert report["summary"]["done"] == 9
     assert_same_pixels(serial, report)
 
@@ -70,8 +79,9 @@ def test_jobs_in_parallel_give_the_same_media(tmp_path, model, sources, serial):
 def test_dask_local_cluster_two_workers(tmp_path, model, sources, serial):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
         from kwaflux_ofx.conform import run as run_mod
 
         seen = []
@@ -84,10 +94,17 @@ def test_dask_local_cluster_two_workers(tmp_path, model, sources, serial):
         run_mod.Progress.unit_done = spy
         stream = io.StringIO()
         try:
-            report = run_conform(EDL, tmp_path / "o.otio", tmp_path / "m",
-                                 search_paths=[sources], model=model, codec="ffv1", handles=1,
-                                 scheduler=cluster.scheduler_address,
-                                 progress=run_mod.Progress("json", stream))
+            report = run_conform(
+                EDL,
+                tmp_path / "o.otio",
+                tmp_path / "m",
+                search_paths=[sources],
+                model=model,
+                codec="ffv1",
+                handles=1,
+                scheduler=cluster.scheduler_address,
+                progress=run_mod.Progress("json", stream),
+            )
         finally:
             run_mod.Progress.unit_done = real
         workers = set(cluster.scheduler_info["workers"])
@@ -105,11 +122,34 @@ def test_dask_local_cluster_two_workers(tmp_path, model, sources, serial):
 
 def test_json_progress_lines_for_wrappers(tmp_path, model, sources):
     r = subprocess.run(
-        [sys.executable, "-m", "kwaflux_ofx.cli", "conform", str(EDL), "-o",
-         str(tmp_path / "o.otio"), "--media-dir", str(tmp_path / "m"), "--search-path",
-         str(sources), "--model", model, "--codec", "ffv1", "--handles", "0",
-         "--progress", "json", "--report", str(tmp_path / "r.json")],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        [
+            sys.executable,
+            "-m",
+            "kwaflux_ofx.cli",
+            "conform",
+            str(EDL),
+            "-o",
+            str(tmp_path / "o.otio"),
+            "--media-dir",
+            str(tmp_path / "m"),
+            "--search-path",
+            str(sources),
+            "--model",
+            model,
+            "--codec",
+            "ffv1",
+            "--handles",
+            "0",
+            "--progress",
+            "json",
+            "--report",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert r.returncode == 0, r.stderr
     events = [json.loads(line) for line in r.stdout.splitlines()]  # every line is one object
     kinds = [e["event"] for e in events]
@@ -139,23 +179,44 @@ def dissolve_sources(tmp_path_factory):
 @pytest.mark.parametrize("ext", [".edl", ".xml", ".otio"])
 def test_output_timeline_formats(tmp_path, model, dissolve_sources, ext):
     out = tmp_path / f"new{ext}"
-    report = run_conform(DISSOLVE, out, tmp_path / "m", search_paths=[dissolve_sources],
-                         model=model, codec="ffv1", handles=0, progress="none")
+    report = run_conform(
+        DISSOLVE,
+        out,
+        tmp_path / "m",
+        search_paths=[dissolve_sources],
+        model=model,
+        codec="ffv1",
+        handles=0,
+        progress="none",
+    )
     assert report["summary"]["done"] == 3
     new = read_timeline(out)
     old = read_timeline(DISSOLVE)
     assert [c.range_in_parent() for c in video_clips(new)] == [
-        c.range_in_parent() for c in video_clips(old)]
+        c.range_in_parent() for c in video_clips(old)
+    ]
     assert [c.source_range for c in video_clips(new)] == [c.source_range for c in video_clips(old)]
     if ext == ".otio":
-        stats = subprocess.run([os.path.join(os.path.dirname(sys.executable), "otiotool"),
-                                "-i", str(out), "--list-media"], capture_output=True, text=True,
-                               timeout=60)
+        stats = subprocess.run(
+            [
+                os.path.join(os.path.dirname(sys.executable), "otiotool"),
+                "-i",
+                str(out),
+                "--list-media",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert stats.returncode == 0, stats.stderr
         assert stats.stdout.count(".mkv") >= 2
     else:
-        urls = {otio.url_utils.filepath_from_url(c.media_reference.target_url)
-                if c.media_reference.target_url.startswith("file:")
-                else c.media_reference.target_url for c in video_clips(new)}
+        urls = {
+            otio.url_utils.filepath_from_url(c.media_reference.target_url)
+            if c.media_reference.target_url.startswith("file:")
+            else c.media_reference.target_url
+            for c in video_clips(new)
+        }
         assert {os.path.basename(u) for u in urls} == {
-            os.path.basename(c["output"]) for c in report["clips"]}
+            os.path.basename(c["output"]) for c in report["clips"]
+        }

@@ -54,19 +54,27 @@ def check_conformed(src_tl, new_tl, report, media, scale=2):
     source range starts on is the very source frame the old timeline named."""
     assert record_ranges(new_tl) == record_ranges(src_tl)
     checked = 0
-    for old, new, entry in zip(video_clips(src_tl), video_clips(new_tl), report["clips"],
-                               strict=True):
+    for old, new, entry in zip(
+        video_clips(src_tl), video_clips(new_tl), report["clips"], strict=True
+    ):
         assert entry["name"] == (old.name or entry["name"])
         if entry["status"] != "done":
             assert otio.adapters.write_to_string(new.media_reference) == (
-                otio.adapters.write_to_string(old.media_reference))
+                otio.adapters.write_to_string(old.media_reference)
+            )
             continue
         ref = new.media_reference
         assert os.path.realpath(entry["output"]).startswith(os.path.realpath(report["media_dir"]))
-        info = probe(entry["output"] if isinstance(ref, otio.schema.ExternalReference)
-                     else _first_frame(entry["output"]))
-        src = media[base_name(entry["media"])] if base_name(entry["media"]) in media else next(
-            m for m in media.values() if os.path.realpath(m["path"]) == entry["media"])
+        info = probe(
+            entry["output"]
+            if isinstance(ref, otio.schema.ExternalReference)
+            else _first_frame(entry["output"])
+        )
+        src = (
+            media[base_name(entry["media"])]
+            if base_name(entry["media"]) in media
+            else next(m for m in media.values() if os.path.realpath(m["path"]) == entry["media"])
+        )
         assert (info.width, info.height) == (64 * scale, 36 * scale)
         avail = ref.available_range
         assert info.frames == round(avail.duration.value)
@@ -76,8 +84,7 @@ def check_conformed(src_tl, new_tl, report, media, scale=2):
         assert ref.metadata["kwaflux"]["width"] == 64 * scale
         assert new.metadata["kwaflux"]["scale"] == scale
         # The new media's start timecode: the old media's plus the first rendered frame.
-        assert frames_to_timecode(tc, info.rate) == ref.metadata["kwaflux"][
-            "start_timecode"]
+        assert frames_to_timecode(tc, info.rate) == ref.metadata["kwaflux"]["start_timecode"]
         rng = new.trimmed_range()
         if info.frames > 1 and not any(isinstance(e, otio.schema.TimeEffect) for e in new.effects):
             # first and last frame the clip shows, in old and new media
@@ -85,7 +92,8 @@ def check_conformed(src_tl, new_tl, report, media, scale=2):
                 pos = media_frames(t, rng.start_time.rate, src["rate"])
                 want = math.floor(pos + 1e-6) - src["tc"]
                 local = math.floor(media_frames(t, rng.start_time.rate, info.rate) + 1e-6) - round(
-                    avail.start_time.value)
+                    avail.start_time.value
+                )
                 if not 0 <= want < src["frames"]:
                     continue  # held past the end of a still / short media
                 got = dict(read_frames(info, local, local + 1))[local]
@@ -115,18 +123,29 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,rate,codec,done,skipped,missing", CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("name,rate,codec,done,skipped,missing", CASES, ids=[c[0] for c in CASES])
 def test_real_timeline_conforms(tmp_path, model, name, rate, codec, done, skipped, missing):
     src = TIMELINES / name
     media = stand_in_media(src, tmp_path / "src", rate=rate)
     before = tree_checksums(tmp_path / "src")
     out = tmp_path / "out.otio"
-    report = run_conform(src, out, tmp_path / "media", search_paths=[tmp_path / "src"],
-                         model=model, codec=codec, handles=2, rate=rate,
-                         report_path=tmp_path / "report.json")
-    assert report["summary"] == {"done": done, "skipped": skipped, "missing": missing,
-                                 "failed": 0}, report["clips"]
+    report = run_conform(
+        src,
+        out,
+        tmp_path / "media",
+        search_paths=[tmp_path / "src"],
+        model=model,
+        codec=codec,
+        handles=2,
+        rate=rate,
+        report_path=tmp_path / "report.json",
+    )
+    assert report["summary"] == {
+        "done": done,
+        "skipped": skipped,
+        "missing": missing,
+        "failed": 0,
+    }, report["clips"]
     assert json.loads((tmp_path / "report.json").read_text()) == report
     from kwaflux_ofx.conform.timeline import read_timeline
 
@@ -143,8 +162,15 @@ def test_outputs_cover_union_of_used_ranges_plus_handles(tmp_path, model):
     once over both ranges plus handles; clip_A is extended for the dissolve's out-offset."""
     src = TIMELINES / "edl/dissolve_test.edl"
     media = stand_in_media(src, tmp_path / "src", margin=40)
-    report = run_conform(src, tmp_path / "o.otio", tmp_path / "m",
-                         search_paths=[tmp_path / "src"], model=model, codec="ffv1", handles=3)
+    report = run_conform(
+        src,
+        tmp_path / "o.otio",
+        tmp_path / "m",
+        search_paths=[tmp_path / "src"],
+        model=model,
+        codec="ffv1",
+        handles=3,
+    )
     outputs = {c["name"]: c["output"] for c in report["clips"]}
     assert len(set(outputs.values())) == 2
     a_idx, _, a_tc = decode_indices(outputs["clip_A"])
@@ -164,9 +190,16 @@ def test_time_warps_use_the_frames_they_play(tmp_path, model):
     (x1.98) needs about twice its record length."""
     src = TIMELINES / "edl/speed_effects_small.edl"
     stand_in_media(src, tmp_path / "src")
-    report = run_conform(src, tmp_path / "o.otio", tmp_path / "m", handles=0,
-                         search_paths=[tmp_path / "src"], model=model, codec="ffv1",
-                         dry_run=True)
+    report = run_conform(
+        src,
+        tmp_path / "o.otio",
+        tmp_path / "m",
+        handles=0,
+        search_paths=[tmp_path / "src"],
+        model=model,
+        codec="ffv1",
+        dry_run=True,
+    )
     frames = {c["name"]: c["frames"] for c in report["clips"]}
     assert frames["Z682_156 (LAY3)"] == 1  # M2 freeze over 17 record frames
     assert frames["Z686_5A (LAY2) (47.56 FPS)"] == math.ceil(36 * 47.56 / 24 - 1e-6)
@@ -182,8 +215,15 @@ def test_missing_media_reported_and_rest_carried_on(tmp_path, model):
     gone = sorted(media)[:2]
     for name in gone:
         os.unlink(media[name]["path"])
-    report = run_conform(src, tmp_path / "o.otio", tmp_path / "m",
-                         search_paths=[tmp_path / "src"], model=model, codec="ffv1", handles=0)
+    report = run_conform(
+        src,
+        tmp_path / "o.otio",
+        tmp_path / "m",
+        search_paths=[tmp_path / "src"],
+        model=model,
+        codec="ffv1",
+        handles=0,
+    )
     missing = [c for c in report["clips"] if c["status"] == "missing"]
     assert missing and all("not found" in c["reason"] for c in missing)
     assert report["summary"]["done"] == len(report["clips"]) - len(missing)
@@ -191,17 +231,25 @@ def test_missing_media_reported_and_rest_carried_on(tmp_path, model):
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "kwaflux_ofx.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "kwaflux_ofx.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
-@pytest.mark.parametrize("name,rate,what", [
-    ("edl/dissolve_test_fail.edl", None, "cannot read timeline"),
-    ("edl/timecode_mismatch.edl", 25, "duration don't match"),
-    ("fcp7xml/premiere_example_filter.xml", None, "No top-level sequences"),
-    ("otio/premiere_example.otio", None, "newer OpenTimelineIO"),
-])
+@pytest.mark.parametrize(
+    "name,rate,what",
+    [
+        ("edl/dissolve_test_fail.edl", None, "cannot read timeline"),
+        ("edl/timecode_mismatch.edl", 25, "duration don't match"),
+        ("fcp7xml/premiere_example_filter.xml", None, "No top-level sequences"),
+        ("otio/premiere_example.otio", None, "newer OpenTimelineIO"),
+    ],
+)
 def test_bad_timeline_is_one_clear_line(tmp_path, name, rate, what):
     src = TIMELINES / name
     args = [src, "-o", tmp_path / "o.otio", "--media-dir", tmp_path / "m"]
@@ -218,8 +266,18 @@ def test_bad_timeline_is_one_clear_line(tmp_path, name, rate, what):
 
 def test_missing_media_cli_report_and_exit(tmp_path):
     """No search path: every EDL clip is missing; a JSON report says so; exit 1."""
-    r = cli("conform", TIMELINES / "edl/screening_example.edl", "-o", tmp_path / "o.otio",
-            "--media-dir", tmp_path / "m", "--report", tmp_path / "r.json", "--progress", "none")
+    r = cli(
+        "conform",
+        TIMELINES / "edl/screening_example.edl",
+        "-o",
+        tmp_path / "o.otio",
+        "--media-dir",
+        tmp_path / "m",
+        "--report",
+        tmp_path / "r.json",
+        "--progress",
+        "none",
+    )
     assert r.returncode == 1, r.stderr
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["summary"] == {"done": 0, "skipped": 0, "missing": 9, "failed": 0}
@@ -231,8 +289,21 @@ def test_missing_media_cli_report_and_exit(tmp_path):
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, model):
     src = TIMELINES / "edl/dissolve_test.edl"
     stand_in_media(src, tmp_path / "src")
-    r = cli("conform", src, "-o", tmp_path / "o.otio", "--media-dir", tmp_path / "m",
-            "--search-path", tmp_path / "src", "--dry-run", "--handles", "0", "--model", model)
+    r = cli(
+        "conform",
+        src,
+        "-o",
+        tmp_path / "o.otio",
+        "--media-dir",
+        tmp_path / "m",
+        "--search-path",
+        tmp_path / "src",
+        "--dry-run",
+        "--handles",
+        "0",
+        "--model",
+        model,
+    )
     assert r.returncode == 0, r.stderr
     assert "3 video clips, 2 outputs, 30 frames to render (x2" in r.stdout
     assert "128x72" in r.stdout  # 64x36 stand-ins at x2

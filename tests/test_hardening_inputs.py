@@ -23,11 +23,13 @@ def _bad(cases):
 
 def test_mutated_real_timelines_plan_or_fail_clearly(tmp_path):
     # One file per format family keeps this short; the long campaign mutates every file.
-    files = [C.TIMELINES / "otio" / "nested_example.otio",
-             C.TIMELINES / "otio" / "transition.otio",
-             C.TIMELINES / "edl" / "cdl.edl",
-             C.TIMELINES / "edl" / "25fps.edl",
-             C.TIMELINES / "fcp7xml" / "sample_just_track.xml"]
+    files = [
+        C.TIMELINES / "otio" / "nested_example.otio",
+        C.TIMELINES / "otio" / "transition.otio",
+        C.TIMELINES / "edl" / "cdl.edl",
+        C.TIMELINES / "edl" / "25fps.edl",
+        C.TIMELINES / "fcp7xml" / "sample_just_track.xml",
+    ]
     cases = C.campaign_timelines(tmp_path, per_file=12, seed=7, files=files)
     assert len(cases) == 60
     assert not _bad(cases), _bad(cases)
@@ -41,10 +43,20 @@ def test_timeline_without_tracks_is_a_clear_error_not_a_segfault(tmp_path):
     doc["tracks"] = None
     bad = tmp_path / "no_tracks.otio"
     bad.write_text(json.dumps(doc))
-    run = C.run_cli(["conform", str(bad), "-o", str(tmp_path / "o.otio"),
-                     "--media-dir", str(tmp_path / "m"), "--dry-run"])
+    run = C.run_cli(
+        [
+            "conform",
+            str(bad),
+            "-o",
+            str(tmp_path / "o.otio"),
+            "--media-dir",
+            str(tmp_path / "m"),
+            "--dry-run",
+        ]
+    )
     assert run.rc == 2 and run.error_lines == [
-        f"kwaflux: error: {bad}: holds a timeline without a track stack"]
+        f"kwaflux: error: {bad}: holds a timeline without a track stack"
+    ]
 
 
 def test_broken_models_one_clear_line_no_output(tmp_path):
@@ -52,8 +64,16 @@ def test_broken_models_one_clear_line_no_output(tmp_path):
     assert len(cases) >= 70
     assert not _bad(cases), _bad(cases)
     # NaN weights: a clear refusal, never silent black frames.
-    nan = [c for c in cases if c.name in ("NaN weights [upscale]", "Inf weights [upscale]",
-                                          "NaN weights (denoise model) [upscale --denoise-model]")]
+    nan = [
+        c
+        for c in cases
+        if c.name
+        in (
+            "NaN weights [upscale]",
+            "Inf weights [upscale]",
+            "NaN weights (denoise model) [upscale --denoise-model]",
+        )
+    ]
     assert len(nan) == 3 and all("NaN or infinite" in c.detail for c in nan), nan
     assert not (tmp_path / "models" / "UNPICKLED").exists()
 
@@ -78,7 +98,11 @@ def test_nan_and_inf_pixels_render_as_black_and_white_not_poison(tmp_path):
     model = sr_model(tmp_path / "sr2.onnx", 2)
     frame = np.random.default_rng(4).random((40, 50, 4), dtype=np.float32)
     frame[5, 7, 0], frame[20, 30, 1], frame[33, 3, 2], frame[10, 10, 3] = (
-        np.nan, np.inf, -np.inf, np.nan)
+        np.nan,
+        np.inf,
+        -np.inf,
+        np.nan,
+    )
     engine = Engine(device="cpu", tile=32)  # several tiles: the NaNs sit near seams too
     out = engine.process(frame, scale=2, sr_model=model)
     assert np.isfinite(out).all()
@@ -94,9 +118,12 @@ def test_the_judge_tells_crashes_and_vague_errors_from_clear_ones(tmp_path, monk
 
     f = str(tmp_path / "in.png")
     argv = ["upscale", f, str(tmp_path / "out.png")]
-    for raised, verdict in ((ValueError("boom"), "CRASH"),
-                            (KwafluxError("something went wrong"), "UNCLEAR"),
-                            (KwafluxError("cannot read image", f), "clear error")):
+    for raised, verdict in (
+        (ValueError("boom"), "CRASH"),
+        (KwafluxError("something went wrong"), "UNCLEAR"),
+        (KwafluxError("cannot read image", f), "clear error"),
+    ):
+
         def fail(args, exc=raised):
             raise exc
 

@@ -20,7 +20,8 @@ import campaigns as C  # noqa: E402
 
 needs_build = pytest.mark.skipif(
     shutil.which("g++") is None or not C.default_bundle().exists(),
-    reason="needs g++ and the built OFX bundle")
+    reason="needs g++ and the built OFX bundle",
+)
 
 
 @needs_build
@@ -34,8 +35,12 @@ def test_fuzz_both_effects_no_crash_every_failure_has_a_message(tmp_path):
     # every rendered case was rendered again in the plainest layout: same pixels
     assert figures["layout comparisons"] > 80
     both = {("SuperResolution" in c.name, c.outcome) for c in cases}
-    assert both == {(True, "accepted"), (False, "accepted"), (True, "clear error"),
-                    (False, "clear error")}
+    assert both == {
+        (True, "accepted"),
+        (False, "accepted"),
+        (True, "clear error"),
+        (False, "clear error"),
+    }
 
 
 @needs_build
@@ -48,12 +53,29 @@ def test_out_of_range_source_scale_is_a_clear_message(tmp_path):
     np.save(tmp_path / "in.npy", np.ones((6, 8, 3), np.uint8))
     for value in ("inf", "1e300", "nan", "-1"):
         proc = subprocess.run(
-            [str(ofx_tools.test_host_path()), "--bundle", str(C.default_bundle()), "--plugin",
-             "org.kwaflux.SuperResolution", "--input", str(tmp_path / "in.npy"), "--resolve",
-             "--param", f"model={models / 'sr.onnx'}", "--param", f"sourceScale={value}"],
-            capture_output=True, text=True, timeout=120,
-            env={"OMP_NUM_THREADS": "1", "KWAFLUX_LOG_DIR": str(tmp_path / "logs"),
-                 "PATH": "/usr/bin:/bin"})
+            [
+                str(ofx_tools.test_host_path()),
+                "--bundle",
+                str(C.default_bundle()),
+                "--plugin",
+                "org.kwaflux.SuperResolution",
+                "--input",
+                str(tmp_path / "in.npy"),
+                "--resolve",
+                "--param",
+                f"model={models / 'sr.onnx'}",
+                "--param",
+                f"sourceScale={value}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={
+                "OMP_NUM_THREADS": "1",
+                "KWAFLUX_LOG_DIR": str(tmp_path / "logs"),
+                "PATH": "/usr/bin:/bin",
+            },
+        )
         assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
         assert "source scale must be between 0 and 1" in proc.stdout
 
@@ -70,8 +92,9 @@ def test_fuzz_under_address_and_undefined_sanitizers(tmp_path):
     # The plugin's ASan build is the OFX tests' own (build/asan); the fuzzing host adds UBSan.
     bundle = C.build_sanitized_bundle(ROOT / "build" / "asan", undefined=False)
     exe = C.build_fuzzer(ROOT / "build" / "fuzz-san", sanitize=True)
-    cases, figures = C.run_fuzz(exe, bundle, tmp_path, count=40, seed=99, max_side=64,
-                                sanitize=True, timeout=600)
+    cases, figures = C.run_fuzz(
+        exe, bundle, tmp_path, count=40, seed=99, max_side=64, sanitize=True, timeout=600
+    )
     bad = [c for c in cases if not c.ok]
     assert not bad, bad[:5]
     assert figures.get("sanitizer reports", 0) == 0 and figures["frames"] >= 40

@@ -17,14 +17,42 @@ import campaigns as C  # noqa: E402
 
 # Calls that run a shell, run code from a string, or unpickle: none belongs in this package.
 BANNED_CALLS = {
-    "os.system", "os.popen", "os.execl", "os.execle", "os.execlp", "os.execv", "os.execve",
-    "os.execvp", "os.spawnl", "os.spawnv", "os.startfile", "eval", "exec", "compile",
-    "pickle.load", "pickle.loads", "cPickle.load", "marshal.loads", "dill.load", "torch.load",
-    "joblib.load", "yaml.load", "shelve.open", "pty.spawn", "commands.getoutput",
+    "os.system",
+    "os.popen",
+    "os.execl",
+    "os.execle",
+    "os.execlp",
+    "os.execv",
+    "os.execve",
+    "os.execvp",
+    "os.spawnl",
+    "os.spawnv",
+    "os.startfile",
+    "eval",
+    "exec",
+    "compile",
+    "pickle.load",
+    "pickle.loads",
+    "cPickle.load",
+    "marshal.loads",
+    "dill.load",
+    "torch.load",
+    "joblib.load",
+    "yaml.load",
+    "shelve.open",
+    "pty.spawn",
+    "commands.getoutput",
     "register_custom_ops_library",
 }
-SUBPROCESS_CALLS = {"run", "Popen", "call", "check_call", "check_output", "getoutput",
-                    "getstatusoutput"}
+SUBPROCESS_CALLS = {
+    "run",
+    "Popen",
+    "call",
+    "check_call",
+    "check_output",
+    "getoutput",
+    "getstatusoutput",
+}
 
 
 def _name(node: ast.AST) -> str:
@@ -46,11 +74,13 @@ def shell_findings(source: str, filename: str) -> list[str]:
         if name in BANNED_CALLS or name.rsplit(".", 1)[-1] == "register_custom_ops_library":
             found.append(f"{where}: {name}()")
         for kw in node.keywords:
-            if kw.arg == "shell" and not (isinstance(kw.value, ast.Constant)
-                                          and kw.value.value is False):
+            if kw.arg == "shell" and not (
+                isinstance(kw.value, ast.Constant) and kw.value.value is False
+            ):
                 found.append(f"{where}: shell= in {name}()")
-            if kw.arg == "allow_pickle" and not (isinstance(kw.value, ast.Constant)
-                                                 and kw.value.value is False):
+            if kw.arg == "allow_pickle" and not (
+                isinstance(kw.value, ast.Constant) and kw.value.value is False
+            ):
                 found.append(f"{where}: allow_pickle in {name}()")
         short = name.rsplit(".", 1)[-1]
         if name.startswith("subprocess.") and short in SUBPROCESS_CALLS and node.args:
@@ -68,9 +98,11 @@ def python_sources() -> list[Path]:
 
 
 def test_the_scanner_catches_what_it_looks_for():
-    bad = ("import os, subprocess, pickle\nos.system('x')\nsubprocess.run('ls', shell=True)\n"
-           "subprocess.Popen(f'ls {x}')\npickle.loads(b'')\neval('1')\n"
-           "import numpy as np\nnp.load('a', allow_pickle=True)\n")
+    bad = (
+        "import os, subprocess, pickle\nos.system('x')\nsubprocess.run('ls', shell=True)\n"
+        "subprocess.Popen(f'ls {x}')\npickle.loads(b'')\neval('1')\n"
+        "import numpy as np\nnp.load('a', allow_pickle=True)\n"
+    )
     assert len(shell_findings(bad, "bad.py")) == 7
     assert shell_findings("import subprocess\nsubprocess.run([a, b], check=True)\n", "ok.py") == []
 
@@ -100,11 +132,21 @@ def test_run_time_models_are_onnx_only():
     assert 'glob("*.onnx")' in src  # the models folder lists .onnx files only
     for p in python_sources():
         tree = ast.parse(p.read_text())
-        imported = {a.name.split(".")[0] for n in ast.walk(tree)
-                    if isinstance(n, (ast.Import, ast.ImportFrom))
-                    for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])}
-        assert not imported & {"pickle", "cPickle", "dill", "joblib", "torch", "marshal",
-                               "shelve"}, p
+        imported = {
+            a.name.split(".")[0]
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.Import, ast.ImportFrom))
+            for a in (n.names if isinstance(n, ast.Import) else [ast.alias(n.module or "")])
+        }
+        assert not imported & {
+            "pickle",
+            "cPickle",
+            "dill",
+            "joblib",
+            "torch",
+            "marshal",
+            "shelve",
+        }, p
 
 
 def test_hostile_timeline_stays_inside_media_dir_and_runs_nothing(tmp_path):
@@ -122,8 +164,9 @@ def test_hostile_timeline_stays_inside_media_dir_and_runs_nothing(tmp_path):
     assert good["status"] == "done" and "earlier run" not in good["reason"]
 
 
-def test_conform_subprocess_from_the_resolve_round_trip_passes_names_as_arguments(tmp_path,
-                                                                                monkeypatch):
+def test_conform_subprocess_from_the_resolve_round_trip_passes_names_as_arguments(
+    tmp_path, monkeypatch
+):
     """The Resolve script starts the conform with a list argv: a timeline named like a shell
     command is a file name to it, nothing more."""
     from conform_fixtures import make_video
@@ -134,10 +177,18 @@ def test_conform_subprocess_from_the_resolve_round_trip_passes_names_as_argument
     media = {"clip": (make_video(src / "$(touch pwned).mkv", 3, codec="ffv1"), "done")}
     tl = C.media_timeline(media, tmp_path / "`touch pwned`; $(touch pwned).otio", frames=2)
     model = C.nearest_model(tmp_path / "models")
-    report = run_conform(sys.executable, str(tl), str(tmp_path / "$(touch pwned)-out.otio"),
-                         str(tmp_path / "media"), str(tmp_path / "report.json"), scale=2,
-                         denoise=0.0, codec="ffv1", on_progress=None,
-                         extra_args=["--model", str(model), "--handles", "0", "--device", "cpu"])
+    report = run_conform(
+        sys.executable,
+        str(tl),
+        str(tmp_path / "$(touch pwned)-out.otio"),
+        str(tmp_path / "media"),
+        str(tmp_path / "report.json"),
+        scale=2,
+        denoise=0.0,
+        codec="ffv1",
+        on_progress=None,
+        extra_args=["--model", str(model), "--handles", "0", "--device", "cpu"],
+    )
     assert report["summary"]["done"] == 1
     assert not list(tmp_path.rglob("pwned")) and not (ROOT / "pwned").exists()
     root = str(tmp_path / "jobs")
@@ -156,10 +207,18 @@ def test_cli_process_with_hostile_clip_name_creates_nothing_but_outputs(tmp_path
     model = C.nearest_model(tmp_path / "models")
     before = set(tmp_path.rglob("*"))
     proc = subprocess.run(
-        [sys.executable, "-m", "kwaflux_ofx.cli", *C.conform_argv(
-            tl, tmp_path / "o.otio", tmp_path / "media", model)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        [
+            sys.executable,
+            "-m",
+            "kwaflux_ofx.cli",
+            *C.conform_argv(tl, tmp_path / "o.otio", tmp_path / "media", model),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 0, proc.stderr
     new = {p.relative_to(tmp_path).as_posix() for p in set(tmp_path.rglob("*")) - before}
     assert new == {"media", "media/a.mkv", "o.otio", "o.json"}
@@ -175,14 +234,16 @@ def test_resolve_round_trip_runs_nothing_a_timeline_or_project_carries(tmp_path,
 
     isolate_kwaflux(tmp_path, monkeypatch, denoiser=False)
     monkeypatch.chdir(tmp_path)
-    clip = make_video(tmp_path / "footage" / "$(touch pwned); `touch pwned`.mov", 12,
-                      start_tc="01:00:00:00")
+    clip = make_video(
+        tmp_path / "footage" / "$(touch pwned); `touch pwned`.mov", 12, start_tc="01:00:00:00"
+    )
     app = resolve_with_project("../../$(touch pwned)", 64, 36, 24.0)
     project = app.project_manager.project
     pool = project.media_pool
     (item,) = pool.ImportMedia([str(clip)])
-    tl = pool.CreateTimelineFromClips("`touch pwned` | rm -rf ~ ; ..",
-                                      [{"mediaPoolItem": item, "startFrame": 2, "endFrame": 9}])
+    tl = pool.CreateTimelineFromClips(
+        "`touch pwned` | rm -rf ~ ; ..", [{"mediaPoolItem": item, "startFrame": 2, "endFrame": 9}]
+    )
     assert tl and project.SetCurrentTimeline(tl)
     report = rt.run(app, scale=2, denoise=0.0, codec="ffv1", on_progress=None)
     assert report["summary"]["done"] == 1

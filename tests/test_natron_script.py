@@ -77,8 +77,13 @@ def plugin_choices(name: str) -> list[str]:
 
 
 def test_graph_uses_the_plugins_own_names(tmp_path):
-    app = run_script(kw_in="/in/plate.####.exr", kw_out="/out/plate.####.exr", kw_scale=4,
-                     kw_denoise=0.3, kw_device="cpu")
+    app = run_script(
+        kw_in="/in/plate.####.exr",
+        kw_out="/out/plate.####.exr",
+        kw_scale=4,
+        kw_denoise=0.3,
+        kw_device="cpu",
+    )
     reader, effect, writer = app.nodes
     assert (reader.kind, reader.arg, reader.name) == ("reader", "/in/plate.####.exr", "KwafluxRead")
     assert (effect.arg, effect.name) == ("org.kwaflux.SuperResolution", "KwafluxSR")
@@ -91,8 +96,12 @@ def test_graph_uses_the_plugins_own_names(tmp_path):
     if HOST_BUILT:
         proc = run_host(["--plugin", "org.kwaflux.SuperResolution", "--list"], tmp_path)
         described = dict(re.findall(r"^param (\w+) type=(\w+)", proc.stdout, re.M))
-        kinds = {"scale": "OfxParamTypeChoice", "device": "OfxParamTypeChoice",
-                 "denoise": "OfxParamTypeDouble", "model": "OfxParamTypeString"}
+        kinds = {
+            "scale": "OfxParamTypeChoice",
+            "device": "OfxParamTypeChoice",
+            "denoise": "OfxParamTypeDouble",
+            "model": "OfxParamTypeString",
+        }
         assert {k: described.get(k) for k in effect.values} == kinds
 
 
@@ -114,13 +123,18 @@ def test_the_scripts_graph_renders_through_the_bundle(tmp_path):
     """The effect node with exactly the parameter values the script set, rendered by the test
     host as a multi-resolution host (like Natron) renders it: the output is 2x the input."""
     model = sr_x2_model(tmp_path / "x2.onnx")
-    app = run_script(kw_in="in", kw_out="out", kw_scale=2, kw_model=str(model),
-                     kw_device="cpu")
+    app = run_script(kw_in="in", kw_out="out", kw_scale=2, kw_model=str(model), kw_device="cpu")
     effect = app.nodes[1]
     img = np.random.default_rng(0).random((9, 13, 4), dtype=np.float32)
     np.save(tmp_path / "in.npy", img)
-    args = ["--plugin", effect.arg, "--input", str(tmp_path / "in.npy"),
-            "--output", str(tmp_path / "out.npy")]
+    args = [
+        "--plugin",
+        effect.arg,
+        "--input",
+        str(tmp_path / "in.npy"),
+        "--output",
+        str(tmp_path / "out.npy"),
+    ]
     for k, v in effect.values.items():
         args += ["--param", f"{k}={v}"]
     proc = run_host(args, tmp_path)

@@ -38,8 +38,9 @@ def project_with_timeline(root: Path, name: str = "Cut 1") -> tuple[FakeResolve,
     pool = project.media_pool
     ma, mb = pool.ImportMedia([str(a), str(b)])
     cut = [(ma, 5, 14), (mb, 3, 10), (ma, 30, 35)]
-    tl = pool.CreateTimelineFromClips(name, [
-        {"mediaPoolItem": m, "startFrame": s, "endFrame": e} for m, s, e in cut])
+    tl = pool.CreateTimelineFromClips(
+        name, [{"mediaPoolItem": m, "startFrame": s, "endFrame": e} for m, s, e in cut]
+    )
     assert tl and project.SetCurrentTimeline(tl)
     app.calls.clear()
     return app, [(m.path, s, e - s + 1) for m, s, e in cut]
@@ -88,8 +89,11 @@ def test_round_trip_links_every_clip_to_upscaled_media(env):
     check_linked(app, report, cut)
 
     # Order and arguments: export, then media into the bin, then the timeline from that bin.
-    order = [m for m in app.methods() if m in ("Export", "ImportMedia",
-                                               "ImportTimelineFromFile", "SetSetting")]
+    order = [
+        m
+        for m in app.methods()
+        if m in ("Export", "ImportMedia", "ImportTimelineFromFile", "SetSetting")
+    ]
     assert order[:3] == ["Export", "ImportMedia", "ImportTimelineFromFile"]
     export = next(a for k, m, a in app.calls if m == "Export")
     assert export[1:] == (FakeResolve.EXPORT_OTIO, FakeResolve.EXPORT_NONE)
@@ -97,10 +101,12 @@ def test_round_trip_links_every_clip_to_upscaled_media(env):
     project = app.project_manager.project
     bin_ = project.media_pool.root.subfolders[0]
     assert bin_.name == r["bin"]
-    assert opts == {"timelineName": r["timeline"], "importSourceClips": False,
-                    "sourceClipsFolders": [bin_]}
-    assert sorted(c.path for c in bin_.clips) == sorted(
-        {c["output"] for c in report["clips"]})
+    assert opts == {
+        "timelineName": r["timeline"],
+        "importSourceClips": False,
+        "sourceClipsFolders": [bin_],
+    }
+    assert sorted(c.path for c in bin_.clips) == sorted({c["output"] for c in report["clips"]})
     # The source timeline is untouched and still there.
     assert project.GetTimelineByIndex(1).GetName() == "Cut 1"
     assert project.GetTimelineCount() == 2
@@ -122,8 +128,9 @@ def test_round_trip_links_every_clip_to_upscaled_media(env):
 def test_image_sequences_import_as_clips(env):
     app, cut = project_with_timeline(env)
     events = []
-    report = rt.run(app, scale=2, codec="exr", media_dir=str(env / "exr_out"),
-                    on_progress=events.append)
+    report = rt.run(
+        app, scale=2, codec="exr", media_dir=str(env / "exr_out"), on_progress=events.append
+    )
     assert report["media_dir"] == str(env / "exr_out")
     media = [a[0] for k, m, a in app.calls if m == "ImportMedia"][0]
     assert all(isinstance(i, dict) and "%07d" in i["FilePath"] for i in media)
@@ -156,8 +163,9 @@ def test_importing_the_timeline_before_its_media_leaves_clips_offline(env):
     pool.ImportMedia([out])
     os.remove(out)
     fresh.offline_clips.clear()
-    pool.ImportTimelineFromFile(report["output_timeline"],
-                                {"timelineName": "again", "importSourceClips": False})
+    pool.ImportTimelineFromFile(
+        report["output_timeline"], {"timelineName": "again", "importSourceClips": False}
+    )
     assert fresh.offline_clips
 
 
@@ -270,12 +278,21 @@ def test_settings_file_survives_bad_content(env):
 def test_scripts_folders(monkeypatch, tmp_path):
     monkeypatch.setenv("APPDATA", str(tmp_path / "Roaming"))
     assert resolve_cli.scripts_dir(platform="win32") == (
-        tmp_path / "Roaming" / "Blackmagic Design" / "DaVinci Resolve" / "Support" / "Fusion"
-        / "Scripts" / "Edit")
+        tmp_path
+        / "Roaming"
+        / "Blackmagic Design"
+        / "DaVinci Resolve"
+        / "Support"
+        / "Fusion"
+        / "Scripts"
+        / "Edit"
+    )
     assert str(resolve_cli.scripts_dir(system=True, platform="darwin")).startswith(
-        "/Library/Application Support/Blackmagic Design/DaVinci Resolve/Fusion/Scripts")
+        "/Library/Application Support/Blackmagic Design/DaVinci Resolve/Fusion/Scripts"
+    )
     assert resolve_cli.scripts_dir(platform="linux") == (
-        Path.home() / ".local/share/DaVinciResolve/Fusion/Scripts/Edit")
+        Path.home() / ".local/share/DaVinciResolve/Fusion/Scripts/Edit"
+    )
 
 
 def test_install_refuses_an_unwritable_folder(env, tmp_path):
@@ -299,10 +316,18 @@ def test_resolve_side_needs_only_the_standard_library(tmp_path):
         "print('third-party:', [m for m in ('numpy', 'opentimelineio', 'kwaflux_ofx', 'av')"
         " if m in mods])\n"
     )
-    env = {"KWAFLUX_ROUNDTRIP": str(resolve_cli.ROUNDTRIP), "PATH": os.environ.get("PATH", ""),
-           "HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
-                          text=True, env=env, timeout=60)
+    env = {
+        "KWAFLUX_ROUNDTRIP": str(resolve_cli.ROUNDTRIP),
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "scripting API is not available" in proc.stdout
     assert "third-party: []" in proc.stdout
@@ -359,6 +384,7 @@ class _UI:
             if isinstance(arg, dict) and "ID" in arg:
                 self.widgets[arg["ID"]] = _Widget(arg)
             return arg
+
         return make
 
     def dispatcher(self):
@@ -366,8 +392,9 @@ class _UI:
 
         class Handlers:
             def __init__(self):
-                self.OK, self.Cancel, self.KwafluxConform = (types.SimpleNamespace()
-                                                             for _ in range(3))
+                self.OK, self.Cancel, self.KwafluxConform = (
+                    types.SimpleNamespace() for _ in range(3)
+                )
 
         class Window:
             On = Handlers()
@@ -404,8 +431,15 @@ def test_menu_script_dialog(env, capsys, click):
     dest = env / "Scripts"
     assert main(["resolve", "install", "--dest", str(dest)]) == 0
     app, _ = project_with_timeline(env)
-    ui = _UI({"Scale": ("CurrentIndex", 1), "Codec": ("CurrentIndex", 5),
-              "Denoise": ("Value", 0.2), "MediaDir": ("Text", str(env / "chosen"))}, click)
+    ui = _UI(
+        {
+            "Scale": ("CurrentIndex", 1),
+            "Codec": ("CurrentIndex", 5),
+            "Denoise": ("Value", 0.2),
+            "MediaDir": ("Text", str(env / "chosen")),
+        },
+        click,
+    )
     app.Fusion = lambda: types.SimpleNamespace(UIManager=ui)
     bmd = types.SimpleNamespace(UIDispatcher=lambda manager: ui.dispatcher())
     runpy.run_path(str(dest / "Kwaflux Conform.py"), init_globals={"resolve": app, "bmd": bmd})
@@ -415,6 +449,10 @@ def test_menu_script_dialog(env, capsys, click):
         assert "cancelled" in out and "Export" not in app.methods()
         return
     assert "3 clips conformed" in out, out
-    assert rt.load_settings() == {"scale": 2, "denoise": 0.2, "codec": "ffv1",
-                                  "media_dir": str(env / "chosen")}
+    assert rt.load_settings() == {
+        "scale": 2,
+        "denoise": 0.2,
+        "codec": "ffv1",
+        "media_dir": str(env / "chosen"),
+    }
     assert (env / "chosen" / "A001.mkv").is_file()

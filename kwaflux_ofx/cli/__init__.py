@@ -49,4 +49,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kwaflux: interrupted", file=sys.stderr)
         return 130
-

@@ -16,29 +16,57 @@ def register(subparsers) -> None:
         "(plus handles) through the engine into new media, and write a timeline pointing at it.",
     )
     p.add_argument("timeline", help="input timeline: .otio, .otioz, .edl, .xml, .fcpxml")
-    p.add_argument("-o", "--output", required=True, metavar="OUT_TIMELINE",
-                   help="output timeline; its extension picks the format")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT_TIMELINE",
+        help="output timeline; its extension picks the format",
+    )
     p.add_argument("--media-dir", required=True, metavar="DIR", help="folder for the new media")
     p.add_argument("--scale", type=int, choices=(1, 2, 4), default=2)
-    p.add_argument("--denoise", type=float, default=0.0, metavar="0..1",
-                   help="denoise strength before upscaling (0 = off)")
+    p.add_argument(
+        "--denoise",
+        type=float,
+        default=0.0,
+        metavar="0..1",
+        help="denoise strength before upscaling (0 = off)",
+    )
     p.add_argument("--model", default=None, help="SR model: registry name or .onnx path")
     p.add_argument("--denoise-model", default=None, help="denoise model: name or .onnx path")
     p.add_argument("--handles", type=int, default=12, help="extra frames each side of a clip")
     p.add_argument("--codec", choices=tuple(CODECS), default="prores_422hq")
-    p.add_argument("--search-path", action="append", default=[], metavar="DIR",
-                   help="folder to find media in by file name (repeatable)")
-    p.add_argument("--rate", type=float, default=None, metavar="FPS",
-                   help="frame rate of an EDL (EDLs do not carry one)")
+    p.add_argument(
+        "--search-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder to find media in by file name (repeatable)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="FPS",
+        help="frame rate of an EDL (EDLs do not carry one)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the plan, render nothing")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="outputs rendered at once")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="Dask distributed scheduler, e.g. tcp://host:8786")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Dask distributed scheduler, e.g. tcp://host:8786",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--threads", type=int, default=None, help="inference threads per session")
     p.add_argument("--report", default=None, metavar="PATH.json", help="write the JSON report")
-    p.add_argument("--progress", choices=("bar", "json", "none"), default=None,
-                   help="progress as tqdm bars (default), JSON lines on stdout, or nothing")
+    p.add_argument(
+        "--progress",
+        choices=("bar", "json", "none"),
+        default=None,
+        help="progress as tqdm bars (default), JSON lines on stdout, or nothing",
+    )
     p.set_defaults(func=run)
 
 
@@ -48,15 +76,28 @@ def run(args: argparse.Namespace) -> int:
     from kwaflux_ofx.conform.run import run_conform
 
     settings = ConformSettings(
-        scale=args.scale, denoise=args.denoise, model=args.model,
-        denoise_model=args.denoise_model, handles=args.handles, codec=args.codec,
-        rate=args.rate, jobs=args.jobs, scheduler=args.scheduler, device=args.device,
+        scale=args.scale,
+        denoise=args.denoise,
+        model=args.model,
+        denoise_model=args.denoise_model,
+        handles=args.handles,
+        codec=args.codec,
+        rate=args.rate,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        device=args.device,
         threads=args.threads,
     )
     mode = args.progress or ("none" if getattr(args, "quiet", False) else "bar")
     report = run_conform(
-        args.timeline, args.output, args.media_dir, search_paths=args.search_path,
-        settings=settings, dry_run=args.dry_run, report_path=args.report, progress=mode,
+        args.timeline,
+        args.output,
+        args.media_dir,
+        search_paths=args.search_path,
+        settings=settings,
+        dry_run=args.dry_run,
+        report_path=args.report,
+        progress=mode,
     )
     if not args.dry_run:
         # With JSON progress stdout belongs to the wrapper; the human summary goes to stderr.

@@ -11,22 +11,33 @@ from kwaflux_ofx.hosts.resolve.install import connect_resolve, install, scripts_
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("resolve", help="DaVinci Resolve integration",
-                              description="DaVinci Resolve integration: the conform round trip.")
+    p = subparsers.add_parser(
+        "resolve",
+        help="DaVinci Resolve integration",
+        description="DaVinci Resolve integration: the conform round trip.",
+    )
     sub = p.add_subparsers(dest="resolve_command", metavar="ACTION", required=True)
-    i = sub.add_parser("install", help="add Kwaflux Conform to Workspace > Scripts",
-                       description="Install the Kwaflux Conform script into Resolve's Scripts "
-                       "menu (Edit page) for this user, for all users (--system), or into DIR.")
+    i = sub.add_parser(
+        "install",
+        help="add Kwaflux Conform to Workspace > Scripts",
+        description="Install the Kwaflux Conform script into Resolve's Scripts "
+        "menu (Edit page) for this user, for all users (--system), or into DIR.",
+    )
     where = i.add_mutually_exclusive_group()
-    where.add_argument("--dest", type=Path, default=None, metavar="DIR",
-                       help="install into this folder instead")
-    where.add_argument("--system", action="store_true",
-                       help="install for all users (needs administrator rights)")
+    where.add_argument(
+        "--dest", type=Path, default=None, metavar="DIR", help="install into this folder instead"
+    )
+    where.add_argument(
+        "--system", action="store_true", help="install for all users (needs administrator rights)"
+    )
     i.set_defaults(func=_install_cmd)
-    c = sub.add_parser("conform", help="round trip of the current timeline of a running Resolve",
-                       description="Run the round trip (export, conform, import media and "
-                       "timeline) on the current timeline of a running DaVinci Resolve Studio "
-                       "with external scripting enabled. Defaults: the settings last used.")
+    c = sub.add_parser(
+        "conform",
+        help="round trip of the current timeline of a running Resolve",
+        description="Run the round trip (export, conform, import media and "
+        "timeline) on the current timeline of a running DaVinci Resolve Studio "
+        "with external scripting enabled. Defaults: the settings last used.",
+    )
     c.add_argument("--scale", type=int, choices=(1, 2, 4), default=None)
     c.add_argument("--denoise", type=float, default=None, metavar="0..1")
     c.add_argument("--codec", default=None, help="prores_422hq (default), dnxhr_hqx, exr, ...")
@@ -53,19 +64,27 @@ def _conform_cmd(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     try:
-        settings.update(rt.check_settings(settings["scale"], settings["denoise"],
-                                          settings["codec"]))
+        settings.update(
+            rt.check_settings(settings["scale"], settings["denoise"], settings["codec"])
+        )
         resolve = connect_resolve()
-        report = rt.run(resolve, scale=settings["scale"], denoise=settings["denoise"],
-                        codec=settings["codec"], media_dir=settings["media_dir"],
-                        python=sys.executable)
+        report = rt.run(
+            resolve,
+            scale=settings["scale"],
+            denoise=settings["denoise"],
+            codec=settings["codec"],
+            media_dir=settings["media_dir"],
+            python=sys.executable,
+        )
     except rt.RoundTripError as exc:
         raise KwafluxError(str(exc)) from None
     rt.save_settings(settings)
     r, s = report["resolve"], report["summary"]
     size = "x".join(map(str, r["resolution"])) if r["resolution"] else "unchanged"
-    print(f"{s['done']} clips conformed, {s['skipped']} skipped; timeline {r['timeline']!r} "
-          f"({size}) in bin {r['bin']!r}")
+    print(
+        f"{s['done']} clips conformed, {s['skipped']} skipped; timeline {r['timeline']!r} "
+        f"({size}) in bin {r['bin']!r}"
+    )
     for w in r["warnings"]:
         print(f"warning: {w}")
     return 0

@@ -31,8 +31,9 @@ def dask_render_unit(unit: WorkUnit, settings: ConformSettings, job: str = "") -
         state["pending"] += n
         now = time.monotonic()
         if now - state["last"] >= 0.5:
-            worker.log_event(DASK_PROGRESS_TOPIC,
-                             {"job": job, "unit": unit.id, "frames": state["pending"]})
+            worker.log_event(
+                DASK_PROGRESS_TOPIC, {"job": job, "unit": unit.id, "frames": state["pending"]}
+            )
             state["pending"], state["last"] = 0, now
 
     result = render_unit(unit, settings, make_processor(engine, settings), on_frames)
@@ -67,8 +68,14 @@ def _run_dask(units: list[WorkUnit], settings: ConformSettings, prog: Progress) 
         futures = {}
         for unit in units:
             prog.unit_start(unit.id, os.path.basename(unit.output), unit.frames)
-            fut = client.submit(dask_render_unit, unit, settings, job, pure=False,
-                                key=f"kwaflux-unit-{unit.id}-{job}")
+            fut = client.submit(
+                dask_render_unit,
+                unit,
+                settings,
+                job,
+                pure=False,
+                key=f"kwaflux-unit-{unit.id}-{job}",
+            )
             futures[fut] = unit
         try:
             for fut in as_completed(list(futures)):
@@ -76,8 +83,11 @@ def _run_dask(units: list[WorkUnit], settings: ConformSettings, prog: Progress) 
                 try:
                     res = fut.result()
                 except Exception as exc:  # noqa: BLE001 - a worker's error becomes the unit's
-                    res = {"status": "failed", "reason": str(exc).splitlines()[0] or
-                           type(exc).__name__, "frames": 0}
+                    res = {
+                        "status": "failed",
+                        "reason": str(exc).splitlines()[0] or type(exc).__name__,
+                        "frames": 0,
+                    }
                 with lock:
                     results[unit.id] = res
                     rest = res.get("frames", 0) - shown.get(unit.id, 0)

@@ -24,14 +24,21 @@ def _run_local(units: list[WorkUnit], settings: ConformSettings, engine, prog: P
     def one(unit: WorkUnit) -> dict:
         name = os.path.basename(unit.output)
         prog.unit_start(unit.id, name, unit.frames)
-        res = render_unit(unit, settings, process, lambda n: prog.frames(unit.id, n), stop,
-                          infer_workers=infer_workers)
+        res = render_unit(
+            unit,
+            settings,
+            process,
+            lambda n: prog.frames(unit.id, n),
+            stop,
+            infer_workers=infer_workers,
+        )
         prog.unit_done(unit.id, name, res)
         return res
 
     results: dict[int, dict] = {}
-    with concurrent.futures.ThreadPoolExecutor(settings.jobs,
-                                               thread_name_prefix="kwaflux-unit") as pool:
+    with concurrent.futures.ThreadPoolExecutor(
+        settings.jobs, thread_name_prefix="kwaflux-unit"
+    ) as pool:
         futures = {pool.submit(one, u): u for u in units}
         pending = set(futures)
         try:
@@ -39,7 +46,8 @@ def _run_local(units: list[WorkUnit], settings: ConformSettings, engine, prog: P
                 # Wake up twice a second: a Ctrl-C may be delivered to another thread, and the
                 # main thread only acts on it when it runs Python code.
                 done, pending = concurrent.futures.wait(
-                    pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
+                    pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED
+                )
                 for fut in done:
                     results[futures[fut].id] = fut.result()
         except (KeyboardInterrupt, Cancelled):

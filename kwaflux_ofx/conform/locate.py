@@ -63,8 +63,9 @@ def _sequence_key(name: str) -> str | None:
 class MediaIndex:
     """The files under the search paths, by name; built once per conform."""
 
-    def __init__(self, search_paths: list[str | os.PathLike],
-                 exclude: list[str | os.PathLike] = ()):
+    def __init__(
+        self, search_paths: list[str | os.PathLike], exclude: list[str | os.PathLike] = ()
+    ):
         self.by_name: dict[str, list[str]] = {}
         self.by_stem: dict[str, list[str]] = {}
         self.by_sequence: dict[str, list[str]] = {}
@@ -79,9 +80,11 @@ class MediaIndex:
                 continue
             for dirpath, dirnames, filenames in os.walk(root):
                 dirnames[:] = sorted(
-                    d for d in dirnames
-                    if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d))
-                    not in skip)
+                    d
+                    for d in dirnames
+                    if not d.startswith(".")
+                    and os.path.realpath(os.path.join(dirpath, d)) not in skip
+                )
                 for name in sorted(filenames):
                     # macOS resource forks and our own unfinished outputs are never media
                     if name.startswith("._") or name == ".DS_Store" or "kwaflux-partial" in name:
@@ -96,14 +99,21 @@ class MediaIndex:
     def find(self, names: list[str]) -> str | None:
         """The first file matching a candidate name: exact file name, then name without
         extension, then the name of an image sequence (its lowest-numbered frame)."""
-        for table, keyfn in ((self.by_name, str.lower), (self.by_stem, lambda n: _stem(n).lower()),
-                             (self.by_stem, str.lower), (self.by_sequence, str.lower)):
+        for table, keyfn in (
+            (self.by_name, str.lower),
+            (self.by_stem, lambda n: _stem(n).lower()),
+            (self.by_stem, str.lower),
+            (self.by_sequence, str.lower),
+        ):
             for name in names:
                 if not name:
                     continue
                 hits = table.get(keyfn(name))
                 if hits:
-                    if len({os.path.dirname(h) for h in hits}) > 1 and table is not self.by_sequence:
+                    if (
+                        len({os.path.dirname(h) for h in hits}) > 1
+                        and table is not self.by_sequence
+                    ):
                         log.warning("%d files named like %r; using %s", len(hits), name, hits[0])
                     return sorted(hits)[0] if table is self.by_sequence else hits[0]
         return None
@@ -153,8 +163,9 @@ def candidate_names(clip: otio.schema.Clip) -> list[str]:
     return out
 
 
-def locate(clip: otio.schema.Clip, index: MediaIndex | None,
-           base_dir: str | None = None) -> tuple[str | None, list[str]]:
+def locate(
+    clip: otio.schema.Clip, index: MediaIndex | None, base_dir: str | None = None
+) -> tuple[str | None, list[str]]:
     """(local path or None, the names tried) for a clip's media. A relative path is taken
     relative to the timeline's folder (`base_dir`), as OTIO files write them."""
     ref = clip.media_reference

@@ -191,8 +191,13 @@ def _merge(ranges: list[tuple[int, int, int]], gap: int) -> list[tuple[int, int,
     return out
 
 
-def build_plan(timeline: otio.schema.Timeline, settings: ConformSettings, media_dir: str,
-               search_paths: list[str], base_dir: str | None = None) -> ConformPlan:
+def build_plan(
+    timeline: otio.schema.Timeline,
+    settings: ConformSettings,
+    media_dir: str,
+    search_paths: list[str],
+    base_dir: str | None = None,
+) -> ConformPlan:
     index = MediaIndex(search_paths, exclude=[media_dir]) if search_paths else None
     codec = CODECS[settings.codec]
     infos: dict[str, MediaInfo] = {}
@@ -220,8 +225,11 @@ def build_plan(timeline: otio.schema.Timeline, settings: ConformSettings, media_
             if not tried:
                 cp.reason = "media not found (the clip names no file)"
             else:
-                cp.reason = "media not found (looked for " + ", ".join(
-                    repr(t) for t in tried[:4]) + (")" if search_paths else "; give --search-path)")
+                cp.reason = (
+                    "media not found (looked for "
+                    + ", ".join(repr(t) for t in tried[:4])
+                    + (")" if search_paths else "; give --search-path)")
+                )
             continue
         key = os.path.realpath(path)
         cp.media = key
@@ -237,20 +245,27 @@ def build_plan(timeline: otio.schema.Timeline, settings: ConformSettings, media_
         info.adopt_rate(use.rate)
         found = choose_origin(use, ref, info)
         if found is None:
-            s = frames_to_timecode(math.floor(to_media_frames(use.start, use.rate, info.rate)),
-                                   info.rate, info.drop_frame)
+            s = frames_to_timecode(
+                math.floor(to_media_frames(use.start, use.rate, info.rate)),
+                info.rate,
+                info.drop_frame,
+            )
             start_tc = frames_to_timecode(info.start_tc or 0, info.rate, info.drop_frame)
             cp.status = "failed"
-            cp.reason = (f"source range from {s} ({use.frames} frames) is outside the media "
-                         f"(starts {start_tc}, {info.frames} frames)")
+            cp.reason = (
+                f"source range from {s} ({use.frames} frames) is outside the media "
+                f"(starts {start_tc}, {info.frames} frames)"
+            )
             continue
         cp.origin, cp.origin_from, s, e = found
         cp.first = max(0, math.floor(s + 1e-6))
         cp.last = min(info.frames, max(cp.first + 1, math.ceil(e - 1e-6)))
         if "clamped" in cp.origin_from and info.frames > 1:  # a still is held, not clamped
             short = math.ceil(e - 1e-6) - math.floor(s + 1e-6) - cp.frames
-            cp.reason = (f"source range runs past its media by {short} frame(s); rendered the "
-                         f"{cp.frames} frame(s) there")
+            cp.reason = (
+                f"source range runs past its media by {short} frame(s); rendered the "
+                f"{cp.frames} frame(s) there"
+            )
             log.warning("clip %r: %s (%s)", cp.name, cp.reason, key)
 
     # Group clips by media and origin, merge their ranges, one unit per merged range.
@@ -262,21 +277,37 @@ def build_plan(timeline: otio.schema.Timeline, settings: ConformSettings, media_
     units: list[WorkUnit] = []
     for (key, origin), cps in groups.items():
         info = infos[key]
-        ranges = [(max(0, c.first - settings.handles), min(info.frames, c.last + settings.handles),
-                   c.index) for c in cps]
+        ranges = [
+            (
+                max(0, c.first - settings.handles),
+                min(info.frames, c.last + settings.handles),
+                c.index,
+            )
+            for c in cps
+        ]
         merged = _merge(ranges, settings.gap)
         stem = media_stem(info)
         # Two different sources with one name (or one source under two origins) get apart.
-        if stems.get(stem, key) != key or any(u.media.path == key and u.origin != origin
-                                              for u in units):
+        if stems.get(stem, key) != key or any(
+            u.media.path == key and u.origin != origin for u in units
+        ):
             stem = f"{stem}_{hashlib.sha1(f'{key}@{origin}'.encode()).hexdigest()[:6]}"
         stems[stem] = key
         for start, stop, clip_ids in merged:
             name = stem if len(merged) == 1 else f"{stem}_{origin + start}-{origin + stop - 1}"
             out = os.path.join(media_dir, name + (codec.ext if codec.kind == "video" else ""))
-            unit = WorkUnit(id=len(units), media=info, start=start, stop=stop, origin=origin,
-                            output=out, codec=settings.codec, out_width=info.width * settings.scale,
-                            out_height=info.height * settings.scale, clips=sorted(clip_ids))
+            unit = WorkUnit(
+                id=len(units),
+                media=info,
+                start=start,
+                stop=stop,
+                origin=origin,
+                output=out,
+                codec=settings.codec,
+                out_width=info.width * settings.scale,
+                out_height=info.height * settings.scale,
+                clips=sorted(clip_ids),
+            )
             units.append(unit)
             for cid in clip_ids:
                 plans[cid].unit = unit.id

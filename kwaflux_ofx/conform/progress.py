@@ -34,8 +34,14 @@ class Progress:
             elif self.mode == "bar":
                 from tqdm import tqdm
 
-                self._job = tqdm(total=frames, unit="frame", desc="conform", position=0,
-                                 file=self.stream, dynamic_ncols=True)
+                self._job = tqdm(
+                    total=frames,
+                    unit="frame",
+                    desc="conform",
+                    position=0,
+                    file=self.stream,
+                    dynamic_ncols=True,
+                )
 
     def unit_start(self, unit_id: int, name: str, frames: int) -> None:
         with self._lock:
@@ -50,9 +56,15 @@ class Progress:
                 if slot == len(self._slots):
                     self._slots.append(None)
                 self._slots[slot] = unit_id
-                self._bars[unit_id] = tqdm(total=frames, unit="frame", desc=name[:30],
-                                           position=slot + 1, leave=False, file=self.stream,
-                                           dynamic_ncols=True)
+                self._bars[unit_id] = tqdm(
+                    total=frames,
+                    unit="frame",
+                    desc=name[:30],
+                    position=slot + 1,
+                    leave=False,
+                    file=self.stream,
+                    dynamic_ncols=True,
+                )
 
     def frames(self, unit_id: int, n: int) -> None:
         with self._lock:
@@ -73,8 +85,14 @@ class Progress:
     def unit_done(self, unit_id: int, name: str, result: dict) -> None:
         with self._lock:
             if self.mode == "json":
-                self._emit(event="unit_done", unit=unit_id, name=name, status=result["status"],
-                           reason=result.get("reason", ""), frames=result.get("frames", 0))
+                self._emit(
+                    event="unit_done",
+                    unit=unit_id,
+                    name=name,
+                    status=result["status"],
+                    reason=result.get("reason", ""),
+                    frames=result.get("frames", 0),
+                )
             elif self.mode == "bar":
                 bar = self._bars.pop(unit_id, None)
                 if bar is not None:

@@ -47,10 +47,17 @@ def temp_path(unit: WorkUnit) -> str:
 def fingerprint(unit: WorkUnit, settings: ConformSettings) -> str:
     """What an output was made from and how; stored in it, so a rerun with other settings (or
     another source) redoes it instead of keeping a stale file."""
-    what = {"source": unit.media.path, "start": unit.start, "stop": unit.stop,
-            "origin": unit.origin, "scale": settings.scale, "denoise": settings.denoise,
-            "model": settings.model or "", "denoise_model": settings.denoise_model or "",
-            "codec": unit.codec}
+    what = {
+        "source": unit.media.path,
+        "start": unit.start,
+        "stop": unit.stop,
+        "origin": unit.origin,
+        "scale": settings.scale,
+        "denoise": settings.denoise,
+        "model": settings.model or "",
+        "denoise_model": settings.denoise_model or "",
+        "codec": unit.codec,
+    }
     digest = hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
     return f"kwaflux conform {digest}"
 
@@ -89,15 +96,25 @@ def _remove(path: str) -> None:
 
 def make_processor(engine, settings: ConformSettings) -> Callable[[np.ndarray], np.ndarray]:
     def process(frame: np.ndarray) -> np.ndarray:
-        return engine.process(frame, scale=settings.scale, denoise=settings.denoise,
-                              sr_model=settings.model, denoise_model=settings.denoise_model)
+        return engine.process(
+            frame,
+            scale=settings.scale,
+            denoise=settings.denoise,
+            sr_model=settings.model,
+            denoise_model=settings.denoise_model,
+        )
 
     return process
 
 
-def render_unit(unit: WorkUnit, settings: ConformSettings, process: Callable,
-                on_frames: ProgressFn | None = None, stop: threading.Event | None = None,
-                infer_workers: int = 2) -> dict:
+def render_unit(
+    unit: WorkUnit,
+    settings: ConformSettings,
+    process: Callable,
+    on_frames: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+    infer_workers: int = 2,
+) -> dict:
     """Render `unit` to its output; returns {"status", "reason", "frames", "seconds"}.
 
     Decoding runs in its own thread, frames go through the engine on a small pool (onnxruntime
@@ -105,8 +122,12 @@ def render_unit(unit: WorkUnit, settings: ConformSettings, process: Callable,
     """
     t0 = time.perf_counter()
     if output_is_complete(unit, settings):
-        return {"status": "done", "reason": "already complete (kept from an earlier run)",
-                "frames": unit.frames, "seconds": 0.0}
+        return {
+            "status": "done",
+            "reason": "already complete (kept from an earlier run)",
+            "frames": unit.frames,
+            "seconds": 0.0,
+        }
     stop = stop or threading.Event()
     tmp = temp_path(unit)
     _remove(tmp)  # a partial file left by a killed run
@@ -117,12 +138,17 @@ def render_unit(unit: WorkUnit, settings: ConformSettings, process: Callable,
         writer = _open_writer(unit, tmp, keep_alpha, fingerprint(unit, settings))
     except (KwafluxError, OSError, ValueError) as exc:
         _remove(tmp)
-        return {"status": "failed", "reason": str(exc).splitlines()[0], "frames": 0,
-                "seconds": time.perf_counter() - t0}
+        return {
+            "status": "failed",
+            "reason": str(exc).splitlines()[0],
+            "frames": 0,
+            "seconds": time.perf_counter() - t0,
+        }
     pending: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
     failure: list[BaseException] = []
-    pool = concurrent.futures.ThreadPoolExecutor(max(1, infer_workers),
-                                                 thread_name_prefix="kwaflux-infer")
+    pool = concurrent.futures.ThreadPoolExecutor(
+        max(1, infer_workers), thread_name_prefix="kwaflux-infer"
+    )
 
     halt = threading.Event()  # this unit only: set when the encoding side gives up
 
@@ -143,16 +169,18 @@ def render_unit(unit: WorkUnit, settings: ConformSettings, process: Callable,
             expected = unit.start
             for idx, frame in read_frames(info, unit.start, unit.stop):
                 if idx != expected:
-                    raise KwafluxError(f"frame {expected} is missing (decoder gave {idx})",
-                                       info.path)
+                    raise KwafluxError(
+                        f"frame {expected} is missing (decoder gave {idx})", info.path
+                    )
                 expected += 1
                 if not keep_alpha and frame.shape[2] == 4:
                     frame = frame[:, :, :3]
                 if not put(pool.submit(process, frame)):
                     return
             if expected != unit.stop:
-                raise KwafluxError(f"media ends at frame {expected}, {unit.stop} expected",
-                                   info.path)
+                raise KwafluxError(
+                    f"media ends at frame {expected}, {unit.stop} expected", info.path
+                )
         except BaseException as exc:  # noqa: BLE001 - handed to the encoding side to report
             failure.append(exc)
         finally:
@@ -190,8 +218,12 @@ def render_unit(unit: WorkUnit, settings: ConformSettings, process: Callable,
             raise
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         log.error("%s: %s", unit.output, reason)
-        return {"status": "failed", "reason": reason, "frames": written,
-                "seconds": time.perf_counter() - t0}
+        return {
+            "status": "failed",
+            "reason": reason,
+            "frames": written,
+            "seconds": time.perf_counter() - t0,
+        }
     finally:
         if not ok:
             halt.set()  # the decoder's put() sees it within 0.2 s and returns
@@ -201,14 +233,35 @@ def render_unit(unit: WorkUnit, settings: ConformSettings, process: Callable,
             _remove(tmp)
     return {"status": "done", "reason": "", "frames": written, "seconds": time.perf_counter() - t0}
 
+
 def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str):
     """The writer for a unit's temp output; audio is copied through for the same span."""
     codec = CODECS[unit.codec]
     info = unit.media
     if codec.kind == "video":
-        audio = (info.path, unit.start / info.rate, unit.stop / info.rate) if info.has_audio else None
-        return VideoWriter(tmp, codec, unit.out_width, unit.out_height, info.rate, unit.start_tc,
-                           high_bit=info.bits > 8, color=info.color, alpha=keep_alpha,
-                           audio_from=audio, comment=comment, drop_frame=info.drop_frame)
-    return SequenceWriter(tmp, unit.stem, codec, first_number=unit.start_tc, rate=info.rate,
-                          start_tc=unit.start_tc, comment=comment)
+        audio = (
+            (info.path, unit.start / info.rate, unit.stop / info.rate) if info.has_audio else None
+        )
+        return VideoWriter(
+            tmp,
+            codec,
+            unit.out_width,
+            unit.out_height,
+            info.rate,
+            unit.start_tc,
+            high_bit=info.bits > 8,
+            color=info.color,
+            alpha=keep_alpha,
+            audio_from=audio,
+            comment=comment,
+            drop_frame=info.drop_frame,
+        )
+    return SequenceWriter(
+        tmp,
+        unit.stem,
+        codec,
+        first_number=unit.start_tc,
+        rate=info.rate,
+        start_tc=unit.start_tc,
+        comment=comment,
+    )

@@ -13,8 +13,14 @@ from kwaflux_ofx.conform.progress import Progress
 from kwaflux_ofx.media.timecode import frames_to_timecode
 
 
-def _report(plan: ConformPlan, results: dict, settings: ConformSettings, out_path: str,
-            media_dir: str, dry_run: bool) -> dict:
+def _report(
+    plan: ConformPlan,
+    results: dict,
+    settings: ConformSettings,
+    out_path: str,
+    media_dir: str,
+    dry_run: bool,
+) -> dict:
     units = {u.id: u for u in plan.units}
     clips = []
     for cp in plan.clips:
@@ -28,25 +34,50 @@ def _report(plan: ConformPlan, results: dict, settings: ConformSettings, out_pat
                 status = res["status"]
                 # A clip whose source ran past its media keeps that note when it is done.
                 reason = res.get("reason", "") or cp.reason
-        clips.append({"name": cp.name, "media": cp.media, "output": output, "status": status,
-                      "reason": reason, "frames": cp.frames})
-    summary = {k: sum(1 for c in clips if c["status"] == k)
-               for k in ("done", "skipped", "missing", "failed")}
-    return {"output_timeline": out_path, "media_dir": media_dir,
-            "settings": settings.as_dict(), "clips": clips, "summary": summary}
+        clips.append(
+            {
+                "name": cp.name,
+                "media": cp.media,
+                "output": output,
+                "status": status,
+                "reason": reason,
+                "frames": cp.frames,
+            }
+        )
+    summary = {
+        k: sum(1 for c in clips if c["status"] == k)
+        for k in ("done", "skipped", "missing", "failed")
+    }
+    return {
+        "output_timeline": out_path,
+        "media_dir": media_dir,
+        "settings": settings.as_dict(),
+        "clips": clips,
+        "summary": summary,
+    }
 
 
 def _print_plan(plan: ConformPlan, settings: ConformSettings, prog: Progress) -> None:
     units = {u.id: u for u in plan.units}
     if prog.mode == "json":
         for u in plan.units:
-            prog._emit(event="plan", unit=u.id, media=u.media.path, output=u.output,
-                       start=u.start, stop=u.stop, frames=u.frames,
-                       size=[u.out_width, u.out_height], clips=u.clips)
+            prog._emit(
+                event="plan",
+                unit=u.id,
+                media=u.media.path,
+                output=u.output,
+                start=u.start,
+                stop=u.stop,
+                frames=u.frames,
+                size=[u.out_width, u.out_height],
+                clips=u.clips,
+            )
         return
-    print(f"{len(plan.clips)} video clips, {len(plan.units)} outputs, "
-          f"{sum(u.frames for u in plan.units)} frames to render "
-          f"(x{settings.scale}, denoise {settings.denoise}, {settings.codec})")
+    print(
+        f"{len(plan.clips)} video clips, {len(plan.units)} outputs, "
+        f"{sum(u.frames for u in plan.units)} frames to render "
+        f"(x{settings.scale}, denoise {settings.denoise}, {settings.codec})"
+    )
     for cp in plan.clips:
         if cp.unit is not None:
             u = units[cp.unit]
@@ -54,9 +85,11 @@ def _print_plan(plan: ConformPlan, settings: ConformSettings, prog: Progress) ->
         else:
             print(f"  {cp.name}: {cp.status}: {cp.reason}")
     for u in plan.units:
-        print(f"  -> {u.output}: {u.frames} frames ({u.start}-{u.stop - 1}, timecode "
-              f"{frames_to_timecode(u.start_tc, u.media.rate, u.media.drop_frame)}), "
-              f"{u.out_width}x{u.out_height}")
+        print(
+            f"  -> {u.output}: {u.frames} frames ({u.start}-{u.stop - 1}, timecode "
+            f"{frames_to_timecode(u.start_tc, u.media.rate, u.media.drop_frame)}), "
+            f"{u.out_width}x{u.out_height}"
+        )
 
 
 def _write_json(report: dict, path: str) -> None:
@@ -72,8 +105,10 @@ def _write_json(report: dict, path: str) -> None:
 def print_report(report: dict, stream) -> None:
     """The human summary: counts, then each clip that was not done, with why."""
     s = report["summary"]
-    stream.write(f"conform: {s['done']} done, {s['skipped']} skipped, {s['missing']} missing, "
-                 f"{s['failed']} failed -> {report['output_timeline']}\n")
+    stream.write(
+        f"conform: {s['done']} done, {s['skipped']} skipped, {s['missing']} missing, "
+        f"{s['failed']} failed -> {report['output_timeline']}\n"
+    )
     for c in report["clips"]:
         if c["status"] != "done":
             stream.write(f"  {c['status']}: {c['name']}: {c['reason']}\n")

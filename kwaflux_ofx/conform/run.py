@@ -50,12 +50,14 @@ def run_conform(
         raise KwafluxError("the output timeline would overwrite the input timeline", out_path)
     for sp in searches:
         if os.path.realpath(sp) == os.path.realpath(media_dir):
-            raise KwafluxError("is also a --search-path: the new media would land among the "
-                               "sources; choose another --media-dir", media_dir)
+            raise KwafluxError(
+                "is also a --search-path: the new media would land among the "
+                "sources; choose another --media-dir",
+                media_dir,
+            )
     tl = read_timeline(timeline_path, rate=settings.rate)
     check_writable(tl, out_path)
-    plan = build_plan(tl, settings, media_dir, searches,
-                      base_dir=os.path.dirname(timeline_path))
+    plan = build_plan(tl, settings, media_dir, searches, base_dir=os.path.dirname(timeline_path))
     _check_media_dir(plan, media_dir)
     prog = progress if isinstance(progress, Progress) else Progress(progress)
     eng = None
@@ -64,8 +66,12 @@ def run_conform(
     if plan.units and (settings.scale != 1 or settings.model or settings.denoise > 0):
         # A bad --model is one clear error before any work, not a failure per output.
         (eng or engine or _model_checker()).plan_for(
-            (16, 16), scale=settings.scale, denoise=settings.denoise, sr_model=settings.model,
-            denoise_model=settings.denoise_model)
+            (16, 16),
+            scale=settings.scale,
+            denoise=settings.denoise,
+            sr_model=settings.model,
+            denoise_model=settings.denoise_model,
+        )
 
     results: dict[int, dict] = {}
     if dry_run:
@@ -102,6 +108,8 @@ def _check_media_dir(plan: ConformPlan, media_dir: str) -> None:
         if real == src_dir:
             raise KwafluxError(
                 f"is the folder of the source media {os.path.basename(unit.media.path)}; "
-                "choose another --media-dir", media_dir)
+                "choose another --media-dir",
+                media_dir,
+            )
         if os.path.realpath(unit.output) == os.path.realpath(unit.media.path):
             raise KwafluxError("output would overwrite its source", unit.output)

@@ -37,13 +37,17 @@ def read_timeline(path: str | os.PathLike, rate: float | None = None) -> otio.sc
     except otio.exceptions.UnsupportedSchemaError as exc:
         raise KwafluxError(
             f"written by a newer OpenTimelineIO than {otio.__version__} "
-            f"({_first_line(exc)}); re-export it or downgrade it with otioconvert", path
+            f"({_first_line(exc)}); re-export it or downgrade it with otioconvert",
+            path,
         ) from exc
     except otio.exceptions.NoKnownAdapterForExtensionError as exc:
         raise KwafluxError(f"unsupported timeline format {ext or '(no extension)'}", path) from exc
     except Exception as exc:  # noqa: BLE001 - adapters raise arbitrary types on malformed input
-        hint = " (EDLs carry no frame rate: is it 24 fps? if not, give --rate)" if (
-            ext == ".edl" and rate is None) else ""
+        hint = (
+            " (EDLs carry no frame rate: is it 24 fps? if not, give --rate)"
+            if (ext == ".edl" and rate is None)
+            else ""
+        )
         raise KwafluxError(
             f"cannot read timeline: {type(exc).__name__}: {_first_line(exc)}{hint}", path
         ) from exc
@@ -52,8 +56,12 @@ def read_timeline(path: str | os.PathLike, rate: float | None = None) -> otio.sc
         if not timelines:
             raise KwafluxError("holds no timeline", path)
         if len(timelines) > 1:
-            log.warning("%s holds %d timelines; conforming the first, %r",
-                        path, len(timelines), timelines[0].name)
+            log.warning(
+                "%s holds %d timelines; conforming the first, %r",
+                path,
+                len(timelines),
+                timelines[0].name,
+            )
         result = timelines[0]
     if not isinstance(result, otio.schema.Timeline):
         raise KwafluxError(f"holds a {type(result).__name__}, not a timeline", path)
@@ -102,8 +110,9 @@ def check_writable(timeline: otio.schema.Timeline, path: str | os.PathLike) -> N
     try:
         otio.adapters.write_to_string(probe, adapter.name)
     except Exception as exc:  # noqa: BLE001 - adapter-specific refusals, reported in one line
-        raise KwafluxError(f"cannot write this timeline as {ext}: {_first_line(exc)}",
-                           path) from exc
+        raise KwafluxError(
+            f"cannot write this timeline as {ext}: {_first_line(exc)}", path
+        ) from exc
 
 
 def _timeline_rate(timeline: otio.schema.Timeline) -> float:
@@ -191,5 +200,12 @@ def clip_use(clip: otio.schema.Clip, index: int) -> ClipUse | None:
     while track is not None and not isinstance(track, otio.schema.Track):
         track = track.parent()
     log.debug("clip %r uses %.2f..%.2f (%g shown frames)", clip.name, s, e, shown)
-    return ClipUse(clip=clip, index=index, track_name=track.name if track else "",
-                   start=s, end=e, rate=rate, warp=warp)
+    return ClipUse(
+        clip=clip,
+        index=index,
+        track_name=track.name if track else "",
+        start=s,
+        end=e,
+        rate=rate,
+        warp=warp,
+    )

@@ -59,8 +59,15 @@ def engine_demo(out: Path, size: tuple[int, int]) -> None:
     print(f"   {sample.name} ({w}x{h}) -> sample_frame_x2.png, preview.png")
 
 
-def write_clip(path: Path, seed: int, pan0: float, pan_speed: float, timecode: str,
-               frames: int, size: tuple[int, int]) -> Path:
+def write_clip(
+    path: Path,
+    seed: int,
+    pan0: float,
+    pan_speed: float,
+    timecode: str,
+    frames: int,
+    size: tuple[int, int],
+) -> Path:
     """A short noisy camera clip: the sample landscape panning, fresh noise every frame, H.264
     in a .mov with a start timecode, like a small camera original."""
     import av
@@ -89,8 +96,9 @@ def write_clip(path: Path, seed: int, pan0: float, pan_speed: float, timecode: s
     return path
 
 
-def write_timeline(path: Path, clips: list[tuple[str, Path, str, tuple[int, int]]],
-                   frames: int) -> Path:
+def write_timeline(
+    path: Path, clips: list[tuple[str, Path, str, tuple[int, int]]], frames: int
+) -> Path:
     """An edit of the clips, as an NLE exports it to OTIO: record from 01:00:00:00, each clip a
     part of its media at the media's own timecode."""
     import opentimelineio as otio
@@ -105,10 +113,15 @@ def write_timeline(path: Path, clips: list[tuple[str, Path, str, tuple[int, int]
         tc0 = timecode_to_frames(tc, RATE)
         ref = otio.schema.ExternalReference(
             target_url=otio.url_utils.url_from_filepath(str(media.resolve())),
-            available_range=otio.opentime.TimeRange(rt(tc0, RATE), rt(frames, RATE)))
-        track.append(otio.schema.Clip(
-            name=name, media_reference=ref,
-            source_range=otio.opentime.TimeRange(rt(tc0 + a, RATE), rt(b - a, RATE))))
+            available_range=otio.opentime.TimeRange(rt(tc0, RATE), rt(frames, RATE)),
+        )
+        track.append(
+            otio.schema.Clip(
+                name=name,
+                media_reference=ref,
+                source_range=otio.opentime.TimeRange(rt(tc0 + a, RATE), rt(b - a, RATE)),
+            )
+        )
     tl.tracks.append(track)
     otio.adapters.write_to_file(tl, str(path))
     return path
@@ -128,28 +141,63 @@ def timeline_demo(out: Path, size: tuple[int, int], frames: int, quiet: bool) ->
     step(f"kwaflux conform: {SCALE}x with denoise {DENOISE}, ProRes 422 HQ")
     conformed = out / "conformed"
     report_path = conformed / "report.json"
-    _kwaflux([*(["-q"] if quiet else []), "conform", str(timeline), "-o",
-              str(conformed / "demo_edit_x2.otio"), "--media-dir", str(conformed / "media"),
-              "--scale", str(SCALE), "--denoise", str(DENOISE), "--codec", "prores_422hq",
-              "--report", str(report_path)])
+    _kwaflux(
+        [
+            *(["-q"] if quiet else []),
+            "conform",
+            str(timeline),
+            "-o",
+            str(conformed / "demo_edit_x2.otio"),
+            "--media-dir",
+            str(conformed / "media"),
+            "--scale",
+            str(SCALE),
+            "--denoise",
+            str(DENOISE),
+            "--codec",
+            "prores_422hq",
+            "--report",
+            str(report_path),
+        ]
+    )
     report = json.loads(report_path.read_text())
 
     step("before/after of a conformed frame")
     first = CLIPS[0]
-    _kwaflux(["preview", str(src / f"{first[0]}.mov"), str(out / "preview_clip.png"),
-              "--frame", str(min(4, frames - 1)), "--scale", str(SCALE), "--denoise",
-              str(DENOISE), "--overwrite"])
+    _kwaflux(
+        [
+            "preview",
+            str(src / f"{first[0]}.mov"),
+            str(out / "preview_clip.png"),
+            "--frame",
+            str(min(4, frames - 1)),
+            "--scale",
+            str(SCALE),
+            "--denoise",
+            str(DENOISE),
+            "--overwrite",
+        ]
+    )
     print("   preview_clip.png: left the source (Lanczos), right the conform's processing")
 
     step("the new timeline, listed with otiotool")
     otiotool = Path(sys.executable).with_name("otiotool")
-    cmd = [str(otiotool)] if otiotool.is_file() else [
-        sys.executable, "-m", "opentimelineio.console.otiotool"]
+    cmd = (
+        [str(otiotool)]
+        if otiotool.is_file()
+        else [sys.executable, "-m", "opentimelineio.console.otiotool"]
+    )
     # --verify-ranges: each clip's cut lies inside its new media. (otiotool's --verify-media
     # checks the URL as a plain path, so file:// references always read NOT FOUND: the media is
     # checked below with our own probe instead.)
-    cmd += ["-i", report["output_timeline"], "--stats", "--list-clips", "--list-media",
-            "--verify-ranges"]
+    cmd += [
+        "-i",
+        report["output_timeline"],
+        "--stats",
+        "--list-clips",
+        "--list-media",
+        "--verify-ranges",
+    ]
     listing = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if listing.returncode != 0:
         raise SystemExit(f"demo: otiotool failed: {listing.stderr.strip()}")
@@ -171,8 +219,10 @@ def check_media(report: dict, size: tuple[int, int]) -> list[str]:
         info = probe(out)
         if (info.width, info.height) != (size[0] * SCALE, size[1] * SCALE):
             raise SystemExit(f"demo: {out} is {info.width}x{info.height}, not {SCALE}x the source")
-        lines.append(f"{os.path.basename(out)}: {info.width}x{info.height}, {info.frames} frames"
-                     f", {info.pix_fmt}")
+        lines.append(
+            f"{os.path.basename(out)}: {info.width}x{info.height}, {info.frames} frames"
+            f", {info.pix_fmt}"
+        )
     return lines
 
 
@@ -198,9 +248,21 @@ def ofx_demo(out: Path, report: dict) -> str:
     work = out / "ofx"
     work.mkdir(exist_ok=True)
     np.save(work / "frame.npy", rgba)
-    cmd = [str(host), "--bundle", str(bundle), "--plugin", "org.kwaflux.SuperResolution",
-           "--input", str(work / "frame.npy"), "--output", str(work / "frame_x2.npy"),
-           "--param", "scale=0", "--param", f"denoise={DENOISE}"]
+    cmd = [
+        str(host),
+        "--bundle",
+        str(bundle),
+        "--plugin",
+        "org.kwaflux.SuperResolution",
+        "--input",
+        str(work / "frame.npy"),
+        "--output",
+        str(work / "frame_x2.npy"),
+        "--param",
+        "scale=0",
+        "--param",
+        f"denoise={DENOISE}",
+    ]
     env = dict(os.environ, KWAFLUX_LOG_DIR=str(work))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
@@ -209,15 +271,20 @@ def ofx_demo(out: Path, report: dict) -> str:
     write_image(work / "frame_x2.png", result[..., :3])
     ref = Engine(device="cpu").process(rgba, scale=SCALE, denoise=DENOISE)
     diff = int(np.abs(result.astype(np.int16) - ref.astype(np.int16)).max())
-    line = (f"{rgba.shape[1]}x{rgba.shape[0]} RGBA 8-bit -> {result.shape[1]}x{result.shape[0]}; "
-            f"max difference from the engine: {diff}")
+    line = (
+        f"{rgba.shape[1]}x{rgba.shape[0]} RGBA 8-bit -> {result.shape[1]}x{result.shape[0]}; "
+        f"max difference from the engine: {diff}"
+    )
     print(f"   ofx/frame_x2.png: {line}")
     return line
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kwaflux_ofx.demo", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m kwaflux_ofx.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("out", type=Path, nargs="?", default=Path("demo_out"))
     ap.add_argument("--size", default="320x180", help="clip size WxH (default 320x180)")
     ap.add_argument("--frames", type=int, default=12, help="frames per clip (default 12)")
@@ -235,14 +302,19 @@ def main(argv: list[str] | None = None) -> int:
     report = timeline_demo(args.out, (w, h), args.frames, args.quiet)
     ofx = ofx_demo(args.out, report)
     s = report["summary"]
-    summary = {"clips": s, "ofx": ofx, "output_timeline": report["output_timeline"],
-               "seconds": round(time.monotonic() - t0, 1)}
+    summary = {
+        "clips": s,
+        "ofx": ofx,
+        "output_timeline": report["output_timeline"],
+        "seconds": round(time.monotonic() - t0, 1),
+    }
     (args.out / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\nDone in {summary['seconds']} s: {s['done']} clips conformed, everything is in "
-          f"{args.out}/")
+    print(
+        f"\nDone in {summary['seconds']} s: {s['done']} clips conformed, everything is in "
+        f"{args.out}/"
+    )
     print("  sample_frame_x2.png, preview.png       one frame, denoised and upscaled")
     print("  footage/, demo_edit.otio               the noisy clips and their edit")
     print("  conformed/                             new media, demo_edit_x2.otio, report.json")
     print("  preview_clip.png, ofx/frame_x2.png     a conformed frame; one frame via OFX")
     return 0
-

@@ -54,7 +54,9 @@ def scene(height: int = 270, width: int = 480, t: float = 0.0, seed: int = 0) ->
 def add_camera_noise(img: np.ndarray, level: float = 0.04, seed: int = 1) -> np.ndarray:
     """Signal-dependent (Poisson-Gaussian) luma noise plus some colour noise, clipped to 0..1."""
     rng = np.random.default_rng(seed)
-    shot = rng.normal(0, 1, img.shape).astype(np.float32) * np.sqrt(np.clip(img, 0, 1) * level * 0.5)
+    shot = rng.normal(0, 1, img.shape).astype(np.float32) * np.sqrt(
+        np.clip(img, 0, 1) * level * 0.5
+    )
     read = rng.normal(0, level * 0.5, img.shape[:2] + (1,)).astype(np.float32)
     chroma = rng.normal(0, level * 0.3, img.shape).astype(np.float32)
     return np.clip(img + shot + read + chroma, 0.0, 1.0)

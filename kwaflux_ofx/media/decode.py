@@ -34,8 +34,9 @@ def _read_sequence(info: MediaInfo, start: int, stop: int):
         try:
             size = (inp.spec().width, inp.spec().height)
             if size != (info.width, info.height):
-                raise MediaError(f"frame is {size[0]}x{size[1]}, the sequence is "
-                                 f"{info.width}x{info.height}", fp)
+                raise MediaError(
+                    f"frame is {size[0]}x{size[1]}, the sequence is {info.width}x{info.height}", fp
+                )
             px = inp.read_image(0, 0, 0, min(inp.spec().nchannels, 4), want)
         finally:
             inp.close()
@@ -65,7 +66,7 @@ def _read_video(info: MediaInfo, start: int, stop: int):
 def _decode_video(info: MediaInfo, start: int, stop: int, fmt: str):
     # Seek first; if the demuxer lands past `start` (a seek table that lies, an open GOP),
     # decode again from the top rather than lose frames.
-    for seek in ((True, False) if start > 0 else (False,)):
+    for seek in (True, False) if start > 0 else (False,):
         done = yield from _decode_pass(info, start, stop, fmt, seek)
         if done:
             return

@@ -17,30 +17,53 @@ log = logging.getLogger(__name__)
 
 # -- encoding ----------------------------------------------------------------------------------
 # AVColorSpace tag -> the swscale matrix that produces it (BT.470BG and SMPTE 170M are BT.601).
-_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020",
-               10: "BT2020"}
+_SWS_MATRIX = {
+    1: "ITU709",
+    4: "FCC",
+    5: "ITU601",
+    6: "ITU601",
+    7: "SMPTE240M",
+    9: "BT2020",
+    10: "BT2020",
+}
 
 
 class VideoWriter:
     """Encode frames into one video file with rate, start timecode and colour tags kept."""
 
-    def __init__(self, path: str, codec: CodecSpec, width: int, height: int, rate: float,
-                 start_tc: int | None, high_bit: bool, color: dict | None = None,
-                 alpha: bool = False, audio_from: tuple[str, float, float] | None = None,
-                 comment: str | None = None, drop_frame: bool = False):
+    def __init__(
+        self,
+        path: str,
+        codec: CodecSpec,
+        width: int,
+        height: int,
+        rate: float,
+        start_tc: int | None,
+        high_bit: bool,
+        color: dict | None = None,
+        alpha: bool = False,
+        audio_from: tuple[str, float, float] | None = None,
+        comment: str | None = None,
+        drop_frame: bool = False,
+    ):
         import av
 
         if width < codec.min_size[0] or height < codec.min_size[1]:
             raise MediaError(
                 f"{codec.name} needs frames of at least {codec.min_size[0]}x{codec.min_size[1]}, "
-                f"not {width}x{height}", path)
+                f"not {width}x{height}",
+                path,
+            )
         if codec.even_size and (width % 2 or height % 2):
-            raise MediaError(f"{codec.name} needs an even width and height, not {width}x{height}",
-                             path)
+            raise MediaError(
+                f"{codec.name} needs an even width and height, not {width}x{height}", path
+            )
         self.path = path
         self.container = av.open(path, "w")
         fr = fractions.Fraction(rate).limit_denominator(1001 * 1000)
-        self.stream = self.container.add_stream(codec.av_codec, rate=fr, options=dict(codec.options))
+        self.stream = self.container.add_stream(
+            codec.av_codec, rate=fr, options=dict(codec.options)
+        )
         self.stream.width, self.stream.height = width, height
         pix = codec.pix_fmt_hi if high_bit else codec.pix_fmt_8
         if alpha and codec.name == "prores_4444":
@@ -92,8 +115,9 @@ class VideoWriter:
             try:
                 a_out = self.container.add_stream_from_template(a_in)
             except (ValueError, av.error.FFmpegError) as exc:
-                log.warning("%s: audio (%s) not copied: %s", self.path, a_in.codec_context.name,
-                            exc)
+                log.warning(
+                    "%s: audio (%s) not copied: %s", self.path, a_in.codec_context.name, exc
+                )
                 return
             tb = a_in.time_base
             first = a_in.start_time or 0
@@ -126,8 +150,9 @@ class VideoWriter:
             array = (np.clip(array, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=self.in_fmt)
         if self.matrix is not None:
-            frame = frame.reformat(format=self.stream.pix_fmt, dst_colorspace=self.matrix,
-                                   dst_color_range="MPEG")
+            frame = frame.reformat(
+                format=self.stream.pix_fmt, dst_colorspace=self.matrix, dst_color_range="MPEG"
+            )
         frame.pts = self.frames
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
@@ -148,9 +173,17 @@ class VideoWriter:
 class SequenceWriter:
     """Write frames as numbered images (EXR half, 16-bit PNG/TIFF) into one folder."""
 
-    def __init__(self, directory: str, stem: str, codec: CodecSpec, first_number: int,
-                 rate: float, start_tc: int | None, padding: int = 7,
-                 comment: str | None = None):
+    def __init__(
+        self,
+        directory: str,
+        stem: str,
+        codec: CodecSpec,
+        first_number: int,
+        rate: float,
+        start_tc: int | None,
+        padding: int = 7,
+        comment: str | None = None,
+    ):
         self.directory = directory
         self.comment = comment
         self.stem = stem
@@ -170,11 +203,13 @@ class SequenceWriter:
 
         h, w, c = array.shape
         spec = oiio.ImageSpec(w, h, c, self.codec.oiio_format)
-        spec.attribute("FramesPerSecond", oiio.TypeDesc("rational"),
-                       _rational(self.rate))
+        spec.attribute("FramesPerSecond", oiio.TypeDesc("rational"), _rational(self.rate))
         if self.start_tc is not None and self.codec.name == "exr":
-            spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"),
-                           (frames_to_smpte(self.start_tc + self.frames, self.rate), 0))
+            spec.attribute(
+                "smpte:TimeCode",
+                oiio.TypeDesc("timecode"),
+                (frames_to_smpte(self.start_tc + self.frames, self.rate), 0),
+            )
         if self.codec.name == "exr":
             spec.attribute("compression", "zip")
         if self.comment:

@@ -57,6 +57,7 @@ class MediaInfo:
             self.rate_known = True
             if self.tc_word is not None:
                 self.start_tc = smpte_to_frames(self.tc_word, self.rate)
+
     # image sequences: directory, name parts and the frame numbers present, in order
     seq_dir: str = ""
     seq_prefix: str = ""
@@ -73,7 +74,9 @@ class MediaInfo:
             return os.path.join(self.seq_dir, self.seq_prefix)
         # Frame numbers are time: a gap stays a gap (a missing file), never shifts later frames.
         n = self.seq_numbers[0] + index
-        return os.path.join(self.seq_dir, f"{self.seq_prefix}{n:0{self.seq_padding}d}{self.seq_suffix}")
+        return os.path.join(
+            self.seq_dir, f"{self.seq_prefix}{n:0{self.seq_padding}d}{self.seq_suffix}"
+        )
 
 
 def sequence_members(path: str | os.PathLike) -> tuple[str, str, str, int, list[int]] | None:
@@ -94,7 +97,9 @@ def sequence_members(path: str | os.PathLike) -> tuple[str, str, str, int, list[
     for name in names:
         if name.startswith(prefix) and name.endswith(suffix):
             mid = name[len(prefix) : len(name) - len(suffix)]
-            if mid.isdigit() and (len(mid) == padding or (len(num) != padding and len(mid) > padding)):
+            if mid.isdigit() and (
+                len(mid) == padding or (len(num) != padding and len(mid) > padding)
+            ):
                 numbers.append(int(mid))
     if not numbers:
         return None
@@ -153,9 +158,18 @@ def _probe_video(path: str) -> MediaInfo:
                 except ValueError:
                     log.warning("%s: ignoring unreadable timecode %r", path, tc)
             return MediaInfo(
-                path=path, kind="video", width=cc.width, height=cc.height, channels=channels,
-                rate=rate, frames=frames, start_tc=start_tc, bits=bits,
-                pix_fmt=fmt.name if fmt else "", has_audio=bool(c.streams.audio), color=color,
+                path=path,
+                kind="video",
+                width=cc.width,
+                height=cc.height,
+                channels=channels,
+                rate=rate,
+                frames=frames,
+                start_tc=start_tc,
+                bits=bits,
+                pix_fmt=fmt.name if fmt else "",
+                has_audio=bool(c.streams.audio),
+                color=color,
                 comment=_meta_get(c.metadata, "comment") or "",
                 drop_frame=drop_frame,
             )
@@ -197,11 +211,19 @@ def _probe_sequence(path: str, seq) -> MediaInfo:
         bits = {"uint8": 8, "uint16": 16, "half": 16, "float": 32}.get(str(spec.format), 16)
         bits = int(spec.getattribute("oiio:BitsPerSample") or bits)
         info = MediaInfo(
-            path=info_path, kind="sequence", width=spec.width, height=spec.height,
-            channels=min(spec.nchannels, 4), rate=rate or 24.0,
+            path=info_path,
+            kind="sequence",
+            width=spec.width,
+            height=spec.height,
+            channels=min(spec.nchannels, 4),
+            rate=rate or 24.0,
             frames=(seq[4][-1] - seq[4][0] + 1) if seq[4] else 1,
-            start_tc=start_tc, bits=bits, pix_fmt=str(spec.format), rate_known=bool(rate),
-            tc_word=tc_word, comment=str(spec.getattribute("ImageDescription") or ""),
+            start_tc=start_tc,
+            bits=bits,
+            pix_fmt=str(spec.format),
+            rate_known=bool(rate),
+            tc_word=tc_word,
+            comment=str(spec.getattribute("ImageDescription") or ""),
         )
     finally:
         inp.close()

@@ -59,8 +59,10 @@ def build(app, s):
     reader.setScriptName("KwafluxRead")
     effect = app.createNode(PLUGIN_ID)
     if effect is None:
-        raise RuntimeError(f"kwaflux_upscale.py: Natron has no {PLUGIN_ID}: install the bundle "
-                           "(`kwaflux ofx install`) or add its folder to OFX_PLUGIN_PATH")
+        raise RuntimeError(
+            f"kwaflux_upscale.py: Natron has no {PLUGIN_ID}: install the bundle "
+            "(`kwaflux ofx install`) or add its folder to OFX_PLUGIN_PATH"
+        )
     effect.setScriptName("KwafluxSR")
     effect.getParam("scale").setValue(SCALE_CHOICES[s["scale"]])
     effect.getParam("denoise").setValue(s["denoise"])

@@ -23,8 +23,17 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-CODEC_CHOICES = ("prores_422hq", "prores_4444", "dnxhr_hqx", "h264", "h265", "ffv1", "exr",
-                 "png", "tiff")
+CODEC_CHOICES = (
+    "prores_422hq",
+    "prores_4444",
+    "dnxhr_hqx",
+    "h264",
+    "h265",
+    "ffv1",
+    "exr",
+    "png",
+    "tiff",
+)
 SEQUENCE_CODECS = {"exr": ".exr", "png": ".png", "tiff": ".tif"}
 DEFAULT_SETTINGS = {"scale": 2, "denoise": 0.0, "codec": "prores_422hq", "media_dir": None}
 CONFIG_NAME = "resolve.json"
@@ -84,9 +93,13 @@ def load_settings() -> dict:
     saved = load_config().get("settings") or {}
     out = dict(DEFAULT_SETTINGS)
     try:
-        out.update(check_settings(saved.get("scale", out["scale"]),
-                                  saved.get("denoise", out["denoise"]),
-                                  saved.get("codec", out["codec"])))
+        out.update(
+            check_settings(
+                saved.get("scale", out["scale"]),
+                saved.get("denoise", out["denoise"]),
+                saved.get("codec", out["codec"]),
+            )
+        )
     except RoundTripError as exc:
         log.warning("%s: saved settings ignored: %s", config_path(), exc)
     if isinstance(saved.get("media_dir"), str) and saved["media_dir"]:
@@ -104,8 +117,9 @@ def check_settings(scale: Any, denoise: Any, codec: Any) -> dict:
     try:
         scale, denoise = int(scale), float(denoise)
     except (TypeError, ValueError):
-        raise RoundTripError(f"scale must be 1, 2 or 4 and denoise 0..1, not {scale!r}, "
-                             f"{denoise!r}") from None
+        raise RoundTripError(
+            f"scale must be 1, 2 or 4 and denoise 0..1, not {scale!r}, {denoise!r}"
+        ) from None
     if scale not in (1, 2, 4):
         raise RoundTripError(f"scale must be 1, 2 or 4, not {scale}")
     if not 0.0 <= denoise <= 1.0:
@@ -127,13 +141,17 @@ def find_python(python: "str | None" = None) -> str:
     for origin, cand in candidates:
         if cand:
             if not os.path.isfile(cand):
-                raise RoundTripError(f"the kwaflux Python from {origin} does not exist: {cand}; "
-                                     "run `kwaflux resolve install` again from your venv")
+                raise RoundTripError(
+                    f"the kwaflux Python from {origin} does not exist: {cand}; "
+                    "run `kwaflux resolve install` again from your venv"
+                )
             return cand
     if os.path.basename(sys.executable or "").lower().startswith("python"):
         return sys.executable
-    raise RoundTripError("cannot find the Python that has kwaflux installed: run "
-                         "`<venv>/bin/kwaflux resolve install`, or set KWAFLUX_PYTHON")
+    raise RoundTripError(
+        "cannot find the Python that has kwaflux installed: run "
+        "`<venv>/bin/kwaflux resolve install`, or set KWAFLUX_PYTHON"
+    )
 
 
 def child_env() -> dict:
@@ -160,7 +178,8 @@ def default_job_dir(project: str, timeline: str, label: str) -> str:
     """Where a job's files go when no media folder is given: one folder per project, timeline
     and settings, so a rerun with the same settings resumes the same job."""
     root = os.environ.get("KWAFLUX_CONFORM_DIR") or os.path.join(
-        os.path.expanduser("~"), "Kwaflux Conform")
+        os.path.expanduser("~"), "Kwaflux Conform"
+    )
     return os.path.join(root, _slug(project), _slug(f"{timeline} {label}"))
 
 
@@ -170,8 +189,10 @@ def print_progress(event: dict, _state: dict = {}) -> None:  # noqa: B006 - stat
     kind = event.get("event")
     if kind == "start":
         _state.update(total=max(1, int(event.get("frames", 0))), done={}, shown=-1)
-        print(f"kwaflux: conforming {event.get('units', 0)} outputs, "
-              f"{event.get('frames', 0)} frames", flush=True)
+        print(
+            f"kwaflux: conforming {event.get('units', 0)} outputs, {event.get('frames', 0)} frames",
+            flush=True,
+        )
     elif kind == "frames" and "total" in _state:
         _state["done"][event.get("unit")] = int(event.get("done", 0))
         pct = int(100 * sum(_state["done"].values()) / _state["total"])
@@ -183,17 +204,44 @@ def print_progress(event: dict, _state: dict = {}) -> None:  # noqa: B006 - stat
         print(f"kwaflux: {event.get('name')}: {event.get('status')}{reason}", flush=True)
 
 
-def run_conform(python: str, timeline_path: str, out_timeline: str, media_dir: str,
-                report_path: str, *, scale: int, denoise: float, codec: str,
-                extra_args: "list[str] | None" = None,
-                on_progress: "Callable[[dict], None] | None" = print_progress,
-                log_path: "str | None" = None) -> dict:
+def run_conform(
+    python: str,
+    timeline_path: str,
+    out_timeline: str,
+    media_dir: str,
+    report_path: str,
+    *,
+    scale: int,
+    denoise: float,
+    codec: str,
+    extra_args: "list[str] | None" = None,
+    on_progress: "Callable[[dict], None] | None" = print_progress,
+    log_path: "str | None" = None,
+) -> dict:
     """Run `kwaflux conform` in the venv's Python, feed its JSON progress lines to `on_progress`,
     and return the report it wrote. Exit code 1 (some clips failed) still returns the report."""
-    cmd = [python, "-m", "kwaflux_ofx.cli", "conform", timeline_path, "-o", out_timeline,
-           "--media-dir", media_dir, "--scale", str(scale), "--denoise", repr(float(denoise)),
-           "--codec", codec, "--report", report_path, "--progress", "json",
-           *(extra_args or [])]
+    cmd = [
+        python,
+        "-m",
+        "kwaflux_ofx.cli",
+        "conform",
+        timeline_path,
+        "-o",
+        out_timeline,
+        "--media-dir",
+        media_dir,
+        "--scale",
+        str(scale),
+        "--denoise",
+        repr(float(denoise)),
+        "--codec",
+        codec,
+        "--report",
+        report_path,
+        "--progress",
+        "json",
+        *(extra_args or []),
+    ]
     log.info("running %s", subprocess.list2cmdline(cmd))
     if os.path.exists(report_path):
         os.remove(report_path)  # a stale report must never pass for this run's
@@ -201,8 +249,9 @@ def run_conform(python: str, timeline_path: str, out_timeline: str, media_dir: s
     # stderr goes to a file: a pipe nobody reads would block the child when it fills.
     with open(log_path, "w", encoding="utf-8") as errf:
         try:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True,
-                                    env=child_env(), bufsize=1)
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=errf, text=True, env=child_env(), bufsize=1
+            )
         except OSError as exc:
             raise RoundTripError(f"cannot start {python}: {exc}") from exc
         assert proc.stdout is not None
@@ -289,8 +338,13 @@ def _media_items(outputs: "list[str]", codec: str) -> "list[Any]":
             raise RoundTripError(f"{out}: the conformed image sequence has no frames")
         prefix, pad, _ = frames[0]
         numbers = [n for p, _, n in frames if p == prefix]
-        items.append({"FilePath": os.path.join(out, f"{prefix}%0{pad}d{ext}"),
-                      "StartIndex": min(numbers), "EndIndex": max(numbers)})
+        items.append(
+            {
+                "FilePath": os.path.join(out, f"{prefix}%0{pad}d{ext}"),
+                "StartIndex": min(numbers),
+                "EndIndex": max(numbers),
+            }
+        )
     return items
 
 
@@ -305,10 +359,17 @@ def _same_media(path: str, output: str) -> bool:
     return path == output or os.path.dirname(path) == output
 
 
-def run(resolve: Any, *, scale: int = 2, denoise: float = 0.0, codec: str = "prores_422hq",
-        media_dir: "str | None" = None, python: "str | None" = None,
-        on_progress: "Callable[[dict], None] | None" = print_progress,
-        extra_args: "list[str] | None" = None) -> dict:
+def run(
+    resolve: Any,
+    *,
+    scale: int = 2,
+    denoise: float = 0.0,
+    codec: str = "prores_422hq",
+    media_dir: "str | None" = None,
+    python: "str | None" = None,
+    on_progress: "Callable[[dict], None] | None" = print_progress,
+    extra_args: "list[str] | None" = None,
+) -> dict:
     """The round trip on Resolve's current timeline; returns the conform report with a
     "resolve" section (bin, timeline, resolution, offline clips, warnings).
 
@@ -320,8 +381,10 @@ def run(resolve: Any, *, scale: int = 2, denoise: float = 0.0, codec: str = "pro
     scale, denoise, codec = settings["scale"], settings["denoise"], settings["codec"]
     python = find_python(python)
     if resolve is None:
-        raise RoundTripError("Resolve's scripting API is not available (the free DaVinci Resolve "
-                             "allows scripts only from its own Workspace > Scripts menu)")
+        raise RoundTripError(
+            "Resolve's scripting API is not available (the free DaVinci Resolve "
+            "allows scripts only from its own Workspace > Scripts menu)"
+        )
     pm = _need(resolve.GetProjectManager(), "GetProjectManager()")
     project = _need(pm.GetCurrentProject(), "GetCurrentProject() (is a project open?)")
     timeline = _need(project.GetCurrentTimeline(), "GetCurrentTimeline() (is a timeline open?)")
@@ -331,8 +394,10 @@ def run(resolve: Any, *, scale: int = 2, denoise: float = 0.0, codec: str = "pro
     if _CONFORMED_NAME.search(tl_name):
         # After a round trip the new timeline is the current one; running again on it would
         # upscale the upscaled media.
-        raise RoundTripError(f"timeline {tl_name!r} is already a Kwaflux conform: open the "
-                             "source timeline (or rename this one to conform it again)")
+        raise RoundTripError(
+            f"timeline {tl_name!r} is already a Kwaflux conform: open the "
+            "source timeline (or rename this one to conform it again)"
+        )
 
     if media_dir:
         job_dir = media_dir = os.path.abspath(os.path.expanduser(media_dir))
@@ -351,15 +416,26 @@ def run(resolve: Any, *, scale: int = 2, denoise: float = 0.0, codec: str = "pro
         raise RoundTripError("this Resolve cannot export OpenTimelineIO (needs 18.5 or later)")
     if os.path.exists(exported):
         os.remove(exported)
-    _need(timeline.Export(exported, export_otio, getattr(resolve, "EXPORT_NONE", 0)),
-          f"Timeline.Export({exported!r}, EXPORT_OTIO)")
+    _need(
+        timeline.Export(exported, export_otio, getattr(resolve, "EXPORT_NONE", 0)),
+        f"Timeline.Export({exported!r}, EXPORT_OTIO)",
+    )
     if not os.path.isfile(exported):
         raise RoundTripError(f"Resolve: Timeline.Export reported success but wrote no {exported}")
 
     # 2. Conform in the venv.
-    report = run_conform(python, exported, conformed, media_dir, report_path, scale=scale,
-                         denoise=denoise, codec=codec, extra_args=extra_args,
-                         on_progress=on_progress)
+    report = run_conform(
+        python,
+        exported,
+        conformed,
+        media_dir,
+        report_path,
+        scale=scale,
+        denoise=denoise,
+        codec=codec,
+        extra_args=extra_args,
+        on_progress=on_progress,
+    )
     summary = report.get("summary", {})
     bad = [c for c in report.get("clips", []) if c.get("status") in ("failed", "missing")]
     if bad:
@@ -367,7 +443,9 @@ def run(resolve: Any, *, scale: int = 2, denoise: float = 0.0, codec: str = "pro
         raise RoundTripError(
             f"conform: {summary.get('failed', 0)} clips failed, {summary.get('missing', 0)} "
             f"missing (first: {first.get('name')}: {first.get('reason')}); nothing imported. "
-            f"Fix and run again: finished media is kept (report: {report_path})", report)
+            f"Fix and run again: finished media is kept (report: {report_path})",
+            report,
+        )
     done = [c for c in report.get("clips", []) if c.get("status") == "done"]
     outputs = sorted({c["output"] for c in done})
 
@@ -384,16 +462,22 @@ def run(resolve: Any, *, scale: int = 2, denoise: float = 0.0, codec: str = "pro
         got = [_item_path(i) for i in imported]
         missing = [o for o in want if not any(_same_media(p, o) for p in got)]
         if missing:
-            raise RoundTripError(f"Resolve: ImportMedia did not import {len(missing)} of "
-                                 f"{len(want)} files (first: {missing[0]})", report)
+            raise RoundTripError(
+                f"Resolve: ImportMedia did not import {len(missing)} of "
+                f"{len(want)} files (first: {missing[0]})",
+                report,
+            )
 
     # 4. The timeline, linked to the bin's clips only (importSourceClips False).
     new_name = _unique(f"{tl_name} ({label})", _timeline_names(project))
-    new_tl = media_pool.ImportTimelineFromFile(conformed, {
-        "timelineName": new_name,
-        "importSourceClips": False,
-        "sourceClipsFolders": [bin_],
-    })
+    new_tl = media_pool.ImportTimelineFromFile(
+        conformed,
+        {
+            "timelineName": new_name,
+            "importSourceClips": False,
+            "sourceClipsFolders": [bin_],
+        },
+    )
     if not new_tl:
         raise RoundTripError(f"Resolve: ImportTimelineFromFile({conformed!r}) failed", report)
 
@@ -402,12 +486,16 @@ def run(resolve: Any, *, scale: int = 2, denoise: float = 0.0, codec: str = "pro
     width, height = _timeline_size(timeline, project)
     size = [width * scale, height * scale] if width and height else None
     if size:
-        ok = (new_tl.SetSetting("useCustomSettings", "1")
-              and new_tl.SetSetting("timelineResolutionWidth", str(size[0]))
-              and new_tl.SetSetting("timelineResolutionHeight", str(size[1])))
+        ok = (
+            new_tl.SetSetting("useCustomSettings", "1")
+            and new_tl.SetSetting("timelineResolutionWidth", str(size[0]))
+            and new_tl.SetSetting("timelineResolutionHeight", str(size[1]))
+        )
         if not ok:
-            warnings.append(f"could not set the timeline resolution to {size[0]}x{size[1]}: set "
-                            "it in Timeline > Timeline Settings")
+            warnings.append(
+                f"could not set the timeline resolution to {size[0]}x{size[1]}: set "
+                "it in Timeline > Timeline Settings"
+            )
     else:
         warnings.append("the source timeline resolution is unknown; resolution left as is")
     if not project.SetCurrentTimeline(new_tl):
@@ -415,13 +503,19 @@ def run(resolve: Any, *, scale: int = 2, denoise: float = 0.0, codec: str = "pro
 
     offline = _offline_clips(new_tl, outputs, len(done))
     if offline:
-        warnings.append(f"{len(offline)} clips are not linked to the conformed media: "
-                        + ", ".join(offline[:5]))
+        warnings.append(
+            f"{len(offline)} clips are not linked to the conformed media: " + ", ".join(offline[:5])
+        )
     for w in warnings:
         log.warning("%s", w)
     report["resolve"] = {
-        "bin": label, "timeline": new_name, "resolution": size, "exported": exported,
-        "imported_media": len(imported), "offline": offline, "warnings": warnings,
+        "bin": label,
+        "timeline": new_name,
+        "resolution": size,
+        "exported": exported,
+        "imported_media": len(imported),
+        "offline": offline,
+        "warnings": warnings,
     }
     return report
 
@@ -456,8 +550,9 @@ def _offline_clips(timeline: Any, outputs: "list[str]", expected: int) -> "list[
 
 
 # -- the menu script's entry ----------------------------------------------------------------------
-def menu_main(resolve: Any, python: "str | None" = None,
-              ask: "Callable[[dict], dict | None] | None" = None) -> int:
+def menu_main(
+    resolve: Any, python: "str | None" = None, ask: "Callable[[dict], dict | None] | None" = None
+) -> int:
     """What Workspace > Scripts > Kwaflux Conform runs: settings (asked or remembered), the round
     trip, a summary on Resolve's console. Returns 0 on success, 1 on failure."""
     logging.basicConfig(level=logging.INFO, format="kwaflux: %(message)s")
@@ -472,17 +567,25 @@ def menu_main(resolve: Any, python: "str | None" = None,
         settings.update(check_settings(settings["scale"], settings["denoise"], settings["codec"]))
         save_settings(settings)
         t0 = time.monotonic()
-        report = run(resolve, scale=settings["scale"], denoise=settings["denoise"],
-                     codec=settings["codec"], media_dir=settings.get("media_dir"),
-                     python=python)
+        report = run(
+            resolve,
+            scale=settings["scale"],
+            denoise=settings["denoise"],
+            codec=settings["codec"],
+            media_dir=settings.get("media_dir"),
+            python=python,
+        )
     except RoundTripError as exc:
         print(f"kwaflux: error: {exc}", flush=True)
         return 1
     r, s = report["resolve"], report["summary"]
     size = "x".join(map(str, r["resolution"])) if r["resolution"] else "unchanged"
-    print(f"kwaflux: {s['done']} clips conformed, {s['skipped']} skipped in "
-          f"{time.monotonic() - t0:.0f} s; timeline {r['timeline']!r} ({size}) in bin "
-          f"{r['bin']!r}", flush=True)
+    print(
+        f"kwaflux: {s['done']} clips conformed, {s['skipped']} skipped in "
+        f"{time.monotonic() - t0:.0f} s; timeline {r['timeline']!r} ({size}) in bin "
+        f"{r['bin']!r}",
+        flush=True,
+    )
     for w in r["warnings"]:
         print(f"kwaflux: warning: {w}", flush=True)
     return 0

@@ -113,7 +113,6 @@ class _GraphBuilder(ConvolutionLayers):
     def layer_Input(self, layer: NcnnLayer) -> None:  # noqa: N802 (ncnn layer names)
         self.blobs[layer.outputs[0]] = _Blob("input")
 
-
     def layer_PReLU(self, layer: NcnnLayer) -> None:  # noqa: N802
         x = self.inp(layer)
         n = max(layer.int(0, 0), 1)

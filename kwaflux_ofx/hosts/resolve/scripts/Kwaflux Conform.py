@@ -17,8 +17,10 @@ ROUNDTRIP_MODULE = None
 def _load_roundtrip():
     path = os.environ.get("KWAFLUX_ROUNDTRIP") or ROUNDTRIP_MODULE
     if not path or not os.path.isfile(path):
-        print(f"kwaflux: error: the round-trip module was not found ({path}); run "
-              "`<venv>/bin/kwaflux resolve install` again")
+        print(
+            f"kwaflux: error: the round-trip module was not found ({path}); run "
+            "`<venv>/bin/kwaflux resolve install` again"
+        )
         return None
     spec = importlib.util.spec_from_file_location("kwaflux_resolve_roundtrip", path)
     module = importlib.util.module_from_spec(spec)
@@ -54,8 +56,10 @@ def _ask(settings, resolve):
     try:
         return _dialog(settings, resolve)
     except Exception as exc:  # noqa: BLE001 - any UI failure falls back to the saved settings
-        print(f"kwaflux: no settings dialog ({type(exc).__name__}: {exc}); using the "
-              f"remembered settings {settings!r}")
+        print(
+            f"kwaflux: no settings dialog ({type(exc).__name__}: {exc}); using the "
+            f"remembered settings {settings!r}"
+        )
         return settings
 
 
@@ -64,18 +68,44 @@ def _dialog(settings, resolve):
     disp = globals()["bmd"].UIDispatcher(ui)
     scales, codecs = ["1", "2", "4"], list(RT.CODEC_CHOICES)
     win = disp.AddWindow(
-        {"ID": "KwafluxConform", "WindowTitle": "Kwaflux Conform", "Geometry": [200, 200, 460, 190]},
-        ui.VGroup([
-            ui.HGroup([ui.Label({"Text": "Upscale"}), ui.ComboBox({"ID": "Scale"})]),
-            ui.HGroup([ui.Label({"Text": "Denoise (0-1)"}),
-                       ui.DoubleSpinBox({"ID": "Denoise", "Minimum": 0.0, "Maximum": 1.0,
-                                         "SingleStep": 0.05, "Value": settings["denoise"]})]),
-            ui.HGroup([ui.Label({"Text": "Codec"}), ui.ComboBox({"ID": "Codec"})]),
-            ui.HGroup([ui.Label({"Text": "Media folder (empty: default)"}),
-                       ui.LineEdit({"ID": "MediaDir", "Text": settings.get("media_dir") or ""})]),
-            ui.HGroup([ui.Button({"ID": "Cancel", "Text": "Cancel"}),
-                       ui.Button({"ID": "OK", "Text": "Conform"})]),
-        ]))
+        {
+            "ID": "KwafluxConform",
+            "WindowTitle": "Kwaflux Conform",
+            "Geometry": [200, 200, 460, 190],
+        },
+        ui.VGroup(
+            [
+                ui.HGroup([ui.Label({"Text": "Upscale"}), ui.ComboBox({"ID": "Scale"})]),
+                ui.HGroup(
+                    [
+                        ui.Label({"Text": "Denoise (0-1)"}),
+                        ui.DoubleSpinBox(
+                            {
+                                "ID": "Denoise",
+                                "Minimum": 0.0,
+                                "Maximum": 1.0,
+                                "SingleStep": 0.05,
+                                "Value": settings["denoise"],
+                            }
+                        ),
+                    ]
+                ),
+                ui.HGroup([ui.Label({"Text": "Codec"}), ui.ComboBox({"ID": "Codec"})]),
+                ui.HGroup(
+                    [
+                        ui.Label({"Text": "Media folder (empty: default)"}),
+                        ui.LineEdit({"ID": "MediaDir", "Text": settings.get("media_dir") or ""}),
+                    ]
+                ),
+                ui.HGroup(
+                    [
+                        ui.Button({"ID": "Cancel", "Text": "Cancel"}),
+                        ui.Button({"ID": "OK", "Text": "Conform"}),
+                    ]
+                ),
+            ]
+        ),
+    )
     items = win.GetItems()
     items["Scale"].AddItems(scales)
     items["Scale"].CurrentIndex = scales.index(str(settings["scale"]))
@@ -84,9 +114,12 @@ def _dialog(settings, resolve):
     answer = {}
 
     def ok(ev):
-        answer.update(scale=int(items["Scale"].CurrentText), denoise=float(items["Denoise"].Value),
-                      codec=items["Codec"].CurrentText,
-                      media_dir=items["MediaDir"].Text.strip() or None)
+        answer.update(
+            scale=int(items["Scale"].CurrentText),
+            denoise=float(items["Denoise"].Value),
+            codec=items["Codec"].CurrentText,
+            media_dir=items["MediaDir"].Text.strip() or None,
+        )
         disp.ExitLoop()
 
     def cancel(ev):
@@ -105,9 +138,14 @@ RT = _load_roundtrip()
 if RT is not None:
     _resolve = _get_resolve()
     if _resolve is None:
-        print("kwaflux: error: Resolve's scripting API is not available. Run this from "
-              "Workspace > Scripts inside Resolve; the free Resolve does not allow external "
-              "scripts (see docs/troubleshooting.md)")
+        print(
+            "kwaflux: error: Resolve's scripting API is not available. Run this from "
+            "Workspace > Scripts inside Resolve; the free Resolve does not allow external "
+            "scripts (see docs/troubleshooting.md)"
+        )
     else:
-        RT.menu_main(_resolve, python=os.environ.get("KWAFLUX_PYTHON") or VENV_PYTHON,
-                     ask=lambda s: _ask(s, _resolve))
+        RT.menu_main(
+            _resolve,
+            python=os.environ.get("KWAFLUX_PYTHON") or VENV_PYTHON,
+            ask=lambda s: _ask(s, _resolve),
+        )
