@@ -45,27 +45,74 @@ const std::vector<const char*> kScales = {"2x", "4x"};
 std::vector<ParamSpec> params_for(Kind kind) {
   std::vector<ParamSpec> p;
   if (kind == Kind::Denoise) {
-    p.push_back({"strength", kOfxParamTypeDouble, "Strength",
-                 "How much noise to remove: 0 passes the frame through untouched.", 0.5, 0, 1, 0, 1, {}});
+    p.push_back({"strength",
+                 kOfxParamTypeDouble,
+                 "Strength",
+                 "How much noise to remove: 0 passes the frame through untouched.",
+                 0.5,
+                 0,
+                 1,
+                 0,
+                 1,
+                 {}});
   } else {
-    p.push_back({"scale", kOfxParamTypeChoice, "Scale", "Upscaling factor.", 0, 0, 0, 0, 0, kScales});
-    p.push_back({"denoise", kOfxParamTypeDouble, "Denoise before",
-                 "Noise removal before upscaling (0 = none).", 0, 0, 1, 0, 1, {}});
-    p.push_back({"sourceScale", kOfxParamTypeDouble, "Source scale",
-                 "Hosts without multi-resolution (Resolve): the source media's size relative to the "
-                 "timeline, e.g. 0.5 for HD media on a UHD timeline. 0 = auto (1 / scale).",
-                 0, 0, 1, 0, 1, {}});
-    p.push_back({"splitView", kOfxParamTypeBoolean, "Split view",
-                 "Show the original on the left half, the result on the right.", 0, 0, 1, 0, 1, {}});
+    p.push_back(
+        {"scale", kOfxParamTypeChoice, "Scale", "Upscaling factor.", 0, 0, 0, 0, 0, kScales});
+    p.push_back({"denoise",
+                 kOfxParamTypeDouble,
+                 "Denoise before",
+                 "Noise removal before upscaling (0 = none).",
+                 0,
+                 0,
+                 1,
+                 0,
+                 1,
+                 {}});
+    p.push_back(
+        {"sourceScale",
+         kOfxParamTypeDouble,
+         "Source scale",
+         "Hosts without multi-resolution (Resolve): the source media's size relative to the "
+         "timeline, e.g. 0.5 for HD media on a UHD timeline. 0 = auto (1 / scale).",
+         0,
+         0,
+         1,
+         0,
+         1,
+         {}});
+    p.push_back({"splitView",
+                 kOfxParamTypeBoolean,
+                 "Split view",
+                 "Show the original on the left half, the result on the right.",
+                 0,
+                 0,
+                 1,
+                 0,
+                 1,
+                 {}});
   }
-  p.push_back({"model", kOfxParamTypeString, "Model",
-               "Model name (see `kwaflux models`) or path to an .onnx file; empty = built-in.", 0, 0,
-               0, 0, 0, {}});
-  p.push_back({"tileSize", kOfxParamTypeInteger, "Tile size",
-               "Tile edge in pixels for large frames (0 = from the memory budget).", 0, 0, 8192, 0,
-               2048, {}});
-  p.push_back({"device", kOfxParamTypeChoice, "Device", "Where the models run.", 0, 0, 0, 0, 0,
-               kDevices});
+  p.push_back({"model",
+               kOfxParamTypeString,
+               "Model",
+               "Model name (see `kwaflux models`) or path to an .onnx file; empty = built-in.",
+               0,
+               0,
+               0,
+               0,
+               0,
+               {}});
+  p.push_back({"tileSize",
+               kOfxParamTypeInteger,
+               "Tile size",
+               "Tile edge in pixels for large frames (0 = from the memory budget).",
+               0,
+               0,
+               8192,
+               0,
+               2048,
+               {}});
+  p.push_back(
+      {"device", kOfxParamTypeChoice, "Device", "Where the models run.", 0, 0, 0, 0, 0, kDevices});
   return p;
 }
 
@@ -116,7 +163,8 @@ OfxStatus on_describe(Kind kind, OfxImageEffectHandle h) {
   g.prop->propSetString(p, kOfxImageEffectPropSupportedContexts, 0, kOfxImageEffectContextFilter);
   g.prop->propSetString(p, kOfxImageEffectPropSupportedContexts, 1, kOfxImageEffectContextGeneral);
   const char* depths[] = {kOfxBitDepthByte, kOfxBitDepthShort, kOfxBitDepthHalf, kOfxBitDepthFloat};
-  for (int k = 0; k < 4; ++k) g.prop->propSetString(p, kOfxImageEffectPropSupportedPixelDepths, k, depths[k]);
+  for (int k = 0; k < 4; ++k)
+    g.prop->propSetString(p, kOfxImageEffectPropSupportedPixelDepths, k, depths[k]);
   g.prop->propSetInt(p, kOfxImageEffectPropSupportsMultiResolution, 0, 1);
   // Whole frames only: the models need context around every pixel.
   g.prop->propSetInt(p, kOfxImageEffectPropSupportsTiles, 0, 0);
@@ -125,7 +173,8 @@ OfxStatus on_describe(Kind kind, OfxImageEffectHandle h) {
   g.prop->propSetInt(p, kOfxImageEffectPropSupportsMultipleClipPARs, 0, 0);
   // Renders on one instance may overlap: state is read-only after CreateInstance, Python runs
   // under the GIL and the engine is thread-safe (tests render many threads on one instance).
-  g.prop->propSetString(p, kOfxImageEffectPluginRenderThreadSafety, 0, kOfxImageEffectRenderFullySafe);
+  g.prop->propSetString(p, kOfxImageEffectPluginRenderThreadSafety, 0,
+                        kOfxImageEffectRenderFullySafe);
   g.prop->propSetInt(p, kOfxImageEffectPluginPropHostFrameThreading, 0, 0);
   g.prop->propSetString(p, kOfxImageEffectPropCudaRenderSupported, 0, "false");
   return kOfxStatOK;
@@ -238,7 +287,8 @@ OfxStatus on_region_of_definition(OfxImageEffectHandle h, OfxPropertySetHandle i
   OfxTime t = 0;
   g.prop->propGetDouble(in, kOfxPropTime, 0, &t);
   OfxRectD rod;
-  if (g.effect->clipGetRegionOfDefinition(inst->src, t, &rod) != kOfxStatOK) return kOfxStatReplyDefault;
+  if (g.effect->clipGetRegionOfDefinition(inst->src, t, &rod) != kOfxStatOK)
+    return kOfxStatReplyDefault;
   const double s = sr_scale(inst, t);
   const double r[4] = {rod.x1 * s, rod.y1 * s, rod.x2 * s, rod.y2 * s};
   g.prop->propSetDoubleN(out, kOfxImageEffectPropRegionOfDefinition, 4, r);
@@ -254,13 +304,17 @@ OfxStatus on_regions_of_interest(OfxImageEffectHandle h, OfxPropertySetHandle in
   OfxTime t = 0;
   g.prop->propGetDouble(in, kOfxPropTime, 0, &t);
   OfxRectD rod;
-  if (g.effect->clipGetRegionOfDefinition(inst->src, t, &rod) != kOfxStatOK) return kOfxStatReplyDefault;
+  if (g.effect->clipGetRegionOfDefinition(inst->src, t, &rod) != kOfxStatOK)
+    return kOfxStatReplyDefault;
   const double r[4] = {rod.x1, rod.y1, rod.x2, rod.y2};
-  g.prop->propSetDoubleN(out, (std::string(kOfxImageClipPropRoIPrefix) + kOfxImageEffectSimpleSourceClipName).c_str(), 4, r);
+  g.prop->propSetDoubleN(
+      out, (std::string(kOfxImageClipPropRoIPrefix) + kOfxImageEffectSimpleSourceClipName).c_str(),
+      4, r);
   return kOfxStatOK;
 }
 
-OfxStatus on_is_identity(OfxImageEffectHandle h, OfxPropertySetHandle in, OfxPropertySetHandle out) {
+OfxStatus on_is_identity(OfxImageEffectHandle h, OfxPropertySetHandle in,
+                         OfxPropertySetHandle out) {
   Instance* inst = instance_of(h);
   if (!inst || inst->kind != Kind::Denoise) return kOfxStatReplyDefault;
   OfxTime t = 0;
@@ -290,7 +344,8 @@ bool read_image(OfxPropertySetHandle img, kwaflux::HostImage& out) {
       g.prop->propGetString(img, kOfxImageEffectPropComponents, 0, &comps) != kOfxStatOK)
     return false;
   char* premult = nullptr;
-  if (g.prop->propGetString(img, kOfxImageEffectPropPreMultiplication, 0, &premult) == kOfxStatOK && premult)
+  if (g.prop->propGetString(img, kOfxImageEffectPropPreMultiplication, 0, &premult) == kOfxStatOK &&
+      premult)
     out.premultiplication = premult;
   out.row_bytes = row_bytes;
   out.depth = depth ? depth : "";
@@ -398,7 +453,8 @@ OfxStatus main_entry(Kind kind, const char* action, const void* handle, OfxPrope
     if (a == kOfxImageEffectActionGetRegionsOfInterest) return on_regions_of_interest(h, in, out);
     if (a == kOfxImageEffectActionIsIdentity) return on_is_identity(h, in, out);
     if (a == kOfxImageEffectActionRender) return on_render(h, in);
-    if (a == kOfxImageEffectActionBeginSequenceRender || a == kOfxImageEffectActionEndSequenceRender)
+    if (a == kOfxImageEffectActionBeginSequenceRender ||
+        a == kOfxImageEffectActionEndSequenceRender)
       return kOfxStatOK;
     if (a == "KwafluxActionDoctor") return on_doctor(out);
     return kOfxStatReplyDefault;
@@ -411,7 +467,8 @@ OfxStatus main_entry(Kind kind, const char* action, const void* handle, OfxPrope
   }
 }
 
-OfxStatus denoise_entry(const char* a, const void* h, OfxPropertySetHandle i, OfxPropertySetHandle o) {
+OfxStatus denoise_entry(const char* a, const void* h, OfxPropertySetHandle i,
+                        OfxPropertySetHandle o) {
   return main_entry(Kind::Denoise, a, h, i, o);
 }
 OfxStatus sr_entry(const char* a, const void* h, OfxPropertySetHandle i, OfxPropertySetHandle o) {
@@ -421,14 +478,20 @@ OfxStatus sr_entry(const char* a, const void* h, OfxPropertySetHandle i, OfxProp
 void set_host(OfxHost* host) {
   if (!host || g.host == host) return;
   g.host = host;
-  g.prop = static_cast<const OfxPropertySuiteV1*>(host->fetchSuite(host->host, kOfxPropertySuite, 1));
-  g.effect = static_cast<const OfxImageEffectSuiteV1*>(host->fetchSuite(host->host, kOfxImageEffectSuite, 1));
-  g.param = static_cast<const OfxParameterSuiteV1*>(host->fetchSuite(host->host, kOfxParameterSuite, 1));
-  g.message = static_cast<const OfxMessageSuiteV1*>(host->fetchSuite(host->host, kOfxMessageSuite, 1));
-  g.message2 = static_cast<const OfxMessageSuiteV2*>(host->fetchSuite(host->host, kOfxMessageSuite, 2));
+  g.prop =
+      static_cast<const OfxPropertySuiteV1*>(host->fetchSuite(host->host, kOfxPropertySuite, 1));
+  g.effect = static_cast<const OfxImageEffectSuiteV1*>(
+      host->fetchSuite(host->host, kOfxImageEffectSuite, 1));
+  g.param =
+      static_cast<const OfxParameterSuiteV1*>(host->fetchSuite(host->host, kOfxParameterSuite, 1));
+  g.message =
+      static_cast<const OfxMessageSuiteV1*>(host->fetchSuite(host->host, kOfxMessageSuite, 1));
+  g.message2 =
+      static_cast<const OfxMessageSuiteV2*>(host->fetchSuite(host->host, kOfxMessageSuite, 2));
   if (g.prop) {
     int multires = 0;
-    if (g.prop->propGetInt(host->host, kOfxImageEffectPropSupportsMultiResolution, 0, &multires) == kOfxStatOK)
+    if (g.prop->propGetInt(host->host, kOfxImageEffectPropSupportsMultiResolution, 0, &multires) ==
+        kOfxStatOK)
       g.host_multires = multires != 0;
     char* name = nullptr;
     if (g.prop->propGetString(host->host, kOfxPropName, 0, &name) == kOfxStatOK && name)

@@ -31,10 +31,10 @@ struct Config {
 
 enum class State { NotStarted, Started, Ready, Refused };
 
-std::mutex g_mutex;              // guards start-up and the fields below
+std::mutex g_mutex;  // guards start-up and the fields below
 State g_state = State::NotStarted;
-std::string g_refusal;           // why Python will never run in this process
-PyObject* g_entry = nullptr;     // kwaflux_ofx.hosts.ofx.entry, kept for the life of the process
+std::string g_refusal;        // why Python will never run in this process
+PyObject* g_entry = nullptr;  // kwaflux_ofx.hosts.ofx.entry, kept for the life of the process
 bool g_reused_host_python = false;
 Config g_config;
 
@@ -93,9 +93,12 @@ Config load_config() {
     size_t eq = line.find('=');
     if (eq == std::string::npos) continue;
     std::string key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
-    if (key == "python") c.python = value;
-    else if (key == "pythonpath") c.pythonpath.push_back(value);
-    else if (key == "log_dir") c.log_dir = value;
+    if (key == "python")
+      c.python = value;
+    else if (key == "pythonpath")
+      c.pythonpath.push_back(value);
+    else if (key == "log_dir")
+      c.log_dir = value;
   }
   if (!f.is_open()) c.config_path.clear();
   if (const char* env = std::getenv("KWAFLUX_OFX_PYTHON")) c.python = env;
@@ -171,10 +174,10 @@ std::string ensure_python_locked() {
     g_config = load_config();
     const Config& c = g_config;
     set_log_dir(c.log_dir);
-    std::string where = c.config_path.empty() ? "no " + c.bundle_dir + "/Contents/Resources/kwaflux.cfg"
-                                              : c.config_path;
-    if (c.python.empty())
-      return "no Python configured (" + where + "); run `kwaflux ofx install`";
+    std::string where = c.config_path.empty()
+                            ? "no " + c.bundle_dir + "/Contents/Resources/kwaflux.cfg"
+                            : c.config_path;
+    if (c.python.empty()) return "no Python configured (" + where + "); run `kwaflux ofx install`";
     if (!is_file(c.python) || access(c.python.c_str(), X_OK) != 0)
       return "Python " + c.python + " not found (" + where + "); run `kwaflux ofx install`";
     if (!is_dir(site_packages(c)))
@@ -313,10 +316,18 @@ std::string render(const RenderCall& call) {
       params["premultiplication"] = call.src.premultiplication;
       for (const ParamValue& p : call.params) {
         switch (p.kind) {
-          case ParamValue::Double: params[p.name.c_str()] = p.d; break;
-          case ParamValue::Int: params[p.name.c_str()] = p.i; break;
-          case ParamValue::Bool: params[p.name.c_str()] = bool(p.i); break;
-          case ParamValue::String: params[p.name.c_str()] = p.s; break;
+          case ParamValue::Double:
+            params[p.name.c_str()] = p.d;
+            break;
+          case ParamValue::Int:
+            params[p.name.c_str()] = p.i;
+            break;
+          case ParamValue::Bool:
+            params[p.name.c_str()] = bool(p.i);
+            break;
+          case ParamValue::String:
+            params[p.name.c_str()] = p.s;
+            break;
         }
       }
       py::object result = py::handle(g_entry).attr("render")(src, dst, params);

@@ -15,7 +15,8 @@ struct HostImage {
   long row_bytes = 0;  // may be negative (rows go down in memory)
   std::string depth;   // kOfxBitDepth*
   int channels = 0;    // 3 or 4
-  std::string premultiplication;  // kOfxImageOpaque / kOfxImagePreMultiplied / kOfxImageUnPreMultiplied
+  std::string
+      premultiplication;  // kOfxImageOpaque / kOfxImagePreMultiplied / kOfxImageUnPreMultiplied
 };
 
 struct ParamValue {

@@ -9,8 +9,9 @@
 //
 //   ofx-fuzz --bundle B --models DIR --work DIR --seed S --start I --count N [--max-side M]
 //            [--cases I,J,...] [--host multires|nomultires|resolve]
-// DIR holds sr.onnx, dn.onnx and fail.onnx (and registry/ for the default names). Prints "fuzz I config ..." before each case and
-// "fuzz I rc=R" after it (R is the host's exit code: 0 ok, 3 failed renders, 4 buffer overrun).
+// DIR holds sr.onnx, dn.onnx and fail.onnx (and registry/ for the default names). Prints "fuzz I
+// config ..." before each case and "fuzz I rc=R" after it (R is the host's exit code: 0 ok, 3
+// failed renders, 4 buffer overrun).
 
 #define main kwaflux_test_host_main
 #include "../bridge/test_host/host.cpp"
@@ -30,20 +31,24 @@ struct Fuzz {
   double real(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); }
   bool chance(double p) { return real(0.0, 1.0) < p; }
   template <class T>
-  const T& pick(const std::vector<T>& v) { return v[size_t(uniform(0, int(v.size()) - 1))]; }
+  const T& pick(const std::vector<T>& v) {
+    return v[size_t(uniform(0, int(v.size()) - 1))];
+  }
 };
 
 int side(Fuzz& f, int max_side) {
   double r = f.real(0.0, 1.0);
-  int s = r < 0.15 ? f.uniform(1, 3) : r < 0.6 ? f.uniform(4, 40) : r < 0.93 ? f.uniform(41, 200)
-                                                                              : f.uniform(201, 4096);
+  int s = r < 0.15   ? f.uniform(1, 3)
+          : r < 0.6  ? f.uniform(4, 40)
+          : r < 0.93 ? f.uniform(41, 200)
+                     : f.uniform(201, 4096);
   return std::min(s, max_side);  // the bounds above stay valid whatever max_side is
 }
 
 std::string number(Fuzz& f) {
   // Parameter values a host or a script could send: valid, just outside, absurd, not numbers.
-  static const std::vector<std::string> odd = {"nan", "inf", "-inf", "-1", "2", "1e300", "-1e300",
-                                               "1e-300", "0", "1", "0.9999999"};
+  static const std::vector<std::string> odd = {
+      "nan", "inf", "-inf", "-1", "2", "1e300", "-1e300", "1e-300", "0", "1", "0.9999999"};
   if (f.chance(0.5)) {
     std::ostringstream s;
     s << f.real(0.0, 1.0);
@@ -53,13 +58,14 @@ std::string number(Fuzz& f) {
 }
 
 std::string integer(Fuzz& f, int lo, int hi) {
-  static const std::vector<std::string> odd = {"-2147483648", "2147483647", "-1", "0", "1", "31",
-                                               "32", "33", "100000"};
+  static const std::vector<std::string> odd = {"-2147483648", "2147483647", "-1", "0",     "1",
+                                               "31",          "32",         "33", "100000"};
   if (f.chance(0.6)) return std::to_string(f.uniform(lo, hi));
   return f.pick(odd);
 }
 
-void write_picture(Fuzz& f, const std::string& path, int w, int h, int c, const std::string& descr) {
+void write_picture(Fuzz& f, const std::string& path, int w, int h, int c,
+                   const std::string& descr) {
   npy::Image img;
   img.descr = descr;
   img.width = w;
@@ -78,13 +84,15 @@ void write_picture(Fuzz& f, const std::string& path, int w, int h, int c, const 
       uint16_t v = uint16_t(r);
       std::memcpy(p, &v, 2);
     } else if (descr == "<f2") {
-      uint16_t v = uint16_t(0x3000 + (r % 0x0C00));  // half floats in about 0.125..1
+      uint16_t v = uint16_t(0x3000 + (r % 0x0C00));            // half floats in about 0.125..1
       if (wild && r % 97 == 0) v = (r & 1) ? 0x7E00 : 0xFC00;  // NaN, -inf
       std::memcpy(p, &v, 2);
     } else {
       float v = float(r % 100000) / 100000.0f;
-      if (wild && r % 97 == 0) v = (r & 1) ? NAN : -INFINITY;
-      else if (wild && r % 13 == 0) v = (r & 2) ? -0.5f : 7.0f;
+      if (wild && r % 97 == 0)
+        v = (r & 1) ? NAN : -INFINITY;
+      else if (wild && r % 13 == 0)
+        v = (r & 2) ? -0.5f : 7.0f;
       std::memcpy(p, &v, 4);
     }
   }
@@ -100,14 +108,22 @@ int main(int argc, char** argv) {
   std::vector<int> cases;
   for (int k = 1; k + 1 < argc; k += 2) {
     std::string a = argv[k], v = argv[k + 1];
-    if (a == "--bundle") bundle = v;
-    else if (a == "--models") models = v;
-    else if (a == "--work") work = v;
-    else if (a == "--seed") seed = std::stoull(v);
-    else if (a == "--start") start = std::stoi(v);
-    else if (a == "--count") count = std::stoi(v);
-    else if (a == "--max-side") max_side = std::max(1, std::stoi(v));
-    else if (a == "--host") host = v;  // multires (Natron-like), nomultires, resolve
+    if (a == "--bundle")
+      bundle = v;
+    else if (a == "--models")
+      models = v;
+    else if (a == "--work")
+      work = v;
+    else if (a == "--seed")
+      seed = std::stoull(v);
+    else if (a == "--start")
+      start = std::stoi(v);
+    else if (a == "--count")
+      count = std::stoi(v);
+    else if (a == "--max-side")
+      max_side = std::max(1, std::stoi(v));
+    else if (a == "--host")
+      host = v;                 // multires (Natron-like), nomultires, resolve
     else if (a == "--cases") {  // replay chosen cases, in this order (to reduce a finding)
       for (size_t at = 0; at < v.size();) {
         size_t end = v.find(',', at);
@@ -120,8 +136,9 @@ int main(int argc, char** argv) {
   if (cases.empty())
     for (int i = start; i < start + count; ++i) cases.push_back(i);
   if (bundle.empty() || models.empty() || work.empty()) {
-    std::fprintf(stderr, "usage: ofx-fuzz --bundle B --models DIR --work DIR [--seed S] "
-                         "[--start I] [--count N] [--max-side M]\n");
+    std::fprintf(stderr,
+                 "usage: ofx-fuzz --bundle B --models DIR --work DIR [--seed S] "
+                 "[--start I] [--count N] [--max-side M]\n");
     return 2;
   }
   const std::vector<std::string> depths = {"|u1", "<u2", "<f2", "<f4"};
@@ -135,9 +152,13 @@ int main(int argc, char** argv) {
     const std::string in = work + "/in.npy";
     write_picture(f, in, w, h, c, descr);
 
-    std::vector<std::string> args = {"ofx-fuzz", "--bundle", bundle, "--plugin",
+    std::vector<std::string> args = {"ofx-fuzz",
+                                     "--bundle",
+                                     bundle,
+                                     "--plugin",
                                      sr ? "org.kwaflux.SuperResolution" : "org.kwaflux.Denoise",
-                                     "--input", in};
+                                     "--input",
+                                     in};
     // Memory layout and placement: they must never change a pixel (checked below).
     std::vector<std::string> layout;
     if (f.chance(0.4)) layout.push_back("--negative-rowbytes");
@@ -164,7 +185,8 @@ int main(int argc, char** argv) {
     }
     // The host's capabilities are fixed for a process (plugins read them once, in setHost, as
     // for any real host), so the flavour is one per run, not per case.
-    if (host == "resolve") args.push_back("--resolve");
+    if (host == "resolve")
+      args.push_back("--resolve");
     else if (host == "nomultires") {
       args.push_back("--multires");
       args.push_back("0");
@@ -182,11 +204,11 @@ int main(int argc, char** argv) {
     args.push_back(std::to_string(f.uniform(1, 3)));
     // The model: mostly the small test model of the right kind; sometimes a wrong one.
     double m = f.real(0.0, 1.0);
-    std::string model = m < 0.7 ? models + (sr ? "/sr.onnx" : "/dn.onnx")
-                      : m < 0.85 ? ""  // the default models by name (KWAFLUX_MODELS_DIR)
-                      : m < 0.9 ? models + "/fail.onnx"
-                      : m < 0.95 ? models + (sr ? "/dn.onnx" : "/sr.onnx")
-                                 : models + "/no-such-model.onnx";
+    std::string model = m < 0.7    ? models + (sr ? "/sr.onnx" : "/dn.onnx")
+                        : m < 0.85 ? ""  // the default models by name (KWAFLUX_MODELS_DIR)
+                        : m < 0.9  ? models + "/fail.onnx"
+                        : m < 0.95 ? models + (sr ? "/dn.onnx" : "/sr.onnx")
+                                   : models + "/no-such-model.onnx";
     args.push_back("--param");
     args.push_back("model=" + model);
     auto param = [&](const std::string& name, const std::string& value) {
@@ -209,8 +231,8 @@ int main(int argc, char** argv) {
     for (auto& a : layout) line += " " + a;
     std::printf("fuzz %d config %dx%dx%d %s %s\n", i, w, h, c, descr.c_str(), line.c_str());
     std::fflush(stdout);
-    const int frames = std::stoi(args[std::find(args.begin(), args.end(), "--frames") -
-                                      args.begin() + 1]);
+    const int frames =
+        std::stoi(args[std::find(args.begin(), args.end(), "--frames") - args.begin() + 1]);
     auto out_name = [&](const std::string& stem, int t) {
       return work + "/" + stem + (frames > 1 ? "." + std::to_string(t) : "") + ".npy";
     };

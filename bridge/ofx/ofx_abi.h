@@ -22,11 +22,21 @@ typedef struct OfxParamOpaque* OfxParamHandle;
 typedef struct OfxImageMemoryOpaque* OfxImageMemoryHandle;
 typedef struct OfxMutexOpaque* OfxMutexHandle;
 
-typedef struct { double x, y; } OfxPointD;
-typedef struct { int x, y; } OfxPointI;
-typedef struct { double min, max; } OfxRangeD;
-typedef struct { double x1, y1, x2, y2; } OfxRectD;  // canonical coordinates
-typedef struct { int x1, y1, x2, y2; } OfxRectI;     // pixel coordinates
+typedef struct {
+  double x, y;
+} OfxPointD;
+typedef struct {
+  int x, y;
+} OfxPointI;
+typedef struct {
+  double min, max;
+} OfxRangeD;
+typedef struct {
+  double x1, y1, x2, y2;
+} OfxRectD;  // canonical coordinates
+typedef struct {
+  int x1, y1, x2, y2;
+} OfxRectI;  // pixel coordinates
 
 // ---- status codes ------------------------------------------------------------
 enum {
@@ -54,8 +64,7 @@ typedef struct OfxHost {
 } OfxHost;
 
 typedef OfxStatus(OfxPluginEntryPoint)(const char* action, const void* handle,
-                                       OfxPropertySetHandle inArgs,
-                                       OfxPropertySetHandle outArgs);
+                                       OfxPropertySetHandle inArgs, OfxPropertySetHandle outArgs);
 
 typedef struct OfxPlugin {
   const char* pluginApi;

@@ -35,10 +35,14 @@ struct Property {
   std::vector<int> i;
   int size() const {
     switch (kind) {
-      case Pointer: return int(p.size());
-      case String: return int(s.size());
-      case Double: return int(d.size());
-      default: return int(i.size());
+      case Pointer:
+        return int(p.size());
+      case String:
+        return int(s.size());
+      case Double:
+        return int(d.size());
+      default:
+        return int(i.size());
     }
   }
 };
@@ -189,17 +193,23 @@ OfxStatus propGetString(OfxPropertySetHandle h, const char* n, int i, char** v) 
 }
 OfxStatus propGetDouble(OfxPropertySetHandle h, const char* n, int i, double* v) {
   return prop_get(h, n, i, [&](Property& p, int k) {
-    if (p.kind == Property::Double) *v = p.d[k];
-    else if (p.kind == Property::Int) *v = p.i[k];
-    else return kOfxStatErrValue;
+    if (p.kind == Property::Double)
+      *v = p.d[k];
+    else if (p.kind == Property::Int)
+      *v = p.i[k];
+    else
+      return kOfxStatErrValue;
     return kOfxStatOK;
   });
 }
 OfxStatus propGetInt(OfxPropertySetHandle h, const char* n, int i, int* v) {
   return prop_get(h, n, i, [&](Property& p, int k) {
-    if (p.kind == Property::Int) *v = p.i[k];
-    else if (p.kind == Property::Double) *v = int(p.d[k]);
-    else return kOfxStatErrValue;
+    if (p.kind == Property::Int)
+      *v = p.i[k];
+    else if (p.kind == Property::Double)
+      *v = int(p.d[k]);
+    else
+      return kOfxStatErrValue;
     return kOfxStatOK;
   });
 }
@@ -241,8 +251,8 @@ OfxStatus propGetDimension(OfxPropertySetHandle h, const char* n, int* count) {
 }
 
 OfxPropertySuiteV1 g_property_suite = {
-    propSetPointer, propSetString,  propSetDouble,  propSetInt,     propSetPointerN,
-    propSetStringN, propSetDoubleN, propSetIntN,    propGetPointer, propGetString,
+    propSetPointer, propSetString,  propSetDouble,   propSetInt,     propSetPointerN,
+    propSetStringN, propSetDoubleN, propSetIntN,     propGetPointer, propGetString,
     propGetDouble,  propGetInt,     propGetPointerN, propGetStringN, propGetDoubleN,
     propGetIntN,    propReset,      propGetDimension};
 
@@ -391,7 +401,8 @@ int frame_index(Effect* e, OfxTime t) {
   return k >= 0 && k < int(e->frames.size()) ? k : -1;
 }
 
-OfxStatus clipGetImage(OfxImageClipHandle h, OfxTime t, const OfxRectD*, OfxPropertySetHandle* out) {
+OfxStatus clipGetImage(OfxImageClipHandle h, OfxTime t, const OfxRectD*,
+                       OfxPropertySetHandle* out) {
   if (!h || !out) return kOfxStatErrBadHandle;
   Clip* c = reinterpret_cast<Clip*>(h);
   *out = nullptr;
@@ -404,16 +415,16 @@ OfxStatus clipGetImage(OfxImageClipHandle h, OfxTime t, const OfxRectD*, OfxProp
   img->set_pointer(kOfxImagePropData, b.data);
   img->set_int(kOfxImagePropBounds, {b.bounds.x1, b.bounds.y1, b.bounds.x2, b.bounds.y2});
   img->set_int(kOfxImagePropRegionOfDefinition,
-                     {b.bounds.x1, b.bounds.y1, b.bounds.x2, b.bounds.y2});
+               {b.bounds.x1, b.bounds.y1, b.bounds.x2, b.bounds.y2});
   img->set_int(kOfxImagePropRowBytes,
                {int(g_opt.report_rowbytes ? g_opt.report_rowbytes : b.row_bytes)});
   img->set_string(kOfxImageEffectPropPixelDepth, {b.depth});
   img->set_string(kOfxImageEffectPropComponents,
-                        {b.channels == 4 ? kOfxImageComponentRGBA : kOfxImageComponentRGB});
+                  {b.channels == 4 ? kOfxImageComponentRGBA : kOfxImageComponentRGB});
   img->set_string(kOfxImageEffectPropPreMultiplication,
-                        {b.channels != 4           ? kOfxImageOpaque
-                         : g_opt.unpremultiplied ? kOfxImageUnPreMultiplied
-                                                 : kOfxImagePreMultiplied});
+                  {b.channels != 4         ? kOfxImageOpaque
+                   : g_opt.unpremultiplied ? kOfxImageUnPreMultiplied
+                                           : kOfxImagePreMultiplied});
   double rs = 1.0 / g_opt.scale_down;
   img->set_double(kOfxImageEffectPropRenderScale, {rs, rs});
   img->set_double(kOfxImagePropPixelAspectRatio, {1.0});
@@ -430,7 +441,8 @@ OfxStatus clipReleaseImage(OfxPropertySetHandle h) {
 OfxStatus clipGetRegionOfDefinition(OfxImageClipHandle h, OfxTime, OfxRectD* bounds) {
   if (!h || !bounds) return kOfxStatErrBadHandle;
   Clip* c = reinterpret_cast<Clip*>(h);
-  *bounds = c->name == kOfxImageEffectSimpleSourceClipName ? c->effect->src_rod : c->effect->out_rod;
+  *bounds =
+      c->name == kOfxImageEffectSimpleSourceClipName ? c->effect->src_rod : c->effect->out_rod;
   return kOfxStatOK;
 }
 int abortRender(OfxImageEffectHandle) { return 0; }
@@ -449,10 +461,9 @@ OfxStatus imageMemoryLock(OfxImageMemoryHandle h, void** data) {
 OfxStatus imageMemoryUnlock(OfxImageMemoryHandle) { return kOfxStatOK; }
 
 OfxImageEffectSuiteV1 g_effect_suite = {
-    getPropertySet,   getParamSet,     clipDefine,
-    clipGetHandle,    clipGetPropertySet, clipGetImage,
-    clipReleaseImage, clipGetRegionOfDefinition, abortRender,
-    imageMemoryAlloc, imageMemoryFree, imageMemoryLock,
+    getPropertySet,     getParamSet,      clipDefine,       clipGetHandle,
+    clipGetPropertySet, clipGetImage,     clipReleaseImage, clipGetRegionOfDefinition,
+    abortRender,        imageMemoryAlloc, imageMemoryFree,  imageMemoryLock,
     imageMemoryUnlock};
 
 // ---------------------------------------------------------------- parameter suite
@@ -519,7 +530,9 @@ OfxStatus paramGetValueAtTime(OfxParamHandle h, OfxTime t, ...) {
   return s;
 }
 OfxStatus paramUnsupportedT(OfxParamHandle, OfxTime, ...) { return kOfxStatErrUnsupported; }
-OfxStatus paramUnsupportedTT(OfxParamHandle, OfxTime, OfxTime, ...) { return kOfxStatErrUnsupported; }
+OfxStatus paramUnsupportedTT(OfxParamHandle, OfxTime, OfxTime, ...) {
+  return kOfxStatErrUnsupported;
+}
 OfxStatus paramUnsupported(OfxParamHandle, ...) { return kOfxStatErrUnsupported; }
 OfxStatus paramGetNumKeys(OfxParamHandle, unsigned int* n) {
   *n = 0;
@@ -536,10 +549,10 @@ OfxStatus paramEditBegin(OfxParamSetHandle, const char*) { return kOfxStatOK; }
 OfxStatus paramEditEnd(OfxParamSetHandle) { return kOfxStatOK; }
 
 OfxParameterSuiteV1 g_param_suite = {
-    paramDefine,      paramGetHandle,    paramSetGetPropertySet, paramGetPropertySet,
-    paramGetValue,    paramGetValueAtTime, paramUnsupportedT,    paramUnsupportedTT,
-    paramUnsupported, paramUnsupportedT, paramGetNumKeys,        paramGetKeyTime,
-    paramGetKeyIndex, paramDeleteKey,    paramDeleteAllKeys,     paramCopy,
+    paramDefine,      paramGetHandle,      paramSetGetPropertySet, paramGetPropertySet,
+    paramGetValue,    paramGetValueAtTime, paramUnsupportedT,      paramUnsupportedTT,
+    paramUnsupported, paramUnsupportedT,   paramGetNumKeys,        paramGetKeyTime,
+    paramGetKeyIndex, paramDeleteKey,      paramDeleteAllKeys,     paramCopy,
     paramEditBegin,   paramEditEnd};
 
 // ---------------------------------------------------------------- message, memory, threads
@@ -554,7 +567,8 @@ OfxStatus message(void*, const char* type, const char* id, const char* format, .
   std::string text = format_message(format, ap);
   va_end(ap);
   g_messages++;
-  std::fprintf(stderr, "host: message [%s] %s: %s\n", type ? type : "?", id ? id : "", text.c_str());
+  std::fprintf(stderr, "host: message [%s] %s: %s\n", type ? type : "?", id ? id : "",
+               text.c_str());
   return kOfxStatOK;
 }
 OfxStatus setPersistentMessage(void* h, const char* type, const char* id, const char* format, ...) {
@@ -634,9 +648,10 @@ OfxStatus mutexUnLock(const OfxMutexHandle m) {
 OfxStatus mutexTryLock(const OfxMutexHandle m) {
   return reinterpret_cast<std::recursive_mutex*>(m)->try_lock() ? kOfxStatOK : kOfxStatFailed;
 }
-OfxMultiThreadSuiteV1 g_thread_suite = {multiThread, multiThreadNumCPUs, multiThreadIndex,
-                                        multiThreadIsSpawnedThread, mutexCreate, mutexDestroy,
-                                        mutexLock, mutexUnLock, mutexTryLock};
+OfxMultiThreadSuiteV1 g_thread_suite = {
+    multiThread, multiThreadNumCPUs, multiThreadIndex, multiThreadIsSpawnedThread,
+    mutexCreate, mutexDestroy,       mutexLock,        mutexUnLock,
+    mutexTryLock};
 
 const void* fetchSuite(OfxPropertySetHandle, const char* name, int version) {
   if (!name) return nullptr;
@@ -725,14 +740,18 @@ npy::Image picture_from(Buffer& b, const std::string& descr) {
   img.channels = b.channels;
   img.bytes.resize(img.row_bytes() * img.height);
   for (int k = 0; k < img.height; ++k)
-    std::memcpy(img.bytes.data() + k * img.row_bytes(), b.row(b.bounds.y2 - 1 - k), img.row_bytes());
+    std::memcpy(img.bytes.data() + k * img.row_bytes(), b.row(b.bounds.y2 - 1 - k),
+                img.row_bytes());
   return img;
 }
 
 void set_param_from_text(Param* p, const std::string& v) {
-  if (p->type == kOfxParamTypeDouble) p->d[0] = std::stod(v);
-  else if (p->type == kOfxParamTypeBoolean) p->i = (v == "1" || v == "true" || v == "True");
-  else if (p->type == kOfxParamTypeInteger) p->i = std::stoi(v);
+  if (p->type == kOfxParamTypeDouble)
+    p->d[0] = std::stod(v);
+  else if (p->type == kOfxParamTypeBoolean)
+    p->i = (v == "1" || v == "true" || v == "True");
+  else if (p->type == kOfxParamTypeInteger)
+    p->i = std::stoi(v);
   else if (p->type == kOfxParamTypeChoice) {
     // Accept an option label or an index.
     PropertySet& ps = p->props;
@@ -745,7 +764,8 @@ void set_param_from_text(Param* p, const std::string& v) {
           return;
         }
     p->i = std::stoi(v);
-  } else if (p->type == kOfxParamTypeString) p->s = v;
+  } else if (p->type == kOfxParamTypeString)
+    p->s = v;
 }
 
 void print_params(Effect& e) {
@@ -759,9 +779,12 @@ void print_params(Effect& e) {
         auto it = p->props.props.find(key);
         if (it == p->props.props.end() || it->second.size() == 0) continue;
         const Property& q = it->second;
-        if (q.kind == Property::String) v = "'" + q.s[0] + "'";
-        else if (q.kind == Property::Double) v = std::to_string(q.d[0]);
-        else if (q.kind == Property::Int) v = std::to_string(q.i[0]);
+        if (q.kind == Property::String)
+          v = "'" + q.s[0] + "'";
+        else if (q.kind == Property::Double)
+          v = std::to_string(q.d[0]);
+        else if (q.kind == Property::Int)
+          v = std::to_string(q.i[0]);
       }
       std::printf(" %s=%s", key + std::strlen("OfxParamProp"), v.c_str());
     }
@@ -776,20 +799,21 @@ struct Loaded {
 
 OfxStatus call(OfxPlugin* plugin, const char* action, void* handle, PropertySet* in,
                PropertySet* out) {
-  OfxStatus s = plugin->mainEntry(action, handle, in ? in->handle() : nullptr,
-                                  out ? out->handle() : nullptr);
+  OfxStatus s =
+      plugin->mainEntry(action, handle, in ? in->handle() : nullptr, out ? out->handle() : nullptr);
   std::printf("action %s -> %d\n", action, s);
   std::fflush(stdout);
   return s;
 }
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: kwaflux-ofx-test-host [--bundle DIR] [--plugin ID] [--list] [--doctor]\n"
-               "  [--input IN.npy --output OUT.npy] [--param NAME=VALUE]... [--context filter|general]\n"
-               "  [--multires 0|1] [--resolve] [--negative-rowbytes] [--offset X,Y] [--row-pad N]\n"
-               "  [--render-scale-down K] [--threads N] [--frames N] [--host-python LIBPYTHON]\n"
-               "  [--disconnect-source] [--same-buffers] [--unpremultiplied] [--report-rowbytes N]\n");
+  std::fprintf(
+      stderr,
+      "usage: kwaflux-ofx-test-host [--bundle DIR] [--plugin ID] [--list] [--doctor]\n"
+      "  [--input IN.npy --output OUT.npy] [--param NAME=VALUE]... [--context filter|general]\n"
+      "  [--multires 0|1] [--resolve] [--negative-rowbytes] [--offset X,Y] [--row-pad N]\n"
+      "  [--render-scale-down K] [--threads N] [--frames N] [--host-python LIBPYTHON]\n"
+      "  [--disconnect-source] [--same-buffers] [--unpremultiplied] [--report-rowbytes N]\n");
   std::exit(2);
 }
 
@@ -800,39 +824,59 @@ void parse(int argc, char** argv) {
       if (k + 1 >= argc) usage();
       return argv[++k];
     };
-    if (a == "--bundle") g_opt.bundle = next();
-    else if (a == "--plugin") g_opt.plugin_id = next();
-    else if (a == "--input") g_opt.input = next();
-    else if (a == "--output") g_opt.output = next();
-    else if (a == "--list") g_opt.list = true;
-    else if (a == "--doctor") g_opt.doctor = true;
+    if (a == "--bundle")
+      g_opt.bundle = next();
+    else if (a == "--plugin")
+      g_opt.plugin_id = next();
+    else if (a == "--input")
+      g_opt.input = next();
+    else if (a == "--output")
+      g_opt.output = next();
+    else if (a == "--list")
+      g_opt.list = true;
+    else if (a == "--doctor")
+      g_opt.doctor = true;
     else if (a == "--context")
-      g_opt.context = next() == "general" ? kOfxImageEffectContextGeneral : kOfxImageEffectContextFilter;
-    else if (a == "--multires") g_opt.multires = next() != "0";
+      g_opt.context =
+          next() == "general" ? kOfxImageEffectContextGeneral : kOfxImageEffectContextFilter;
+    else if (a == "--multires")
+      g_opt.multires = next() != "0";
     else if (a == "--resolve") {
       // What Resolve tells a plugin: no multi-resolution, its own name.
       g_opt.emulate_resolve = true;
       g_opt.multires = false;
       g_opt.host_name = "DaVinciResolve";
-    } else if (a == "--host-name") g_opt.host_name = next();
-    else if (a == "--negative-rowbytes") g_opt.negative_rowbytes = true;
+    } else if (a == "--host-name")
+      g_opt.host_name = next();
+    else if (a == "--negative-rowbytes")
+      g_opt.negative_rowbytes = true;
     else if (a == "--offset") {
       if (std::sscanf(next().c_str(), "%d,%d", &g_opt.offset_x, &g_opt.offset_y) != 2) usage();
-    } else if (a == "--row-pad") g_opt.row_pad = std::stoi(next());
-    else if (a == "--render-scale-down") g_opt.scale_down = std::max(1, std::stoi(next()));
-    else if (a == "--threads") g_opt.threads = std::max(1, std::stoi(next()));
-    else if (a == "--frames") g_opt.frames = std::max(1, std::stoi(next()));
-    else if (a == "--host-python") g_opt.host_python = next();
-    else if (a == "--disconnect-source") g_opt.disconnect_source = true;
-    else if (a == "--report-rowbytes") g_opt.report_rowbytes = std::stol(next());
-    else if (a == "--unpremultiplied") g_opt.unpremultiplied = true;  // straight alpha
-    else if (a == "--same-buffers") g_opt.same_buffers = true;  // one image pair for all frames
+    } else if (a == "--row-pad")
+      g_opt.row_pad = std::stoi(next());
+    else if (a == "--render-scale-down")
+      g_opt.scale_down = std::max(1, std::stoi(next()));
+    else if (a == "--threads")
+      g_opt.threads = std::max(1, std::stoi(next()));
+    else if (a == "--frames")
+      g_opt.frames = std::max(1, std::stoi(next()));
+    else if (a == "--host-python")
+      g_opt.host_python = next();
+    else if (a == "--disconnect-source")
+      g_opt.disconnect_source = true;
+    else if (a == "--report-rowbytes")
+      g_opt.report_rowbytes = std::stol(next());
+    else if (a == "--unpremultiplied")
+      g_opt.unpremultiplied = true;  // straight alpha
+    else if (a == "--same-buffers")
+      g_opt.same_buffers = true;  // one image pair for all frames
     else if (a == "--param") {
       std::string kv = next();
       size_t eq = kv.find('=');
       if (eq == std::string::npos) usage();
       g_opt.params.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-    } else usage();
+    } else
+      usage();
   }
 }
 
@@ -870,8 +914,9 @@ int main(int argc, char** argv) {
                           {kOfxImageComponentRGBA, kOfxImageComponentRGB});
   g_host_props.set_string(kOfxImageEffectPropSupportedContexts,
                           {kOfxImageEffectContextFilter, kOfxImageEffectContextGeneral});
-  g_host_props.set_string(kOfxImageEffectPropSupportedPixelDepths,
-                          {kOfxBitDepthByte, kOfxBitDepthShort, kOfxBitDepthHalf, kOfxBitDepthFloat});
+  g_host_props.set_string(
+      kOfxImageEffectPropSupportedPixelDepths,
+      {kOfxBitDepthByte, kOfxBitDepthShort, kOfxBitDepthHalf, kOfxBitDepthFloat});
   g_host.host = g_host_props.handle();
 
   // ---- find and load the plugin (the way hosts do: RTLD_LOCAL, so plugins cannot clash)
@@ -990,11 +1035,13 @@ int main(int argc, char** argv) {
         std::memcpy(&small.bytes[y * small.row_bytes() + x * px],
                     &picture.bytes[y * k * picture.row_bytes() + x * k * px], px);
     inst.src_rod = {double(g_opt.offset_x), double(g_opt.offset_y),
-                    double(g_opt.offset_x + picture.width), double(g_opt.offset_y + picture.height)};
+                    double(g_opt.offset_x + picture.width),
+                    double(g_opt.offset_y + picture.height)};
     picture = std::move(small);
   } else {
     inst.src_rod = {double(g_opt.offset_x), double(g_opt.offset_y),
-                    double(g_opt.offset_x + picture.width), double(g_opt.offset_y + picture.height)};
+                    double(g_opt.offset_x + picture.width),
+                    double(g_opt.offset_y + picture.height)};
   }
   const double rs = 1.0 / g_opt.scale_down;
   const int channels = picture.channels;
@@ -1004,8 +1051,9 @@ int main(int argc, char** argv) {
   for (auto& [name, clip] : inst.clips) {
     clip->props.set_string(kOfxImageEffectPropPixelDepth, {depth});
     clip->props.set_string(kOfxImageEffectPropComponents, {components});
-    clip->props.set_int(kOfxImageClipPropConnected,
-                        {name == kOfxImageEffectSimpleSourceClipName && g_opt.disconnect_source ? 0 : 1});
+    clip->props.set_int(
+        kOfxImageClipPropConnected,
+        {name == kOfxImageEffectSimpleSourceClipName && g_opt.disconnect_source ? 0 : 1});
     clip->props.set_double(kOfxImagePropPixelAspectRatio, {1.0});
   }
   inst.props.set_double(kOfxImageEffectPropProjectSize,
@@ -1039,13 +1087,15 @@ int main(int argc, char** argv) {
                     rod_out.get_double(kOfxImageEffectPropRegionOfDefinition, 2),
                     rod_out.get_double(kOfxImageEffectPropRegionOfDefinition, 3)};
   }
-  std::printf("rod %g %g %g %g\n", inst.out_rod.x1, inst.out_rod.y1, inst.out_rod.x2, inst.out_rod.y2);
+  std::printf("rod %g %g %g %g\n", inst.out_rod.x1, inst.out_rod.y1, inst.out_rod.x2,
+              inst.out_rod.y2);
 
   auto to_pixels = [&](const OfxRectD& r) {
     return OfxRectI{int(std::floor(r.x1 * rs)), int(std::floor(r.y1 * rs)),
                     int(std::ceil(r.x2 * rs - 1e-9)), int(std::ceil(r.y2 * rs - 1e-9))};
   };
-  OfxRectI src_bounds = {int(std::floor(inst.src_rod.x1 * rs)), int(std::floor(inst.src_rod.y1 * rs)), 0, 0};
+  OfxRectI src_bounds = {int(std::floor(inst.src_rod.x1 * rs)),
+                         int(std::floor(inst.src_rod.y1 * rs)), 0, 0};
   src_bounds.x2 = src_bounds.x1 + picture.width;
   src_bounds.y2 = src_bounds.y1 + picture.height;
   OfxRectI dst_bounds = g_opt.multires ? to_pixels(inst.out_rod) : src_bounds;
@@ -1118,7 +1168,8 @@ int main(int argc, char** argv) {
       }
       if (s != kOfxStatOK) failures++;
       std::lock_guard<std::mutex> lock(print_mutex);
-      std::printf("render t=%d status=%d identity=%d us=%lld\n", t, s, id == kOfxStatOK ? 1 : 0, us);
+      std::printf("render t=%d status=%d identity=%d us=%lld\n", t, s, id == kOfxStatOK ? 1 : 0,
+                  us);
       std::fflush(stdout);
     }
   };
@@ -1143,7 +1194,8 @@ int main(int argc, char** argv) {
       npy::write(path, picture_from(f.dst, picture.descr));
     }
   }
-  std::printf("output bounds %d %d %d %d\n", dst_bounds.x1, dst_bounds.y1, dst_bounds.x2, dst_bounds.y2);
+  std::printf("output bounds %d %d %d %d\n", dst_bounds.x1, dst_bounds.y1, dst_bounds.x2,
+              dst_bounds.y2);
   {
     std::lock_guard<std::mutex> lock(inst.message_mutex);
     if (!inst.persistent_message.empty())

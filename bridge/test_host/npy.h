@@ -36,7 +36,8 @@ inline Image read(const std::string& path) {
   if (!f) throw std::runtime_error(path + ": cannot open");
   char magic[8];
   f.read(magic, 8);
-  if (!f || std::memcmp(magic, "\x93NUMPY", 6) != 0) throw std::runtime_error(path + ": not a .npy");
+  if (!f || std::memcmp(magic, "\x93NUMPY", 6) != 0)
+    throw std::runtime_error(path + ": not a .npy");
   uint32_t hlen = 0;
   if (magic[6] == 1) {
     uint16_t h16;
@@ -51,7 +52,8 @@ inline Image read(const std::string& path) {
   std::string descr = header_value(header, "descr");
   img.descr = descr.substr(1, descr.size() - 2);
   if (img.descr != "|u1" && img.descr != "<u2" && img.descr != "<f2" && img.descr != "<f4")
-    throw std::runtime_error(path + ": dtype " + img.descr + " is not uint8/uint16/float16/float32");
+    throw std::runtime_error(path + ": dtype " + img.descr +
+                             " is not uint8/uint16/float16/float32");
   if (header_value(header, "fortran_order") != "False")
     throw std::runtime_error(path + ": fortran order not supported");
   std::string shape = header_value(header, "shape");
