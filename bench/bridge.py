@@ -21,6 +21,7 @@ from ofx_support import passthrough_model  # noqa: E402
 from report import write_section  # noqa: E402
 
 from kwaflux_ofx import Engine  # noqa: E402
+from kwaflux_ofx.engine.cache import shared_engine  # noqa: E402
 from kwaflux_ofx.hosts.ofx import entry as ofx_entry  # noqa: E402
 from kwaflux_ofx.hosts.ofx import install as ofx_tools
 
@@ -109,7 +110,7 @@ def main() -> int:
         # The plugin runs first, while this process holds no ONNX session whose threads could
         # compete with the host for the cores.
         t_action, t_python, t_engine = plugin(model, img, args.frames, tmp)
-        engine = ofx_entry.engine_for("cpu", None)
+        engine = shared_engine("cpu")
         t_direct = direct(engine, model, img, args.frames)
         peak_engine, peak_entry = extra_allocation(engine, model, img)
 

@@ -90,7 +90,7 @@ def stages(work: Path, frames: int, w: int, h: int, model: str | None, codec: st
     src = make_source(d / "clip.mov", frames, w, h)
     info = probe(src)
     settings = ConformSettings(scale=2, model=model, codec=codec, handles=0)
-    engine = shared_engine("auto", None)
+    engine = shared_engine("auto")
 
     def process(f):
         return engine.process(f, scale=2, sr_model=model)

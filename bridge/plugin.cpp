@@ -277,7 +277,12 @@ std::string get_string(Instance* inst, const char* name, OfxTime t) {
   return v ? v : "";
 }
 
-int sr_scale(Instance* inst, OfxTime t) { return get_int(inst, "scale", t, 0) == 1 ? 4 : 2; }
+// The factor is read from the chosen label ("2x" -> 2), so kScales is the one list in C++
+// (kwaflux_ofx/settings.py's SR_EFFECT_SCALES; tests/test_settings.py keeps the two equal).
+int sr_scale(Instance* inst, OfxTime t) {
+  const int i = get_int(inst, "scale", t, 0);
+  return std::atoi(kScales[i >= 0 && i < int(kScales.size()) ? i : 0]);
+}
 
 // Multi-resolution: SR's output is the source's region of definition times the scale.
 OfxStatus on_region_of_definition(OfxImageEffectHandle h, OfxPropertySetHandle in,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class KwafluxError(Exception):
@@ -14,9 +18,31 @@ class KwafluxError(Exception):
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
+def checked(check: Callable[[object, str], T], value: object, what: str) -> T:
+    """`check(value, what)` from settings.py, its ValueError turned into a KwafluxError."""
+    try:
+        return check(value, what)
+    except ValueError as exc:
+        raise KwafluxError(str(exc)) from None
+
+
 class ModelError(KwafluxError):
     """A model file that cannot be used (not ONNX, wrong shape, wrong scale...)."""
 
 
 class MediaError(KwafluxError):
     """An image or video that cannot be read or written."""
+
+
+def first_line(exc: BaseException | str, limit: int = 300) -> str:
+    """The first non-blank line of an error's message, at most `limit` characters; the
+    exception's type name when the message is empty (MemoryError() has none), so a report
+    always has a reason and this never raises."""
+    try:
+        text = exc if isinstance(exc, str) else str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the error itself
+        text = ""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return "unknown error" if isinstance(exc, str) else type(exc).__name__

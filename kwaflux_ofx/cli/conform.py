@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kwaflux_ofx.media.codecs import CODECS
+from kwaflux_ofx import settings
+from kwaflux_ofx.cli import options
 
 
 def register(subparsers) -> None:
@@ -24,18 +25,12 @@ def register(subparsers) -> None:
         help="output timeline; its extension picks the format",
     )
     p.add_argument("--media-dir", required=True, metavar="DIR", help="folder for the new media")
-    p.add_argument("--scale", type=int, choices=(1, 2, 4), default=2)
-    p.add_argument(
-        "--denoise",
-        type=float,
-        default=0.0,
-        metavar="0..1",
-        help="denoise strength before upscaling (0 = off)",
-    )
+    options.add_scale(p, settings.DEFAULT_SCALE, "upscaling factor (1 = denoise only)")
+    options.add_denoise(p, 0.0, "denoise strength before upscaling (0 = off)")
     p.add_argument("--model", default=None, help="SR model: registry name or .onnx path")
     p.add_argument("--denoise-model", default=None, help="denoise model: name or .onnx path")
     p.add_argument("--handles", type=int, default=12, help="extra frames each side of a clip")
-    p.add_argument("--codec", choices=tuple(CODECS), default="prores_422hq")
+    options.add_codec(p, settings.DEFAULT_CODEC, "codec of the new media")
     p.add_argument(
         "--search-path",
         action="append",
@@ -58,7 +53,7 @@ def register(subparsers) -> None:
         metavar="ADDRESS",
         help="Dask distributed scheduler, e.g. tcp://host:8786",
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    options.add_device(p)
     p.add_argument("--threads", type=int, default=None, help="inference threads per session")
     p.add_argument("--report", default=None, metavar="PATH.json", help="write the JSON report")
     p.add_argument(

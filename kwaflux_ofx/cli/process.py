@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kwaflux_ofx.errors import KwafluxError, MediaError
+from kwaflux_ofx import settings
+from kwaflux_ofx.cli import options
+from kwaflux_ofx.errors import KwafluxError, MediaError, checked
 
 # Containers a preview can take a frame from (decoded with PyAV); anything else is read as a still.
 VIDEO_SUFFIXES = {".mov", ".mp4", ".mkv", ".mxf", ".avi", ".m4v", ".webm"}
@@ -26,20 +28,10 @@ _FORMAT_DEPTHS = {
 
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--scale",
-        type=int,
-        choices=(1, 2, 4),
-        default=None,
-        help="upscaling factor (default 2, or the --model's own scale)",
+    options.add_scale(
+        p, None, f"upscaling factor (default {settings.DEFAULT_SCALE}, or the --model's own scale)"
     )
-    p.add_argument(
-        "--denoise",
-        type=float,
-        default=0.0,
-        metavar="0..1",
-        help="denoise strength before upscaling (0 = off, exact pass-through)",
-    )
+    options.add_denoise(p, 0.0, "denoise strength before upscaling (0 = off, exact pass-through)")
     p.add_argument("--model", default=None, metavar="NAME|PATH", help="super-resolution model")
     p.add_argument("--denoise-model", default=None, metavar="NAME|PATH", help="denoise model")
     p.add_argument(
@@ -49,7 +41,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="tile size in pixels (default: from memory)",
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    options.add_device(p)
 
 
 def register(sub) -> None:
@@ -86,12 +78,9 @@ def _engine(args):
 def _settings(args, engine) -> dict:
     scale = args.scale
     if scale is None:
-        scale = engine.model_spec(args.model).scale if args.model else 2
-    if not 0.0 <= args.denoise <= 1.0:
-        raise KwafluxError(f"--denoise must be between 0 and 1, not {args.denoise}")
-    return dict(
-        scale=scale, denoise=args.denoise, sr_model=args.model, denoise_model=args.denoise_model
-    )
+        scale = engine.model_spec(args.model).scale if args.model else settings.DEFAULT_SCALE
+    denoise = checked(settings.check_denoise, args.denoise, "--denoise")
+    return dict(scale=scale, denoise=denoise, sr_model=args.model, denoise_model=args.denoise_model)
 
 
 def _check_output(args) -> None:
@@ -164,20 +153,18 @@ def cmd_upscale(args) -> int:
     _check_output(args)
     pixels, attrs = _load_input(args.input)
     engine = _engine(args)
-    settings = _settings(args, engine)
+    opts = _settings(args, engine)
     bar, on_tile = _progress(args, args.input.name)
     with bar:
         out = engine.process(
-            pixels, premultiplied=attrs.get("premultiplied", True), on_tile=on_tile, **settings
+            pixels, premultiplied=attrs.get("premultiplied", True), on_tile=on_tile, **opts
         )
     from kwaflux_ofx.media.stills import write_image
 
     write_image(args.output, _storable(out, args.output), attrs)
     h, w = out.shape[:2]
     if not args.quiet:
-        print(
-            f"{args.output}: {w}x{h} {out.dtype} (x{settings['scale']}, denoise {settings['denoise']:g})"
-        )
+        print(f"{args.output}: {w}x{h} {out.dtype} (x{opts['scale']}, denoise {opts['denoise']:g})")
     return 0
 
 
@@ -202,18 +189,18 @@ def cmd_preview(args) -> int:
     _check_output(args)
     pixels, attrs = _load_input(args.input, args.frame)
     engine = _engine(args)
-    settings = _settings(args, engine)
+    opts = _settings(args, engine)
     bar, on_tile = _progress(args, "preview")
     with bar:
         out = engine.process(
-            pixels, premultiplied=attrs.get("premultiplied", True), on_tile=on_tile, **settings
+            pixels, premultiplied=attrs.get("premultiplied", True), on_tile=on_tile, **opts
         )
     from kwaflux_ofx.media.stills import write_image
 
     write_image(args.output, _storable(before_after(pixels, out), args.output), attrs)
     if not args.quiet:
         print(
-            f"{args.output}: left = source (Lanczos), right = Kwaflux x{settings['scale']}, "
-            f"denoise {settings['denoise']:g}"
+            f"{args.output}: left = source (Lanczos), right = Kwaflux x{opts['scale']}, "
+            f"denoise {opts['denoise']:g}"
         )
     return 0

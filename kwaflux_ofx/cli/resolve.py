@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from kwaflux_ofx.cli import options
 from kwaflux_ofx.errors import KwafluxError
 from kwaflux_ofx.hosts.resolve.install import connect_resolve, install, scripts_dir
 
@@ -38,9 +39,9 @@ def register(subparsers) -> None:
         "timeline) on the current timeline of a running DaVinci Resolve Studio "
         "with external scripting enabled. Defaults: the settings last used.",
     )
-    c.add_argument("--scale", type=int, choices=(1, 2, 4), default=None)
-    c.add_argument("--denoise", type=float, default=None, metavar="0..1")
-    c.add_argument("--codec", default=None, help="prores_422hq (default), dnxhr_hqx, exr, ...")
+    options.add_scale(c, None, "upscaling factor (default: the last used)")
+    options.add_denoise(c, None, "denoise strength before upscaling (default: the last used)")
+    options.add_codec(c, None, "codec of the new media (default: the last used)")
     c.add_argument("--media-dir", default=None, metavar="DIR", help="folder for the new media")
     c.set_defaults(func=_conform_cmd)
 

@@ -18,13 +18,23 @@ from kwaflux_ofx.errors import KwafluxError
 DASK_PROGRESS_TOPIC = "kwaflux-conform-frames"
 
 
+def require_dask() -> None:
+    """Fail at once, in one line, when `--scheduler` is used without the cluster extra."""
+    try:
+        import distributed  # noqa: F401 - only whether it imports
+    except ImportError:
+        raise KwafluxError(
+            "--scheduler needs Dask, which is not installed: pip install 'kwaflux-ofx[cluster]'"
+        ) from None
+
+
 def dask_render_unit(unit: WorkUnit, settings: ConformSettings, job: str = "") -> dict:
     """The task a Dask worker runs: one unit with the worker's shared engine. Frame progress
     goes back to the client as worker events, about twice a second."""
     from distributed import get_worker
 
     worker = get_worker()
-    engine = shared_engine(settings.device, settings.threads)
+    engine = shared_engine(settings.device, threads=settings.threads)
     state = {"pending": 0, "last": time.monotonic()}
 
     def on_frames(n: int) -> None:

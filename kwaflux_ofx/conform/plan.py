@@ -11,9 +11,10 @@ import re
 
 import opentimelineio as otio
 
+from kwaflux_ofx import settings
 from kwaflux_ofx.conform.locate import MediaIndex, base_name, locate
 from kwaflux_ofx.conform.timeline import ClipUse, clip_use, video_clips
-from kwaflux_ofx.errors import KwafluxError, MediaError
+from kwaflux_ofx.errors import KwafluxError, MediaError, checked
 from kwaflux_ofx.media.codecs import CODECS
 from kwaflux_ofx.media.probe import MediaInfo, probe
 from kwaflux_ofx.media.timecode import frames_to_timecode
@@ -27,12 +28,12 @@ RATE_TOLERANCE = 1e-3  # 23.976 and 24000/1001 are the same rate; frame numbers 
 class ConformSettings:
     """Everything the user chose; recorded in the report and in each new clip's metadata."""
 
-    scale: int = 2
+    scale: int = settings.DEFAULT_SCALE
     denoise: float = 0.0
     model: str | None = None
     denoise_model: str | None = None
     handles: int = 12
-    codec: str = "prores_422hq"
+    codec: str = settings.DEFAULT_CODEC
     rate: float | None = None
     jobs: int = 1
     scheduler: str | None = None
@@ -42,14 +43,11 @@ class ConformSettings:
     merge_gap: int | None = None
 
     def __post_init__(self):
-        if self.scale not in (1, 2, 4):
-            raise KwafluxError(f"--scale must be 1, 2 or 4, not {self.scale}")
-        if not 0.0 <= self.denoise <= 1.0:
-            raise KwafluxError(f"--denoise must be between 0 and 1, not {self.denoise}")
+        self.scale = checked(settings.check_scale, self.scale, "--scale")
+        self.denoise = checked(settings.check_denoise, self.denoise, "--denoise")
+        checked(settings.check_codec, self.codec, "--codec")
         if self.handles < 0:
             raise KwafluxError(f"--handles must be 0 or more, not {self.handles}")
-        if self.codec not in CODECS:
-            raise KwafluxError(f"--codec must be one of {', '.join(CODECS)}, not {self.codec}")
         if self.jobs < 1:
             raise KwafluxError(f"--jobs must be 1 or more, not {self.jobs}")
 
@@ -108,7 +106,7 @@ class WorkUnit:
     @property
     def stem(self) -> str:
         name = os.path.basename(self.output)
-        return name[: -len(CODECS[self.codec].ext)] if CODECS[self.codec].kind == "video" else name
+        return name[: -len(CODECS[self.codec].ext)] if not CODECS[self.codec].is_sequence else name
 
 
 @dataclasses.dataclass
@@ -295,7 +293,7 @@ def build_plan(
         stems[stem] = key
         for start, stop, clip_ids in merged:
             name = stem if len(merged) == 1 else f"{stem}_{origin + start}-{origin + stop - 1}"
-            out = os.path.join(media_dir, name + (codec.ext if codec.kind == "video" else ""))
+            out = os.path.join(media_dir, name + (codec.ext if not codec.is_sequence else ""))
             unit = WorkUnit(
                 id=len(units),
                 media=info,

@@ -39,7 +39,7 @@ def relink_timeline(
             otio.opentime.RationalTime(unit.frames, rate),
         )
         codec = CODECS[unit.codec]
-        if codec.kind == "video":
+        if not codec.is_sequence:
             ref = otio.schema.ExternalReference(
                 target_url=otio.url_utils.url_from_filepath(unit.output), available_range=avail
             )

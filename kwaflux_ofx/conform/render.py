@@ -39,7 +39,7 @@ def temp_path(unit: WorkUnit) -> str:
     keeping the extension the muxer needs."""
     d, name = os.path.split(unit.output)
     codec = CODECS[unit.codec]
-    if codec.kind == "video":
+    if not codec.is_sequence:
         return os.path.join(d, f".{name[: -len(codec.ext)]}{PARTIAL_TAG}{codec.ext}")
     return os.path.join(d, f".{name}{PARTIAL_TAG}")
 
@@ -71,7 +71,7 @@ def output_is_complete(unit: WorkUnit, settings: ConformSettings | None = None) 
         return False  # we never write links: one planted here would relink the clip elsewhere
     codec = CODECS[unit.codec]
     try:
-        if codec.kind == "sequence":
+        if codec.is_sequence:
             names = [n for n in os.listdir(unit.output) if n.endswith(codec.ext)]
             if len(names) != unit.frames:
                 return False
@@ -133,7 +133,7 @@ def render_unit(
     _remove(tmp)  # a partial file left by a killed run
     os.makedirs(os.path.dirname(unit.output), exist_ok=True)
     info = unit.media
-    keep_alpha = info.channels == 4 and unit.codec in ("prores_4444", "exr", "png", "tiff")
+    keep_alpha = info.channels == 4 and CODECS[unit.codec].alpha
     try:
         writer = _open_writer(unit, tmp, keep_alpha, fingerprint(unit, settings))
     except (KwafluxError, OSError, ValueError) as exc:
@@ -238,7 +238,7 @@ def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str):
     """The writer for a unit's temp output; audio is copied through for the same span."""
     codec = CODECS[unit.codec]
     info = unit.media
-    if codec.kind == "video":
+    if not codec.is_sequence:
         audio = (
             (info.path, unit.start / info.rate, unit.stop / info.rate) if info.has_audio else None
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from kwaflux_ofx.conform.cluster import _run_dask
+from kwaflux_ofx.conform.cluster import _run_dask, require_dask
 from kwaflux_ofx.conform.local import _run_local
 from kwaflux_ofx.conform.plan import (
     ConformPlan,
@@ -42,6 +42,8 @@ def run_conform(
     ConformSettings or as keyword arguments (scale=2, codec="ffv1", ...).
     """
     settings = settings or ConformSettings(**setting_kwargs)
+    if settings.scheduler:
+        require_dask()
     timeline_path = os.path.abspath(os.fspath(timeline))
     out_path = os.path.abspath(os.fspath(output_timeline))
     media_dir = os.path.abspath(os.fspath(media_dir))
@@ -62,7 +64,7 @@ def run_conform(
     prog = progress if isinstance(progress, Progress) else Progress(progress)
     eng = None
     if plan.units and not settings.scheduler:
-        eng = engine or shared_engine(settings.device, settings.threads)
+        eng = engine or shared_engine(settings.device, threads=settings.threads)
     if plan.units and (settings.scale != 1 or settings.model or settings.denoise > 0):
         # A bad --model is one clear error before any work, not a failure per output.
         (eng or engine or _model_checker()).plan_for(
@@ -95,7 +97,7 @@ def run_conform(
 
 def _model_checker():
     """An engine on this machine only to check the models exist (Dask workers load their own)."""
-    return shared_engine("cpu", 1)
+    return shared_engine("cpu", threads=1)
 
 
 def _check_media_dir(plan: ConformPlan, media_dir: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from kwaflux_ofx.errors import KwafluxError
+from kwaflux_ofx.errors import KwafluxError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def read_timeline(path: str | os.PathLike, rate: float | None = None) -> otio.sc
     except otio.exceptions.UnsupportedSchemaError as exc:
         raise KwafluxError(
             f"written by a newer OpenTimelineIO than {otio.__version__} "
-            f"({_first_line(exc)}); re-export it or downgrade it with otioconvert",
+            f"({first_line(exc)}); re-export it or downgrade it with otioconvert",
             path,
         ) from exc
     except otio.exceptions.NoKnownAdapterForExtensionError as exc:
@@ -49,7 +49,7 @@ def read_timeline(path: str | os.PathLike, rate: float | None = None) -> otio.sc
             else ""
         )
         raise KwafluxError(
-            f"cannot read timeline: {type(exc).__name__}: {_first_line(exc)}{hint}", path
+            f"cannot read timeline: {type(exc).__name__}: {first_line(exc)}{hint}", path
         ) from exc
     if isinstance(result, otio.schema.SerializableCollection):
         timelines = list(result.find_children(descended_from_type=otio.schema.Timeline))
@@ -87,7 +87,7 @@ def write_timeline(timeline: otio.schema.Timeline, path: str | os.PathLike) -> N
     except otio.exceptions.NoKnownAdapterForExtensionError as exc:
         raise KwafluxError(f"cannot write timelines as {ext or '(no extension)'}", path) from exc
     except Exception as exc:  # noqa: BLE001 - adapter-specific failures, reported in one line
-        raise KwafluxError(f"cannot write timeline: {_first_line(exc)}", path) from exc
+        raise KwafluxError(f"cannot write timeline: {first_line(exc)}", path) from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -110,9 +110,7 @@ def check_writable(timeline: otio.schema.Timeline, path: str | os.PathLike) -> N
     try:
         otio.adapters.write_to_string(probe, adapter.name)
     except Exception as exc:  # noqa: BLE001 - adapter-specific refusals, reported in one line
-        raise KwafluxError(
-            f"cannot write this timeline as {ext}: {_first_line(exc)}", path
-        ) from exc
+        raise KwafluxError(f"cannot write this timeline as {ext}: {first_line(exc)}", path) from exc
 
 
 def _timeline_rate(timeline: otio.schema.Timeline) -> float:
@@ -122,11 +120,6 @@ def _timeline_rate(timeline: otio.schema.Timeline) -> float:
         except otio.exceptions.OTIOError:
             continue
     return 24.0
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # -- the frames a clip uses ---------------------------------------------------------------------

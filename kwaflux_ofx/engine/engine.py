@@ -11,11 +11,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from kwaflux_ofx import settings
 from kwaflux_ofx.engine.resample import kernel_support, resize
 from kwaflux_ofx.engine.sessions import ModelRunner, SessionCache, is_out_of_memory
 from kwaflux_ofx.engine.spec import ModelSpec
 from kwaflux_ofx.engine.tiling import Tile, TilePlan
-from kwaflux_ofx.errors import KwafluxError, ModelError
+from kwaflux_ofx.errors import KwafluxError, ModelError, checked, first_line
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class Engine:
         """Return a new frame of shape (H*scale, W*scale, C) and the input's dtype."""
         frame = self._check_frame(frame, "frame")
         h, w, c = frame.shape
+        scale = checked(settings.check_scale, scale, "scale")  # before sizing the output
         out = np.empty((h * scale, w * scale, c), dtype=frame.dtype)
         self.process_into(
             frame,
@@ -138,12 +140,8 @@ class Engine:
         """Write the processed `src` into `dst` (any strides); allocates only tile-sized buffers."""
         src = self._check_frame(src, "source")
         dst = self._check_frame(dst, "destination")
-        scale = int(scale)
-        if scale not in (1, 2, 3, 4, 8):
-            raise KwafluxError(f"scale must be 1, 2 or 4, not {scale}")
-        denoise = float(denoise)
-        if not (0.0 <= denoise <= 1.0) or math.isnan(denoise):
-            raise KwafluxError(f"denoise strength must be between 0 and 1, not {denoise}")
+        scale = checked(settings.check_scale, scale, "scale")
+        denoise = checked(settings.check_denoise, denoise, "denoise strength")
         h, w, c = src.shape
         if dst.shape != (h * scale, w * scale, c):
             raise KwafluxError(
@@ -170,8 +168,7 @@ class Engine:
                 if tile <= MIN_TILE:
                     # Nothing left to halve: one line for the user, not onnxruntime's traceback.
                     raise KwafluxError(
-                        f"out of memory even with {MIN_TILE} px tiles "
-                        f"({str(exc).strip().splitlines()[0][:200]})"
+                        f"out of memory even with {MIN_TILE} px tiles ({first_line(exc, 200)})"
                     ) from None
                 tile = max(MIN_TILE, (min(tile, max(h, w))) // 2)
                 with self._lock:

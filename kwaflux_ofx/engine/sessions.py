@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kwaflux_ofx.engine.spec import ModelSpec, _first_line
-from kwaflux_ofx.errors import KwafluxError, ModelError
+from kwaflux_ofx.engine.spec import ModelSpec
+from kwaflux_ofx.errors import KwafluxError, ModelError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class ModelRunner:
             if is_out_of_memory(exc):
                 raise  # the engine retries with smaller tiles
             # A model whose graph disagrees with its metadata fails here: name it, in one line.
-            raise ModelError(f"inference failed: {_first_line(exc)}", self.spec.path) from None
+            raise ModelError(f"inference failed: {first_line(exc)}", self.spec.path) from None
         if out.ndim != 4:
             raise ModelError(f"output has rank {out.ndim}, expected 4 (NCHW)", self.spec.path)
         return out
@@ -139,9 +139,9 @@ class SessionCache:
             sess = ort.InferenceSession(str(path), self._options(), providers=providers)
         except Exception as exc:
             if providers[0] != CUDA:
-                raise ModelError(f"onnxruntime cannot load it: {_first_line(exc)}", path) from None
+                raise ModelError(f"onnxruntime cannot load it: {first_line(exc)}", path) from None
             sess = None
-            reason = _first_line(exc)
+            reason = first_line(exc)
         else:
             reason = None if sess.get_providers()[0] == providers[0] else "session fell back to CPU"
         if providers[0] == CUDA and reason is not None:

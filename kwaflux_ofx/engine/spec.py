@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kwaflux_ofx.errors import ModelError
+from kwaflux_ofx import settings
+from kwaflux_ofx.errors import ModelError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +139,10 @@ class ModelSpec:
             spec["probed"] = True
         if spec["kind"] not in ("sr", "denoise"):
             raise ModelError(f"kwaflux.kind must be 'sr' or 'denoise', not {spec['kind']!r}", path)
-        if spec["scale"] not in (1, 2, 3, 4, 8):
-            raise ModelError(f"unsupported scale x{spec['scale']}", path)
+        if spec["scale"] not in settings.SCALES:
+            raise ModelError(
+                f"unsupported scale x{spec['scale']} (kwaflux takes {settings.scales_text()})", path
+            )
         return cls(**spec)
 
 
@@ -177,7 +180,7 @@ def _probe(spec: dict) -> dict:
     try:
         sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise ModelError(f"onnxruntime cannot load it: {_first_line(exc)}", path) from None
+        raise ModelError(f"onnxruntime cannot load it: {first_line(exc)}", path) from None
     lo, hi = spec["value_range"]
     found: dict = {}
     for size in PROBE_SIZES:
@@ -188,7 +191,7 @@ def _probe(spec: dict) -> dict:
         try:
             y = _run_probe(sess, spec, x)
         except Exception as exc:
-            raise ModelError(f"probe run failed: {_first_line(exc)}", path) from None
+            raise ModelError(f"probe run failed: {first_line(exc)}", path) from None
         if y.ndim != 4:
             raise ModelError(f"output has rank {y.ndim}, expected 4 (NCHW)", path)
         # A model that expects edge padding may crop it away itself: accept either size.
@@ -227,8 +230,3 @@ def _probe(spec: dict) -> dict:
     )
     found["receptive_field"] = PROBE_SIZES[-1] // 2
     return found
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from kwaflux_ofx.errors import MediaError
-from kwaflux_ofx.media.probe import MediaInfo, _first_line, frame_dtype
+from kwaflux_ofx.errors import MediaError, first_line
+from kwaflux_ofx.media.probe import MediaInfo, frame_dtype
 
 
 def read_frames(info: MediaInfo, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -60,7 +60,7 @@ def _read_video(info: MediaInfo, start: int, stop: int):
         yield from _decode_video(info, start, stop, fmt)
     except av.FFmpegError as exc:
         # Damaged media fails its clip with the file named, not with ffmpeg's bare words.
-        raise MediaError(f"cannot decode video: {_first_line(exc)}", info.path) from None
+        raise MediaError(f"cannot decode video: {first_line(exc)}", info.path) from None
 
 
 def _decode_video(info: MediaInfo, start: int, stop: int, fmt: str):

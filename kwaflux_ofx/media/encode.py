@@ -66,8 +66,8 @@ class VideoWriter:
         )
         self.stream.width, self.stream.height = width, height
         pix = codec.pix_fmt_hi if high_bit else codec.pix_fmt_8
-        if alpha and codec.name == "prores_4444":
-            pix = "yuva444p10le"
+        if alpha and codec.alpha and codec.pix_fmt_alpha:
+            pix = codec.pix_fmt_alpha
         self.stream.pix_fmt = pix
         self.matrix = None
         self._tag_colour(color or {})
@@ -204,14 +204,14 @@ class SequenceWriter:
         h, w, c = array.shape
         spec = oiio.ImageSpec(w, h, c, self.codec.oiio_format)
         spec.attribute("FramesPerSecond", oiio.TypeDesc("rational"), _rational(self.rate))
-        if self.start_tc is not None and self.codec.name == "exr":
+        if self.start_tc is not None and self.codec.timecode_attribute:
             spec.attribute(
                 "smpte:TimeCode",
                 oiio.TypeDesc("timecode"),
                 (frames_to_smpte(self.start_tc + self.frames, self.rate), 0),
             )
-        if self.codec.name == "exr":
-            spec.attribute("compression", "zip")
+        for key, value in self.codec.oiio_attributes:
+            spec.attribute(key, value)
         if self.comment:
             spec.attribute("ImageDescription", self.comment)
         path = os.path.join(self.directory, self.name_for(self.number))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwaflux_ofx.errors import MediaError
+from kwaflux_ofx.errors import MediaError, first_line
 from kwaflux_ofx.media.timecode import (
     drop_per_minute,
     is_drop_frame,
@@ -176,7 +176,7 @@ def _probe_video(path: str) -> MediaInfo:
     except MediaError:
         raise
     except Exception as exc:  # PyAV raises many types; the user needs the file and the reason
-        raise MediaError(f"cannot read video: {_first_line(exc)}", path) from exc
+        raise MediaError(f"cannot read video: {first_line(exc)}", path) from exc
 
 
 def _meta_get(meta, key: str) -> str | None:
@@ -230,11 +230,6 @@ def _probe_sequence(path: str, seq) -> MediaInfo:
     info.seq_dir, info.seq_prefix, info.seq_suffix, info.seq_padding = seq[:4]
     info.seq_numbers = tuple(seq[4]) or (0,)
     return info
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # -- decoding ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwaflux_ofx.errors import MediaError
+from kwaflux_ofx.errors import MediaError, first_line
 
 # OIIO type names for the dtypes the engine takes.
 _OIIO_TYPES = {np.uint8: "uint8", np.uint16: "uint16", np.float16: "half", np.float32: "float"}
@@ -112,4 +112,4 @@ def _oiio_error(obj) -> str:
         text = obj.geterror()
     except Exception:
         text = ""
-    return (text or "unknown error").strip().splitlines()[0][:300] if text else "unknown error"
+    return first_line(text or "")

@@ -15,10 +15,30 @@ the writer is set to write the input stream's format (the upscaled size), not th
 This file runs inside Natron's own Python 3 (not the kwaflux venv): standard library only.
 """
 
+import importlib.util
 import os
+import sys
 
+
+def _package_settings():
+    """kwaflux_ofx/settings.py by its path (two folders up): Natron's Python has no kwaflux_ofx."""
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+    except NameError:  # a host that runs the text without __file__: the installed package
+        from kwaflux_ofx import settings
+
+        return settings
+    path = os.path.join(os.path.dirname(os.path.dirname(here)), "settings.py")
+    spec = importlib.util.spec_from_file_location("kwaflux_ofx_settings", path)
+    module = sys.modules.setdefault("kwaflux_ofx_settings", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)
+    return module
+
+
+SETTINGS = _package_settings()
 PLUGIN_ID = "org.kwaflux.SuperResolution"
-SCALE_CHOICES = {2: 0, 4: 1}  # the plugin's "scale" choice: 0 = 2x, 1 = 4x
+# The plugin's "scale" choice stores the option's index: 0 = 2x, 1 = 4x.
+SCALE_CHOICES = {scale: i for i, scale in enumerate(SETTINGS.SR_EFFECT_SCALES)}
 DEVICE_CHOICES = {"auto": 0, "cuda": 1, "cpu": 2}
 
 
@@ -43,9 +63,13 @@ def settings():
     if not s["in"] or not s["out"]:
         problems.append("set kw_in and kw_out (or KWAFLUX_IN and KWAFLUX_OUT)")
     if s["scale"] not in SCALE_CHOICES:
-        problems.append(f"kw_scale must be 2 or 4, not {s['scale']}")
-    if not 0.0 <= s["denoise"] <= 1.0:
-        problems.append(f"kw_denoise must be between 0 and 1, not {s['denoise']}")
+        problems.append(
+            f"kw_scale must be {SETTINGS.scales_text(SETTINGS.SR_EFFECT_SCALES)}, not {s['scale']}"
+        )
+    try:
+        SETTINGS.check_denoise(s["denoise"], "kw_denoise")
+    except ValueError as exc:
+        problems.append(str(exc))
     if s["device"] not in DEVICE_CHOICES:
         problems.append(f"kw_device must be auto, cuda or cpu, not {s['device']}")
     if problems:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import numpy as np
 
+from kwaflux_ofx import settings
 from kwaflux_ofx.engine import Engine
+from kwaflux_ofx.engine.cache import shared_engine
 from kwaflux_ofx.engine.engine import MIN_TILE, from_float, to_float
 from kwaflux_ofx.engine.resample import resize
 from kwaflux_ofx.errors import KwafluxError
@@ -18,10 +19,6 @@ log = logging.getLogger(__name__)
 UNPREMULTIPLIED = "OfxImageAlphaUnPremultiplied"
 Rect = tuple[int, int, int, int]  # x1, y1, x2, y2 in OFX pixel coordinates (y counts up)
 
-# One Engine per (device, tile size): shared by every render thread and every effect instance,
-# so ONNX sessions are created once per process.
-_engines: dict[tuple[str, int | None], Engine] = {}
-_engines_lock = threading.Lock()
 _log_configured = False
 
 
@@ -42,15 +39,6 @@ def configure_logging(path: str) -> None:
     if pkg.level == logging.NOTSET or pkg.level > logging.INFO:
         pkg.setLevel(logging.INFO)
     _log_configured = True
-
-
-def engine_for(device: str, tile: int | None) -> Engine:
-    key = (device, tile)
-    with _engines_lock:
-        engine = _engines.get(key)
-        if engine is None:
-            engine = _engines[key] = Engine(device=device, tile=tile)
-        return engine
 
 
 def _rows(bounds: Rect, y1: int, y2: int) -> slice:
@@ -86,7 +74,7 @@ def _engine_args(params: dict) -> tuple[Engine, int, dict]:
     if device not in ("auto", "cuda", "cpu"):
         raise KwafluxError(f"unknown device {params.get('device')!r}")
     tile = int(params.get("tileSize", 0))
-    engine = engine_for(device, None if tile <= 0 else max(MIN_TILE, tile))
+    engine = shared_engine(device, tile=None if tile <= 0 else max(MIN_TILE, tile))
     model = str(params.get("model", "")).strip() or None
     # Straight alpha only when the host says so; OFX images are premultiplied by default.
     premultiplied = params.get("premultiplication") != UNPREMULTIPLIED
@@ -94,9 +82,19 @@ def _engine_args(params: dict) -> tuple[Engine, int, dict]:
         strength = float(params["strength"])
         kwargs = {"scale": 1, "denoise": strength, "denoise_model": model}
         return engine, 1, kwargs | {"premultiplied": premultiplied}
-    scale = 4 if str(params.get("scale", "2x")).startswith("4") else 2
+    scale = _effect_scale(params.get("scale", f"{settings.SR_EFFECT_SCALES[0]}x"))
     kwargs = {"scale": scale, "denoise": float(params["denoise"]), "sr_model": model}
     return engine, scale, kwargs | {"premultiplied": premultiplied}
+
+
+def _effect_scale(choice) -> int:
+    """The SR effect's scale choice, as the shell passes it (its label, "2x"), or its index."""
+    if isinstance(choice, int) and 0 <= choice < len(settings.SR_EFFECT_SCALES):
+        return settings.SR_EFFECT_SCALES[choice]
+    scale = str(choice).strip().rstrip("x")
+    if not scale.isdigit() or int(scale) not in settings.SR_EFFECT_SCALES:
+        raise KwafluxError(f"unknown scale choice {choice!r}")
+    return int(scale)
 
 
 def render(src: np.ndarray, dst: np.ndarray, params: dict) -> float:
@@ -174,7 +172,7 @@ def doctor() -> str:
     ]
     models = list_models()
     lines.append("models: " + (", ".join(m.name for m in models) or "none"))
-    engine = engine_for("auto", None)
+    engine = shared_engine("auto")
     frame = np.linspace(0, 1, 16 * 16 * 3, dtype=np.float32).reshape(16, 16, 3)
     try:
         out = engine.process(frame, scale=2)

@@ -11,6 +11,7 @@ Resolve's API answers failures with False or None rather than exceptions; every 
 becomes a `RoundTripError` naming what failed.
 """
 
+import importlib.util
 import json
 import logging
 import os
@@ -23,19 +24,25 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-CODEC_CHOICES = (
-    "prores_422hq",
-    "prores_4444",
-    "dnxhr_hqx",
-    "h264",
-    "h265",
-    "ffv1",
-    "exr",
-    "png",
-    "tiff",
-)
-SEQUENCE_CODECS = {"exr": ".exr", "png": ".png", "tiff": ".tif"}
-DEFAULT_SETTINGS = {"scale": 2, "denoise": 0.0, "codec": "prores_422hq", "media_dir": None}
+
+def _package_settings() -> Any:
+    """kwaflux_ofx/settings.py, loaded by its path: Resolve's Python cannot import the package."""
+    name = "kwaflux_ofx_settings"
+    if name not in sys.modules:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        spec = importlib.util.spec_from_file_location(name, os.path.join(root, "settings.py"))
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+SETTINGS = _package_settings()
+DEFAULT_SETTINGS = {
+    "scale": SETTINGS.DEFAULT_SCALE,
+    "denoise": SETTINGS.DENOISE_MIN,
+    "codec": SETTINGS.DEFAULT_CODEC,
+    "media_dir": None,
+}
 CONFIG_NAME = "resolve.json"
 # The names run() gives new timelines: "<source> (Kwaflux x2 dn0.30 prores_422hq)[ N]".
 _CONFORMED_NAME = re.compile(r"\(Kwaflux x\d dn\d\.\d\d \w+\)( \d+)?$")
@@ -115,18 +122,13 @@ def save_settings(settings: dict) -> None:
 
 def check_settings(scale: Any, denoise: Any, codec: Any) -> dict:
     try:
-        scale, denoise = int(scale), float(denoise)
-    except (TypeError, ValueError):
-        raise RoundTripError(
-            f"scale must be 1, 2 or 4 and denoise 0..1, not {scale!r}, {denoise!r}"
-        ) from None
-    if scale not in (1, 2, 4):
-        raise RoundTripError(f"scale must be 1, 2 or 4, not {scale}")
-    if not 0.0 <= denoise <= 1.0:
-        raise RoundTripError(f"denoise must be between 0 and 1, not {denoise}")
-    if codec not in CODEC_CHOICES:
-        raise RoundTripError(f"codec must be one of {', '.join(CODEC_CHOICES)}, not {codec!r}")
-    return {"scale": scale, "denoise": denoise, "codec": codec}
+        return {
+            "scale": SETTINGS.check_scale(scale),
+            "denoise": SETTINGS.check_denoise(denoise, "denoise"),
+            "codec": SETTINGS.check_codec(codec).name,
+        }
+    except ValueError as exc:
+        raise RoundTripError(str(exc)) from None
 
 
 # -- the venv's Python ----------------------------------------------------------------------------
@@ -323,7 +325,8 @@ def _media_items(outputs: "list[str]", codec: str) -> "list[Any]":
     clipInfo form (FilePath with a %0Nd pattern, StartIndex, EndIndex) so it comes in as one
     clip, not as a folder of stills."""
     items: list[Any] = []
-    ext = SEQUENCE_CODECS.get(codec)
+    choice = SETTINGS.CODECS[codec]
+    ext = choice.ext if choice.is_sequence else None
     for out in outputs:
         if ext is None:
             items.append(out)

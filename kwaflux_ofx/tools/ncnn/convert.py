@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwaflux_ofx.errors import ModelError
+from kwaflux_ofx.errors import ModelError, first_line
 from kwaflux_ofx.tools.ncnn.graph import OPSET, _GraphBuilder
 from kwaflux_ofx.tools.ncnn.parser import parse_param
 from kwaflux_ofx.tools.ncnn.weights import WeightReader
@@ -236,9 +236,7 @@ def import_ncnn(
     try:
         onnx.checker.check_model(raw_model)
     except onnx.checker.ValidationError as exc:
-        raise ModelError(
-            f"converted graph is not valid ONNX: {str(exc).splitlines()[0]}", param
-        ) from None
+        raise ModelError(f"converted graph is not valid ONNX: {first_line(exc)}", param) from None
     geo = _probe_geometry(raw_model, channels, param)
     needs_wrap = bool(geo.pad or geo.multiple > 1 or geo.out_offset)
     if bake_padding and needs_wrap:

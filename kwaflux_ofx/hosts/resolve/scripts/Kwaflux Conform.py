@@ -66,7 +66,7 @@ def _ask(settings, resolve):
 def _dialog(settings, resolve):
     ui = resolve.Fusion().UIManager
     disp = globals()["bmd"].UIDispatcher(ui)
-    scales, codecs = ["1", "2", "4"], list(RT.CODEC_CHOICES)
+    scales, codecs = [str(s) for s in RT.SETTINGS.SCALES], list(RT.SETTINGS.CODECS)
     win = disp.AddWindow(
         {
             "ID": "KwafluxConform",

@@ -1,0 +1,102 @@
+"""The rules every part shares: the scales, the denoise range and the output codecs with what each can do.
+
+Standard library only, and no imports from this package: the Resolve round trip and the Natron
+script run inside the hosts' own Pythons (Resolve's may be as old as 3.6: no dataclasses, no
+__future__ import, quoted annotations) and load this file by its path.
+"""
+
+import enum
+import math
+from typing import NamedTuple
+
+# Upscaling factors a user can ask for; 1 means denoise only.
+SCALES = (1, 2, 4)
+DEFAULT_SCALE = 2
+# The Super Resolution effect's "scale" choice, in the order of its options (1x is the Denoise
+# effect's job). bridge/plugin.cpp declares the same list; tests/test_settings.py compares them.
+SR_EFFECT_SCALES = (2, 4)
+
+# Denoise strength: 0 is an exact pass-through, 1 the model's full strength.
+DENOISE_MIN = 0.0
+DENOISE_MAX = 1.0
+
+
+def scales_text(scales: "tuple[int, ...]" = SCALES) -> str:
+    """'1, 2 or 4': the choices as a message names them."""
+    names = [str(s) for s in scales]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def check_scale(value: object, what: str = "scale") -> int:
+    """`value` as an allowed scale; ValueError with a one-line message otherwise."""
+    try:
+        scale = int(value)  # type: ignore[call-overload]
+        whole = isinstance(value, str) or scale == float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        scale, whole = 0, False
+    if not whole or scale not in SCALES:
+        raise ValueError(f"{what} must be {scales_text()}, not {value!r}")
+    return scale
+
+
+def check_denoise(value: object, what: str = "denoise strength") -> float:
+    """`value` as a denoise strength in [DENOISE_MIN, DENOISE_MAX]; ValueError otherwise."""
+    try:
+        strength = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        strength = math.nan
+    if math.isnan(strength) or not DENOISE_MIN <= strength <= DENOISE_MAX:
+        raise ValueError(
+            f"{what} must be between {DENOISE_MIN:g} and {DENOISE_MAX:g}, not {value!r}"
+        )
+    return strength
+
+
+class Output(enum.Enum):
+    """What one codec writes: a single video file, or a folder of numbered images."""
+
+    VIDEO = "video"
+    SEQUENCE = "sequence"
+
+
+class Codec(NamedTuple):
+    """One `--codec` choice and what it can do (how it is encoded lives in media/codecs.py).
+    Immutable like a frozen dataclass; a NamedTuple because Resolve's Python may predate those."""
+
+    name: str
+    output: Output
+    ext: str  # of the video file, or of each image in the sequence
+    alpha: bool = False  # carries a fourth (alpha) channel
+    min_size: "tuple[int, int]" = (1, 1)  # smallest width, height the encoder takes
+    even_size: bool = False  # chroma subsampling needs even width and height
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.output is Output.SEQUENCE
+
+
+CODECS = {
+    c.name: c
+    for c in (
+        Codec("prores_422hq", Output.VIDEO, ".mov"),
+        Codec("prores_4444", Output.VIDEO, ".mov", alpha=True),
+        # DNxHR HQX is a 10-bit profile; the encoder refuses frames under 256x120.
+        Codec("dnxhr_hqx", Output.VIDEO, ".mov", min_size=(256, 120)),
+        Codec("h264", Output.VIDEO, ".mov", even_size=True),
+        Codec("h265", Output.VIDEO, ".mov", even_size=True),
+        # The mov muxer has no FFV1 tag; Matroska carries it (and the timecode as a tag).
+        Codec("ffv1", Output.VIDEO, ".mkv"),
+        Codec("exr", Output.SEQUENCE, ".exr", alpha=True),
+        Codec("png", Output.SEQUENCE, ".png", alpha=True),
+        Codec("tiff", Output.SEQUENCE, ".tif", alpha=True),
+    )
+}
+DEFAULT_CODEC = "prores_422hq"
+
+
+def check_codec(value: object, what: str = "codec") -> Codec:
+    """The Codec named `value`; ValueError naming the choices otherwise."""
+    codec = CODECS.get(value) if isinstance(value, str) else None
+    if codec is None:
+        raise ValueError(f"{what} must be one of {', '.join(CODECS)}, not {value!r}")
+    return codec
