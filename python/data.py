@@ -158,9 +158,8 @@ MAX_SHORT_SIDE = 1080
 def load_clean(photo: Photo) -> np.ndarray:
     """Decode one photo, area-downscaled to a clean HxWx3 uint8 ground truth; cached as .npy."""
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    cached = CACHE_DIR / (
-        Path(photo.path).parent.parent.name + "_" + Path(photo.path).stem + ".npy"
-    )
+    # The whole path names the cache file: plasma's photos all end in contents/images/SIZE.jpg.
+    cached = CACHE_DIR / (photo.path.strip("/").replace("/", "_") + ".npy")
     if cached.exists():
         return np.load(cached)
     with Image.open(photo.path) as im:

@@ -1,12 +1,13 @@
 """Random, seeded degradations that imitate real footage: resampling kernels, blur, sensor noise,
-colour noise, film grain and JPEG damage. All work on float32 HxWx3 arrays in 0..1."""
+colour noise, film grain, JPEG and video-codec damage. All work on float32 HxWx3 arrays in 0..1."""
 
 from __future__ import annotations
 
 import io
 
+import av
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 _KERNELS = (
     Image.Resampling.BICUBIC,
@@ -109,6 +110,58 @@ def jpeg(rng: np.random.Generator, x: np.ndarray, qlo: int, qhi: int) -> np.ndar
         return from_pil(im.convert("RGB"))
 
 
+def video_codec(rng: np.random.Generator, x: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Real codec damage through PyAV: H.264 (deblocking on or off) or MPEG-4 part 2 at a high
+    quantiser, always 4:2:0. Half the time the patch is the second frame of a two-frame GOP
+    after a shifted copy of itself, so it carries P-frame (motion-compensated) damage, not only
+    intra blocks. `strength` 0..1 scales the quantiser range from mild to heavy."""
+    h, w = x.shape[:2]
+    he, we = h + h % 2, w + w % 2
+    img = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+    img = np.pad(img, ((0, he - h), (0, we - w), (0, 0)), mode="edge")
+    frames = [img]
+    if rng.random() < 0.5:
+        dy, dx = (int(v) for v in rng.integers(-3, 4, 2))
+        frames.insert(0, np.roll(img, (dy, dx), axis=(0, 1)))
+    buf = io.BytesIO()
+    if rng.random() < 0.6:
+        qp = int(round(24 + strength * rng.uniform(0.0, 22.0)))
+        params = "no-deblock=1" if rng.random() < 0.3 else ""
+        codec, fmt = "libx264", "matroska"
+        opts = {"qp": str(qp), "preset": "veryfast", "threads": "1", "x264-params": params}
+    else:
+        q = int(round(3 + strength * rng.uniform(0.0, 28.0)))
+        codec, fmt, opts = "mpeg4", "avi", {"qscale": str(q), "threads": "1"}
+    with av.open(buf, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = we, he, "yuv420p"
+        stream.options = {k: v for k, v in opts.items() if v}
+        for f in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        out.mux(stream.encode())
+    buf.seek(0)
+    with av.open(buf) as inp:
+        decoded = [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
+    return decoded[-1][:h, :w].astype(np.float32) / 255.0
+
+
+def faint_lines(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    """Draw a few thin straight lines of low contrast (painted lines, cables, cracks, hair): the
+    structure a denoiser wipes out when it cannot tell a faint edge from noise. In the clean
+    target too, so the network learns that such edges are signal."""
+    h, w = x.shape[:2]
+    im = to_pil(x)
+    draw = ImageDraw.Draw(im)
+    for _ in range(int(rng.integers(1, 4))):
+        base = np.asarray(im, dtype=np.float32).mean() / 255.0
+        sign = 1.0 if base < 0.5 else -1.0
+        contrast = sign * rng.uniform(8.0, 40.0) / 255.0
+        colour = np.clip(base + contrast, 0, 1)
+        pts = [tuple(int(v) for v in rng.integers(0, [w, h])) for _ in range(2)]
+        draw.line(pts, fill=tuple([int(colour * 255)] * 3), width=int(rng.integers(1, 4)))
+    return from_pil(im)
+
+
 def sr_pair(
     rng: np.random.Generator, photo: np.ndarray, scale: int, lr_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -125,8 +178,12 @@ def sr_pair(
     lr = downscale(rng, x, scale)
     if rng.random() < 0.25:
         lr = sensor_noise(rng, lr, 4.0 / 255.0)
-    if rng.random() < 0.25:
+    kind = rng.random()
+    if kind < 0.2:
         lr = jpeg(rng, lr, 60, 95)
+    elif kind < 0.35:
+        # Web video: downscale, then a delivery codec at a moderate quantiser.
+        lr = video_codec(rng, np.clip(lr, 0.0, 1.0), strength=0.35)
     return np.clip(lr, 0.0, 1.0), hr
 
 
@@ -139,6 +196,8 @@ def denoise_pair(
     control means the same thing for Gaussian noise, sensor noise, grain and codec damage.
     """
     clean = random_patch(rng, photo, size)
+    if rng.random() < 0.15:
+        clean = faint_lines(rng, clean)
     kind = rng.random()
     if kind < 0.04:
         return clean, clean, 0.0
@@ -152,9 +211,13 @@ def denoise_pair(
     elif kind < 0.74:
         x = film_grain(rng, x, 0.12)
     else:
+        # Compressed footage, often noisy before it was compressed.
         if rng.random() < 0.5:
             x = sensor_noise(rng, x, 0.06)
-        x = jpeg(rng, np.clip(x, 0.0, 1.0), 10, 70)
+        if kind < 0.84:
+            x = jpeg(rng, np.clip(x, 0.0, 1.0), 10, 70)
+        else:
+            x = video_codec(rng, np.clip(x, 0.0, 1.0))
     x = np.clip(x, 0.0, 1.0)
     level = float(np.sqrt(np.mean((x - clean) ** 2)))
     return x, clean, level

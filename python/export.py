@@ -16,7 +16,8 @@ import onnxruntime as ort
 import torch
 from nets import CompactSR, NoiseMapDenoiser
 from onnxconverter_common import float16
-from train_common import RUNS_DIR
+from rep import deploy
+from train_common import checkpoint_path, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,21 @@ def training_data_summary() -> str:
     )
 
 
-def build(ck: dict) -> torch.nn.Module:
+def build(ck: dict, weights: str = "ema") -> torch.nn.Module:
+    """The checkpoint's network with its re-parameterised blocks folded into plain convs (the
+    moving average of the weights by default: what validation measured)."""
     cfg = ck["config"]
+    rep = cfg.get("rep", False)
     if cfg["arch"] == "CompactSR":
-        model: torch.nn.Module = CompactSR(cfg["scale"], cfg["channels"], cfg["convs"])
+        model: torch.nn.Module = CompactSR(cfg["scale"], cfg["channels"], cfg["convs"], rep=rep)
     else:
-        model = NoiseMapDenoiser(cfg["channels"], cfg["convs"])
-    model.load_state_dict(ck["model"])
-    return model.eval()
+        model = NoiseMapDenoiser(cfg["channels"], cfg["convs"], rep=rep)
+    model.load_state_dict(ck[weights] if weights in ck else ck["model"])
+    return deploy(model).eval()
 
 
 def export_one(run: str, out_name: str) -> dict:
-    ck = torch.load(RUNS_DIR / run / "latest.pt", weights_only=False)
+    ck = load_checkpoint(run)
     model = build(ck)
     cfg = ck["config"]
     is_dn = cfg["arch"] == "NoiseMapDenoiser"
@@ -89,6 +93,7 @@ def export_one(run: str, out_name: str) -> dict:
         "license": "Apache-2.0",
         "training_data": training_data_summary(),
         "training_steps": str(ck["step"]),
+        "training_hours": f"{ck.get('elapsed', 0.0) / 3600:.2f}",
         "training_seed": str(ck["seed"]),
     }
     m = onnx.load(str(path))
@@ -118,7 +123,9 @@ def export_one(run: str, out_name: str) -> dict:
         "architecture": cfg,
         "training": {
             "steps": ck["step"],
-            "steps_planned": ck.get("steps_planned"),
+            "hours": round(ck.get("elapsed", 0.0) / 3600, 3),
+            "hours_planned": ck.get("hours_planned"),
+            "device": ck.get("device", "cpu"),
             "seed": ck["seed"],
             "validation": ck.get("metrics", {}),
         },
@@ -192,7 +199,7 @@ def write_docs_table() -> None:
         rows.append(
             f"| `{info['file']}` | {info['parameters']:,} | {info['bytes'] / 1e6:.2f} MB / "
             f"{info['fp16_bytes'] / 1e6:.2f} MB | {info['parity_fp32_max_abs']:.1e} | {fp16} | "
-            f"{tr['steps']} of {tr['steps_planned']} | {val} |"
+            f"{tr['steps']} ({tr.get('hours', '?')} of {tr.get('hours_planned', '?')} h) | {val} |"
         )
     table = "\n".join(
         [
@@ -224,7 +231,7 @@ def main() -> None:
     for run, name in runs.items():
         if args.only and run not in args.only:
             continue
-        if not (RUNS_DIR / run / "latest.pt").exists():
+        if not checkpoint_path(run).exists():
             log.warning("no checkpoint for %s yet; skipped", run)
             continue
         export_one(run, name)

@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 import torch
+from rep import RepConv3x3
 from torch import nn
 from torch.nn import functional as F
+
+
+def conv3x3(cin: int, cout: int, rep: bool, identity: bool = True) -> nn.Module:
+    """A padded 3x3 conv: plain, or re-parameterisable while training (folded at export)."""
+    if not rep:
+        return nn.Conv2d(cin, cout, 3, padding=1)
+    return RepConv3x3(cin, cout, identity=identity)
+
+
+def weight_of(m: nn.Module) -> torch.Tensor:
+    """The 3x3 kernel that initialisation acts on (the 3x3 branch of a RepConv3x3)."""
+    return m.conv3.weight if isinstance(m, RepConv3x3) else m.weight
+
+
+def bias_of(m: nn.Module) -> torch.Tensor:
+    return m.conv3.bias if isinstance(m, RepConv3x3) else m.bias
 
 
 def init_body(layers: list[nn.Module]) -> None:
@@ -15,12 +32,12 @@ def init_body(layers: list[nn.Module]) -> None:
     denoiser then sits at the identity and never learns. He init keeps the variance; the small
     last layer still starts the network close to its residual baseline.
     """
-    convs = [m for m in layers if isinstance(m, nn.Conv2d)]
+    convs = [m for m in layers if isinstance(m, (nn.Conv2d, RepConv3x3))]
     for conv in convs[:-1]:
-        nn.init.kaiming_normal_(conv.weight, a=0.25, nonlinearity="leaky_relu")
-        nn.init.zeros_(conv.bias)
-    nn.init.normal_(convs[-1].weight, std=1e-3)
-    nn.init.zeros_(convs[-1].bias)
+        nn.init.kaiming_normal_(weight_of(conv), a=0.25, nonlinearity="leaky_relu")
+        nn.init.zeros_(bias_of(conv))
+    nn.init.normal_(weight_of(convs[-1]), std=1e-3)
+    nn.init.zeros_(bias_of(convs[-1]))
 
 
 class CompactSR(nn.Module):
@@ -30,13 +47,13 @@ class CompactSR(nn.Module):
     network start from a sensible image and keeps colours exact in flat areas.
     """
 
-    def __init__(self, scale: int, channels: int = 32, convs: int = 8) -> None:
+    def __init__(self, scale: int, channels: int = 32, convs: int = 8, rep: bool = False) -> None:
         super().__init__()
         self.scale = scale
-        layers: list[nn.Module] = [nn.Conv2d(3, channels, 3, padding=1), nn.PReLU(channels)]
+        layers: list[nn.Module] = [conv3x3(3, channels, rep), nn.PReLU(channels)]
         for _ in range(convs - 2):
-            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU(channels)]
-        layers.append(nn.Conv2d(channels, 3 * scale * scale, 3, padding=1))
+            layers += [conv3x3(channels, channels, rep), nn.PReLU(channels)]
+        layers.append(conv3x3(channels, 3 * scale * scale, rep))
         self.body = nn.Sequential(*layers)
         self.shuffle = nn.PixelShuffle(scale)
         self.convs = convs
@@ -57,16 +74,17 @@ class ResBlock(nn.Module):
     """conv-PReLU-conv with an identity skip; the second conv starts small so each block starts
     near the identity."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, rep: bool = False) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        # No identity branch inside: the block's own skip already carries the identity.
+        self.conv1 = conv3x3(channels, channels, rep, identity=False)
         self.act = nn.PReLU(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = conv3x3(channels, channels, rep, identity=False)
         for conv in (self.conv1, self.conv2):
-            nn.init.kaiming_normal_(conv.weight, a=0.25, nonlinearity="leaky_relu")
-            nn.init.zeros_(conv.bias)
+            nn.init.kaiming_normal_(weight_of(conv), a=0.25, nonlinearity="leaky_relu")
+            nn.init.zeros_(bias_of(conv))
         with torch.no_grad():
-            self.conv2.weight.mul_(0.1)
+            weight_of(self.conv2).mul_(0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(self.act(self.conv1(x)))
@@ -81,14 +99,14 @@ class NoiseMapDenoiser(nn.Module):
     in thousands of CPU steps, the same depth with residual blocks learns within a hundred.
     """
 
-    def __init__(self, channels: int = 48, convs: int = 12) -> None:
+    def __init__(self, channels: int = 48, convs: int = 12, rep: bool = False) -> None:
         super().__init__()
         if convs < 4 or convs % 2:
             raise ValueError("convs must be an even number >= 4 (head + 2 per block + tail)")
         self.convs = convs
-        self.head = nn.Sequential(nn.Conv2d(12 + 1, channels, 3, padding=1), nn.PReLU(channels))
-        self.blocks = nn.Sequential(*(ResBlock(channels) for _ in range((convs - 2) // 2)))
-        self.tail = nn.Conv2d(channels, 12, 3, padding=1)
+        self.head = nn.Sequential(conv3x3(12 + 1, channels, rep), nn.PReLU(channels))
+        self.blocks = nn.Sequential(*(ResBlock(channels, rep) for _ in range((convs - 2) // 2)))
+        self.tail = conv3x3(channels, 12, rep)
         init_body([self.head[0], self.tail])
 
     @property

@@ -1,14 +1,54 @@
 #!/bin/sh
-# Train the three shipped models one after another on one CPU thread, then export them.
-# Each run checkpoints to python/runs/NAME/latest.pt every few minutes and stops at --steps
-# or at its --minutes cap, whichever comes first; export.py takes the latest checkpoints.
-# The denoiser trains in two phases: plain denoising first, then (resumed, --minutes counting
-# the first phase too) with partial targets that make the noise-level map a strength control.
-set -e
+# Train the three shipped models in turns within a total time budget, resuming where the last
+# run stopped (checkpoints and their validation logs live in python/checkpoints/, committed).
+#
+#   sh python/train_all.sh [--hours H] [--stint MINUTES] [--export] [-- extra trainer args]
+#
+# The budget is split denoise 50%, x2 30%, x4 20%, handed out in stints (30 min by default) in
+# rotation, so a session cut short still advances every model. Each model's learning-rate
+# schedule spans its planned total (--hours in the trainers: 6, 4 and 3 hours), summed over all
+# the stints of every session. Extra arguments go to every trainer, e.g. `-- --device cuda`.
+# With --export the models are exported to kwaflux_ofx/models/ at the end (python/export.py).
+set -eu
 cd "$(dirname "$0")"
 PY=${PY:-../.venv/bin/python}
-$PY train_sr.py --scale 2 --steps 6500 --batch 24 --minutes 20 --resume
-$PY train_denoise.py --steps 5000 --batch 16 --minutes 26 --resume
-$PY train_denoise.py --steps 9000 --batch 16 --minutes 46 --partial 0.4 --over 0.1 --resume
-$PY train_sr.py --scale 4 --steps 6500 --batch 24 --minutes 20 --resume
-$PY export.py
+HOURS=2
+STINT=30
+EXPORT=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --hours) HOURS=$2; shift 2 ;;
+    --stint) STINT=$2; shift 2 ;;
+    --export) EXPORT=1; shift ;;
+    --) shift; break ;;
+    *) echo "train_all.sh: unknown option $1 (see the comment at the top)" >&2; exit 2 ;;
+  esac
+done
+[ -f data/patches.npz ] || $PY patches.py
+
+# minutes left per model, as integers (sh has no floating point)
+left_dn=$(awk "BEGIN{print int($HOURS*60*0.5)}")
+left_x2=$(awk "BEGIN{print int($HOURS*60*0.3)}")
+left_x4=$(awk "BEGIN{print int($HOURS*60*0.2)}")
+
+EXTRA="$*"  # trainer options have no spaces in them
+run() {  # run NAME MINUTES: one stint of one model
+  case "$1" in
+    denoise) $PY train_denoise.py --hours 6 --minutes "$2" $EXTRA ;;
+    sr-x2) $PY train_sr.py --scale 2 --hours 4 --minutes "$2" $EXTRA ;;
+    sr-x4) $PY train_sr.py --scale 4 --hours 3 --minutes "$2" $EXTRA ;;
+  esac
+}
+
+while [ "$left_dn" -gt 0 ] || [ "$left_x2" -gt 0 ] || [ "$left_x4" -gt 0 ]; do
+  for name in denoise sr-x2 sr-x4; do
+    eval "left=\$left_$(echo $name | sed 's/denoise/dn/; s/sr-//')"
+    [ "$left" -gt 0 ] || continue
+    m=$(( left < STINT ? left : STINT ))
+    echo "== $name: stint of $m min ($left min left in this budget)"
+    run "$name" "$m"
+    eval "left_$(echo $name | sed 's/denoise/dn/; s/sr-//')=$(( left - m ))"
+  done
+done
+[ "$EXPORT" = 1 ] && $PY export.py
+exit 0

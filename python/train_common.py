@@ -1,8 +1,10 @@
-"""Shared training loop: seeded batches, Adam with cosine decay, periodic atomic checkpoints."""
+"""Shared training loop: seeded batches, Adam with cosine decay over a time budget, an EMA of the
+weights, and resumable atomic checkpoints under python/checkpoints/ (small enough to commit)."""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
@@ -16,21 +18,36 @@ import torch
 
 log = logging.getLogger(__name__)
 
-RUNS_DIR = Path(__file__).resolve().parent / "runs"
+CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
+EMA_DECAY = 0.999
 
 
 def base_args(description: str) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=description)
-    ap.add_argument(
-        "--steps", type=int, default=4000, help="optimizer steps (sets the lr schedule)"
+    ap = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    ap.add_argument("--minutes", type=float, default=0.0, help="stop early after this wall time")
+    ap.add_argument(
+        "--hours",
+        type=float,
+        default=8.0,
+        help="training hours the whole run is planned for, over all stints (sets the lr schedule)",
+    )
+    ap.add_argument(
+        "--steps", type=int, default=10**9, help="stop (and end the schedule) at this step"
+    )
+    ap.add_argument("--minutes", type=float, default=0.0, help="length of this stint (0: no cap)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=300, help="linear warm-up steps of a new run")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--checkpoint-every", type=float, default=180.0, help="seconds")
-    ap.add_argument("--resume", action="store_true", help="continue from runs/NAME/latest.pt")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--checkpoint-every", type=float, default=300.0, help="seconds")
+    ap.add_argument(
+        "--fresh", action="store_true", help="start over instead of resuming the checkpoint"
+    )
+    ap.add_argument("--patches", type=Path, default=None, help="prepared patches (.npz)")
+    ap.add_argument("--no-rep", action="store_true", help="plain convs, no re-parameterisation")
     return ap
 
 
@@ -45,6 +62,14 @@ def save_atomic(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def checkpoint_path(name: str) -> Path:
+    return CHECKPOINTS_DIR / f"{name}.pt"
+
+
+def load_checkpoint(name: str) -> dict:
+    return torch.load(checkpoint_path(name), map_location="cpu", weights_only=False)
+
+
 def train(
     name: str,
     model: torch.nn.Module,
@@ -54,79 +79,99 @@ def train(
     loss_fn: Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], torch.Tensor],
     validate: Callable[[torch.nn.Module], dict[str, float]],
 ) -> Path:
-    """Train `model` and return the path of its final checkpoint.
+    """Train `model` for one stint and return the path of its checkpoint.
 
-    `make_batch(rng, batch)` builds one batch from a seeded generator, so a run is reproducible
-    for a given seed and step count (wall-time stops only change where it ends).
+    `make_batch(rng, batch)` builds one CPU batch from a seeded generator, so a run is
+    reproducible for a given seed and step count (wall-time stops only change where it ends).
+    The learning rate follows a cosine over the planned `--hours` of training (summed over every
+    stint that resumes this run) or `--steps`, whichever ends first; validation and export use an
+    exponential moving average of the weights, which is what a stint can stop at cleanly.
     """
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    run = RUNS_DIR / name
-    run.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run / "latest.pt"
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device here")
+    CHECKPOINTS_DIR.mkdir(parents=True, exist_ok=True)
+    ckpt_path = checkpoint_path(name)
+    model.to(device)
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))
     step = 0
-    elapsed_before = 0.0  # training seconds spent by earlier runs this one resumes
+    elapsed_before = 0.0  # training seconds spent by earlier stints of this run
     rng = np.random.default_rng(args.seed)
-    if args.resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
+    if not args.fresh and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck["config"] != config:
+            raise SystemExit(
+                f"{ckpt_path}: checkpoint is for {ck['config']}, not {config}; "
+                "pass --fresh to start a new run"
+            )
         model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
         step = ck["step"]
         elapsed_before = ck.get("elapsed", 0.0)
         rng.bit_generator.state = ck["rng"]
-        log.info("resumed %s at step %d", name, step)
+        log.info("resumed %s at step %d after %.2f h", name, step, elapsed_before / 3600)
+    start = time.time()
 
-    def progress(s: int) -> float:
-        # With a wall-time cap the cosine follows whichever budget runs out first, so a run
-        # that is cut short by a busy machine still ends with a fully decayed learning rate.
-        # Without --minutes the schedule is purely step-based and the run reproducible.
-        p = s / args.steps
-        if args.minutes:
-            p = max(p, (elapsed_before + time.time() - start) / (args.minutes * 60))
-        return min(p, 1.0)
+    def elapsed() -> float:
+        return elapsed_before + time.time() - start
 
     def lr_at(s: int) -> float:
-        return 1e-5 + 0.5 * (args.lr - 1e-5) * (1.0 + math.cos(math.pi * progress(s)))
+        p = min(max(s / args.steps, elapsed() / (args.hours * 3600)), 1.0)
+        warm = min(1.0, (s + 1) / args.warmup) if args.warmup else 1.0
+        return warm * (1e-5 + 0.5 * (args.lr - 1e-5) * (1.0 + math.cos(math.pi * p)))
 
-    def checkpoint() -> None:
-        model.eval()
+    def checkpoint() -> dict[str, float]:
         with torch.no_grad():
-            metrics = validate(model)
-        model.train()
+            metrics = validate(ema)
         save_atomic(
             {
                 "model": model.state_dict(),
+                "ema": ema.state_dict(),
                 "optimizer": opt.state_dict(),
                 "step": step,
                 "rng": rng.bit_generator.state,
                 "config": config,
                 "metrics": metrics,
                 "seed": args.seed,
-                "steps_planned": args.steps,
-                "elapsed": elapsed_before + time.time() - start,
+                "hours_planned": args.hours,
+                "elapsed": elapsed(),
+                "device": args.device,
             },
             ckpt_path,
         )
-        with open(run / "log.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, "time": time.time(), **metrics}) + "\n")
-        log.info("%s step %d/%d %s", name, step, args.steps, metrics)
+        # The validation curve against training hours (docs/models.md is written from it).
+        record = {"step": step, "hours": round(elapsed() / 3600, 4), "device": args.device}
+        with open(CHECKPOINTS_DIR / f"{name}.log.jsonl", "a") as f:
+            f.write(json.dumps({**record, "time": round(time.time()), **metrics}) + "\n")
+        log.info("%s step %d %.2f h %s", name, step, elapsed() / 3600, metrics)
+        return metrics
 
-    start = time.time()
     first_step = step
-    last_ck = start
+    last_ck = time.time()
     running = 0.0
     model.train()
-    while step < args.steps:
+    while step < args.steps and elapsed() < args.hours * 3600:
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        batch = make_batch(rng, args.batch)
+        batch = tuple(t.to(device, non_blocking=True) for t in make_batch(rng, args.batch))
         loss = loss_fn(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        with torch.no_grad():
+            decay = min(EMA_DECAY, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                pe.lerp_(pm, 1.0 - decay)
+            for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
+                be.copy_(bm)
         step += 1
-        running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+        running = 0.98 * running + 0.02 * loss.item() if step > first_step + 1 else loss.item()
         if step % 50 == 0:
             log.info(
                 "%s step %d loss %.5f lr %.2e %.2fs/step",
@@ -140,8 +185,8 @@ def train(
         if now - last_ck > args.checkpoint_every:
             checkpoint()
             last_ck = now
-        if args.minutes and elapsed_before + now - start > args.minutes * 60:
-            log.info("%s: time budget reached at step %d", name, step)
+        if args.minutes and now - start > args.minutes * 60:
+            log.info("%s: stint of %.0f min done at step %d", name, args.minutes, step)
             break
     checkpoint()
     return ckpt_path

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-import data
 import degrade
 import numpy as np
+import patches
 import torch
 from nets import CompactSR
 from torch.nn import functional as F
@@ -16,37 +16,31 @@ from train_common import base_args, psnr, to_nchw, train
 def main() -> None:
     ap = base_args(__doc__)
     ap.add_argument("--scale", type=int, choices=(2, 4), required=True)
-    ap.add_argument("--channels", type=int, default=32)
+    ap.add_argument("--channels", type=int, default=40)
     ap.add_argument("--convs", type=int, default=10)
-    ap.add_argument("--lr-patch", type=int, default=0, help="LR patch size (default 48 / 40)")
+    ap.add_argument("--lr-patch", type=int, default=0, help="LR patch size (default 48 / 32)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     scale = args.scale
-    lr_patch = args.lr_patch or (48 if scale == 2 else 40)
-    photos = data.load_all()
-    # Bigger photos give more distinct patches: sample photos in proportion to their area.
-    weights = np.array([p.shape[0] * p.shape[1] for p in photos], dtype=np.float64)
-    weights /= weights.sum()
+    lr_patch = args.lr_patch or (48 if scale == 2 else 32)
+    tiles, val = patches.load(args.patches or patches.DEFAULT_PATH)
 
     # Validation: plain bicubic-downscaled crops of held-out photos (the usual SR benchmark).
-    vrng = np.random.default_rng(7)
-    val_hr, val_lr = [], []
-    for photo in data.load_all(data.VALIDATION_PHOTOS):
-        for hr in degrade.textured_patches(vrng, photo, 192, 3):
-            val_hr.append(hr)
-            val_lr.append(
-                degrade.from_pil(
-                    degrade.to_pil(hr).resize(
-                        (192 // scale, 192 // scale), degrade.Image.Resampling.BICUBIC
-                    )
-                )
+    val_hr = [v.astype(np.float32) / 255.0 for v in val]
+    size = val.shape[1]
+    val_lr = [
+        degrade.from_pil(
+            degrade.to_pil(hr).resize(
+                (size // scale, size // scale), degrade.Image.Resampling.BICUBIC
             )
+        )
+        for hr in val_hr
+    ]
     vhr, vlr = to_nchw(val_hr), to_nchw(val_lr)
 
     def make_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, ...]:
         pairs = [
-            degrade.sr_pair(rng, photos[rng.choice(len(photos), p=weights)], scale, lr_patch)
-            for _ in range(n)
+            degrade.sr_pair(rng, tiles[rng.integers(len(tiles))], scale, lr_patch) for _ in range(n)
         ]
         return to_nchw([p[0] for p in pairs]), to_nchw([p[1] for p in pairs])
 
@@ -55,16 +49,17 @@ def main() -> None:
         return F.l1_loss(model(lr), hr)
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
-        out = model(vlr)
+        out = model(vlr.to(next(model.parameters()).device)).cpu()
         bic = F.interpolate(vlr, scale_factor=scale, mode="bicubic", align_corners=False)
         return {"val_psnr": round(psnr(out, vhr), 3), "bicubic_psnr": round(psnr(bic, vhr), 3)}
 
-    model = CompactSR(scale, args.channels, args.convs)
+    model = CompactSR(scale, args.channels, args.convs, rep=not args.no_rep)
     config = {
         "arch": "CompactSR",
         "scale": scale,
         "channels": args.channels,
         "convs": args.convs,
+        "rep": not args.no_rep,
         "lr_patch": lr_patch,
     }
     train(f"sr-x{scale}", model, config, args, make_batch, loss_fn, validate)
