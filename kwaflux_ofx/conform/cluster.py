@@ -13,7 +13,7 @@ from kwaflux_ofx.conform.plan import (
 from kwaflux_ofx.conform.progress import Progress
 from kwaflux_ofx.conform.render import make_processor, render_unit
 from kwaflux_ofx.engine.cache import shared_engine
-from kwaflux_ofx.errors import KwafluxError
+from kwaflux_ofx.errors import KwafluxError, first_line
 
 DASK_PROGRESS_TOPIC = "kwaflux-conform-frames"
 
@@ -95,7 +95,7 @@ def _run_dask(units: list[WorkUnit], settings: ConformSettings, prog: Progress) 
                 except Exception as exc:  # noqa: BLE001 - a worker's error becomes the unit's
                     res = {
                         "status": "failed",
-                        "reason": str(exc).splitlines()[0] or type(exc).__name__,
+                        "reason": first_line(exc),
                         "frames": 0,
                     }
                 with lock:

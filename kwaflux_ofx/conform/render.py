@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kwaflux_ofx.conform.plan import ConformSettings, WorkUnit
-from kwaflux_ofx.errors import KwafluxError
+from kwaflux_ofx.errors import KwafluxError, first_line
 from kwaflux_ofx.media.codecs import CODECS
 from kwaflux_ofx.media.decode import read_frames
 from kwaflux_ofx.media.encode import SequenceWriter, VideoWriter
@@ -140,7 +140,7 @@ def render_unit(
         _remove(tmp)
         return {
             "status": "failed",
-            "reason": str(exc).splitlines()[0],
+            "reason": first_line(exc),
             "frames": 0,
             "seconds": time.perf_counter() - t0,
         }
@@ -216,7 +216,7 @@ def render_unit(
         writer.abort()
         if isinstance(exc, Cancelled):
             raise
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         log.error("%s: %s", unit.output, reason)
         return {
             "status": "failed",
