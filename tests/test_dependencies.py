@@ -1,0 +1,29 @@
+"""Optional dependencies fail in one line that names the extra to install."""
+
+import sys
+
+import pytest
+
+from kwaflux_ofx import KwafluxError
+from kwaflux_ofx.cli import main
+from kwaflux_ofx.conform import run_conform
+
+
+def test_scheduler_without_the_cluster_extra_names_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` now fails
+    with pytest.raises(KwafluxError, match=r"pip install 'kwaflux-ofx\[cluster\]'"):
+        run_conform(
+            tmp_path / "cut.otio", tmp_path / "o.otio", tmp_path / "m", scheduler="tcp://x:1"
+        )
+    argv = ["conform", str(tmp_path / "cut.otio"), "-o", str(tmp_path / "o.otio")]
+    assert main([*argv, "--media-dir", str(tmp_path / "m"), "--scheduler", "tcp://x:1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "kwaflux-ofx[cluster]" in err[0]
+
+
+def test_the_runtime_does_not_import_unused_packages():
+    """psutil is not a dependency; imageio-ffmpeg is the eval extra's (python/evaluate.py)."""
+    import kwaflux_ofx.cli
+    import kwaflux_ofx.conform.run  # noqa: F401
+
+    assert "psutil" not in sys.modules and "imageio_ffmpeg" not in sys.modules
