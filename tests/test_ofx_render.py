@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sysconfig
 from pathlib import Path
 
@@ -11,7 +14,6 @@ from ofx_support import denoise_model, run_host, sr_x2_model
 
 from kwaflux_ofx import Engine
 from kwaflux_ofx.engine.resample import resize
-from kwaflux_ofx.hosts.ofx import install as ofx_tools
 
 SR = "org.kwaflux.SuperResolution"
 DENOISE = "org.kwaflux.Denoise"
@@ -186,7 +188,12 @@ def test_reuses_a_host_python_of_the_same_version(tmp_path, models, engine, libp
 
 
 def test_refuses_a_host_python_of_another_version(tmp_path, models):
-    fake = ofx_tools.test_host_path().parent / "libkwaflux-fake-python.so"
+    # Built here, not by CMake: a test stub has no place in users' environments.
+    fake = tmp_path / "libkwaflux-fake-python.so"
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    assert cxx, "a C++ compiler is needed (it built the plugin too)"
+    source = Path(__file__).resolve().parent.parent / "bridge" / "test_host" / "fake_python.cpp"
+    subprocess.run([cxx, "-shared", "-fPIC", "-o", str(fake), str(source)], check=True)
     img = picture(4, 4, 4, np.float32)
     proc = render(
         tmp_path, img, SR, {"model": models["sr"]}, "--host-python", str(fake), expect_rc=3
