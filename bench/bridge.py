@@ -15,15 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from ofx_support import passthrough_model  # noqa: E402
-from report import write_section  # noqa: E402
-
+from bench.report import write_section
 from kwaflux_ofx import Engine  # noqa: E402
 from kwaflux_ofx.engine.cache import shared_engine  # noqa: E402
 from kwaflux_ofx.hosts.ofx import entry as ofx_entry  # noqa: E402
 from kwaflux_ofx.hosts.ofx import install as ofx_tools
+from tests.support.ofx import passthrough_model  # noqa: E402
 
 H, W, C = 2160, 3840, 4
 

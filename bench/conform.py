@@ -2,7 +2,7 @@
 
 Goal (issue 5): a conform's wall time <= 1.15 x its slowest stage measured alone (decode,
 inference and encode overlap), and peak memory flat in the clip's length. Writes its section of
-docs/benchmarks.md. Usage: .venv/bin/python bench/conform.py [--quick]
+docs/benchmarks.md. Usage: .venv/bin/python -m bench.conform [--quick]
 """
 
 from __future__ import annotations
@@ -20,19 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import write_section
+from kwaflux_ofx.conform import ConformSettings, run_conform
+from kwaflux_ofx.engine.cache import shared_engine
+from kwaflux_ofx.media.codecs import CODECS
+from kwaflux_ofx.media.decode import read_frames
+from kwaflux_ofx.media.encode import VideoWriter
+from kwaflux_ofx.media.probe import probe
+from tests.support.media import make_nearest_x2
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from conform_fixtures import make_nearest_x2  # noqa: E402
-from report import write_section  # noqa: E402
-
-from kwaflux_ofx.conform import ConformSettings, run_conform  # noqa: E402
-from kwaflux_ofx.engine.cache import shared_engine  # noqa: E402
-from kwaflux_ofx.media.codecs import CODECS  # noqa: E402
-from kwaflux_ofx.media.decode import read_frames  # noqa: E402
-from kwaflux_ofx.media.encode import VideoWriter  # noqa: E402
-from kwaflux_ofx.media.probe import probe  # noqa: E402
 
 REPEATS = 2
 
@@ -150,9 +148,6 @@ def stages(work: Path, frames: int, w: int, h: int, model: str | None, codec: st
 
 
 RSS_CHILD = """
-import json, sys
-sys.path.insert(0, {tests!r})
-from kwaflux_ofx.conform import run_conform
 rep = run_conform({tl!r}, {out!r}, {media!r}, search_paths=[{src!r}], model={model!r},
                   codec="prores_422hq", handles=0)
 assert rep["summary"]["done"] == 1, rep

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_section  # noqa: E402
+from bench.report import write_section
 
 
 def compact_sr(path: Path, scale: int = 2, convs: int = 8, ch: int = 32) -> Path:

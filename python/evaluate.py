@@ -25,12 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from kwaflux_ofx.engine.resample import resize
+from kwaflux_ofx.tools.ncnn import convert as ncnn_import_module
+from kwaflux_ofx.tools.ncnn.convert import import_ncnn
 
-from kwaflux_ofx.engine.resample import resize  # noqa: E402
-from kwaflux_ofx.tools.ncnn import convert as ncnn_import_module  # noqa: E402
-from kwaflux_ofx.tools.ncnn.convert import import_ncnn  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 log = logging.getLogger("evaluate")
 

@@ -4,8 +4,8 @@ Each campaign returns a list of `Case` records (what was tried, how it ended). `
 size (tests/test_hardening_*.py call the same functions with small counts); the default long run
 writes the measured figures into docs/reliability.md.
 
-    .venv/bin/python reliability/campaigns.py            # long version, writes docs/reliability.md
-    .venv/bin/python reliability/campaigns.py --short    # CI size, prints the summary only
+    .venv/bin/python -m reliability.campaigns            # long version, writes docs/reliability.md
+    .venv/bin/python -m reliability.campaigns --short    # CI size, prints the summary only
 """
 
 from __future__ import annotations
@@ -31,10 +31,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-if str(ROOT / "tests") not in sys.path:  # the test fixtures build media and models
-    sys.path.insert(1, str(ROOT / "tests"))
 
 TIMELINES = ROOT.parent / "shared" / "timelines"
 if not TIMELINES.is_dir():  # CI checks out shared/ inside the project
@@ -476,7 +472,8 @@ def broken_models(d: Path) -> dict[str, Path]:
 
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
-    from onnx_factory import conv_model, sr_model
+
+    from tests.support.onnx_models import conv_model, sr_model
 
     d.mkdir(parents=True, exist_ok=True)
     good = sr_model(d / "good-x2.onnx", 2, meta=_SR_META)
@@ -709,7 +706,8 @@ def broken_media(src: Path) -> dict[str, tuple[Path, str]]:
     "fail" (the clip must fail alone, naming its file). Clips use the first CLIP_FRAMES frames;
     a damaged video's clip uses all 24, so the damage lies inside what it uses."""
     import numpy as np
-    from conform_fixtures import make_sequence, make_video
+
+    from tests.support.media import make_sequence, make_video
 
     src.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
@@ -784,7 +782,7 @@ def media_timeline(
 
 
 def nearest_model(d: Path) -> Path:
-    from conform_fixtures import make_nearest_x2
+    from tests.support.media import make_nearest_x2
 
     d.mkdir(parents=True, exist_ok=True)
     p = d / "nearest-x2.onnx"
@@ -821,7 +819,7 @@ def conform_argv(timeline: Path, out: Path, media_dir: Path, model: Path, *extra
 def check_outputs(report: dict, media_dir: Path) -> list[str]:
     """Problems with a conform's results: every 'done' output decodes completely to the frames
     it should hold; nothing half-written is left in the output folder."""
-    from conform_fixtures import decode_indices
+    from tests.support.media import decode_indices
 
     problems = []
     for c in report["clips"]:
@@ -956,7 +954,8 @@ def campaign_security(work: Path) -> list[Case]:
     """Hostile names and paths in a timeline, symlinks planted in the output folder: every write
     lands inside --media-dir, no shell ever runs a name, nothing outside changes."""
     import opentimelineio as otio
-    from conform_fixtures import make_video
+
+    from tests.support.media import make_video
 
     work.mkdir(parents=True, exist_ok=True)
     cases: list[Case] = []
@@ -1094,7 +1093,7 @@ def campaign_security(work: Path) -> list[Case]:
 # -- 3. kill -9 soak ---------------------------------------------------------------------------
 def kill_sources(src: Path, frames: int = 48, size: tuple[int, int] = (320, 180)) -> dict:
     """Three sources (two videos, one EXR sequence) for the soak: {clip: (path, "done")}."""
-    from conform_fixtures import make_sequence, make_video
+    from tests.support.media import make_sequence, make_video
 
     if src.exists():
         shutil.rmtree(src)
@@ -1151,7 +1150,8 @@ def verify_job(
     must decode completely to exactly its frames; after the final run all must be there, the
     timeline must be valid and relinked, and nothing partial may remain."""
     import opentimelineio as otio
-    from conform_fixtures import decode_indices
+
+    from tests.support.media import decode_indices
 
     problems = []
     if tree_state(src) != src_state:
@@ -1198,7 +1198,8 @@ def verify_job(
 
 def _sequence_indices(folder: Path) -> list[int]:
     import OpenImageIO as oiio
-    from conform_fixtures import read_index
+
+    from tests.support.media import read_index
 
     out = []
     for f in sorted(folder.iterdir()):
@@ -1388,7 +1389,7 @@ def campaign_oom(work: Path) -> list[Case]:
     cases.append(Case("oom", "upscale, device fails at every tile size", outcome, detail))
 
     # The same at the conform level: outputs decode to exactly the unconstrained render.
-    from conform_fixtures import decode_indices, make_video
+    from tests.support.media import decode_indices, make_video
 
     src = work / "src"
     media = {"oom clip": (make_video(src / "big.mkv", 6, codec="ffv1", size=(320, 180)), "done")}
@@ -1434,10 +1435,10 @@ SAN_ENV = {
 
 
 def ofx_models(d: Path) -> Path:
-    from ofx_support import denoise_model, failing_model, sr_x2_model
+    from tests.support.ofx import denoise_model, failing_model, sr_x2_model
 
     d.mkdir(parents=True, exist_ok=True)
-    from onnx_factory import sr_model
+    from tests.support.onnx_models import sr_model
 
     for name, make in (
         ("sr.onnx", sr_x2_model),
@@ -1971,7 +1972,7 @@ def write_doc(results: dict, total: dict, short: bool, seconds: float) -> str:
         "",
         "Written by `reliability/campaigns.py` (the long version; `--short` is what CI runs "
         "through `tests/test_hardening_*.py`). Regenerate with "
-        "`.venv/bin/python reliability/campaigns.py`.",
+        "`.venv/bin/python -m reliability.campaigns`.",
         "",
         f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{'short' if short else 'long'} version, {seconds / 60:.1f} min on "

@@ -8,12 +8,12 @@ import sys
 
 import numpy as np
 import pytest
-from onnx_factory import noise_denoiser, np_denoise, np_sr, sr_model
 
 from kwaflux_ofx.cli import main
 from kwaflux_ofx.engine.engine import from_float, to_float
 from kwaflux_ofx.engine.resample import resize
 from kwaflux_ofx.media.stills import read_image, write_image
+from tests.support.onnx_models import noise_denoiser, np_denoise, np_sr, sr_model
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import opentimelineio as otio
 import pytest
-from conform_fixtures import make_nearest_x2, make_video
 
 from kwaflux_ofx.conform import cluster, render, run_conform
+from tests.support.media import make_nearest_x2, make_video
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange

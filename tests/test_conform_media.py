@@ -8,19 +8,19 @@ import av
 import numpy as np
 import opentimelineio as otio
 import pytest
-from conform_fixtures import (
-    decode_indices,
-    make_nearest_x2,
-    make_sequence,
-    make_video,
-    read_index,
-)
 
 from kwaflux_ofx.conform import run_conform
 from kwaflux_ofx.conform.plan import choose_origin
 from kwaflux_ofx.conform.timeline import ClipUse
 from kwaflux_ofx.media.decode import read_frames
 from kwaflux_ofx.media.probe import MediaInfo, probe
+from tests.support.media import (
+    decode_indices,
+    make_nearest_x2,
+    make_sequence,
+    make_video,
+    read_index,
+)
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange

@@ -11,10 +11,10 @@ import time
 
 import opentimelineio as otio
 import pytest
-from conform_fixtures import decode_indices, make_nearest_x2, make_video, tree_checksums
 
 from kwaflux_ofx.conform import run_conform
 from kwaflux_ofx.errors import KwafluxError
+from tests.support.media import decode_indices, make_nearest_x2, make_video, tree_checksums
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange

@@ -11,15 +11,14 @@ import sys
 import numpy as np
 import opentimelineio as otio
 import pytest
-from conform_fixtures import TIMELINES, make_nearest_x2, stand_in_media
 
 from kwaflux_ofx.conform import run_conform
 from kwaflux_ofx.conform.timeline import read_timeline, video_clips
 from kwaflux_ofx.media.decode import read_frames
 from kwaflux_ofx.media.probe import probe
+from tests.support.media import TIMELINES, make_nearest_x2, stand_in_media
 
-EDL = TIMELINES / "edl" / "screening_example.edl"
-pytestmark = pytest.mark.skipif(not EDL.exists(), reason="shared/timelines not present")
+EDL = TIMELINES / "cut.edl"  # nine clips over five sources
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +165,7 @@ def test_json_progress_lines_for_wrappers(tmp_path, model, sources):
     assert "9 done" in r.stderr  # the human summary stays off stdout
 
 
-DISSOLVE = TIMELINES / "edl" / "dissolve_test.edl"
+DISSOLVE = TIMELINES / "dissolve.edl"
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,6 @@ import sys
 
 import opentimelineio as otio
 import pytest
-from conform_fixtures import (
-    TIMELINES,
-    decode_indices,
-    make_nearest_x2,
-    read_index,
-    stand_in_media,
-    tree_checksums,
-)
 
 from kwaflux_ofx.conform import run_conform
 from kwaflux_ofx.conform.locate import base_name
@@ -30,8 +22,16 @@ from kwaflux_ofx.conform.timeline import video_clips
 from kwaflux_ofx.media.decode import read_frames
 from kwaflux_ofx.media.probe import probe
 from kwaflux_ofx.media.timecode import frames_to_timecode
+from tests.support.media import (
+    SHARED_TIMELINES,
+    decode_indices,
+    make_nearest_x2,
+    read_index,
+    stand_in_media,
+    tree_checksums,
+)
 
-pytestmark = pytest.mark.skipif(not TIMELINES.is_dir(), reason="shared/timelines not present")
+pytestmark = pytest.mark.shared_timelines
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -125,7 +125,7 @@ CASES = [
 
 @pytest.mark.parametrize("name,rate,codec,done,skipped,missing", CASES, ids=[c[0] for c in CASES])
 def test_real_timeline_conforms(tmp_path, model, name, rate, codec, done, skipped, missing):
-    src = TIMELINES / name
+    src = SHARED_TIMELINES / name
     media = stand_in_media(src, tmp_path / "src", rate=rate)
     before = tree_checksums(tmp_path / "src")
     out = tmp_path / "out.otio"
@@ -160,7 +160,7 @@ def test_real_timeline_conforms(tmp_path, model, name, rate, codec, done, skippe
 def test_outputs_cover_union_of_used_ranges_plus_handles(tmp_path, model):
     """dissolve_test.edl: clip_B is used twice (one across a dissolve); its media is rendered
     once over both ranges plus handles; clip_A is extended for the dissolve's out-offset."""
-    src = TIMELINES / "edl/dissolve_test.edl"
+    src = SHARED_TIMELINES / "edl/dissolve_test.edl"
     media = stand_in_media(src, tmp_path / "src", margin=40)
     report = run_conform(
         src,
@@ -188,7 +188,7 @@ def test_outputs_cover_union_of_used_ranges_plus_handles(tmp_path, model):
 def test_time_warps_use_the_frames_they_play(tmp_path, model):
     """speed_effects_small.edl: a freeze frame needs one source frame; a 47.56 fps clip
     (x1.98) needs about twice its record length."""
-    src = TIMELINES / "edl/speed_effects_small.edl"
+    src = SHARED_TIMELINES / "edl/speed_effects_small.edl"
     stand_in_media(src, tmp_path / "src")
     report = run_conform(
         src,
@@ -209,7 +209,7 @@ def test_time_warps_use_the_frames_they_play(tmp_path, model):
 
 
 def test_missing_media_reported_and_rest_carried_on(tmp_path, model):
-    src = TIMELINES / "edl/screening_example.edl"
+    src = SHARED_TIMELINES / "edl/screening_example.edl"
     media = stand_in_media(src, tmp_path / "src")
     # take two of the files away
     gone = sorted(media)[:2]
@@ -251,7 +251,7 @@ def cli(*args, cwd=None):
     ],
 )
 def test_bad_timeline_is_one_clear_line(tmp_path, name, rate, what):
-    src = TIMELINES / name
+    src = SHARED_TIMELINES / name
     args = [src, "-o", tmp_path / "o.otio", "--media-dir", tmp_path / "m"]
     if rate:
         args += ["--rate", rate]
@@ -268,7 +268,7 @@ def test_missing_media_cli_report_and_exit(tmp_path):
     """No search path: every EDL clip is missing; a JSON report says so; exit 1."""
     r = cli(
         "conform",
-        TIMELINES / "edl/screening_example.edl",
+        SHARED_TIMELINES / "edl/screening_example.edl",
         "-o",
         tmp_path / "o.otio",
         "--media-dir",
@@ -287,7 +287,7 @@ def test_missing_media_cli_report_and_exit(tmp_path):
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, model):
-    src = TIMELINES / "edl/dissolve_test.edl"
+    src = SHARED_TIMELINES / "edl/dissolve_test.edl"
     stand_in_media(src, tmp_path / "src")
     r = cli(
         "conform",

@@ -7,7 +7,13 @@ import threading
 
 import numpy as np
 import pytest
-from onnx_factory import (
+
+from kwaflux_ofx import Engine, KwafluxError, ModelSpec
+from kwaflux_ofx.engine import sessions
+from kwaflux_ofx.engine.engine import from_float, to_float
+from kwaflux_ofx.engine.resample import resize
+from kwaflux_ofx.errors import ModelError
+from tests.support.onnx_models import (
     conv_model,
     noise_denoiser,
     np_conv_stack,
@@ -15,12 +21,6 @@ from onnx_factory import (
     np_sr,
     sr_model,
 )
-
-from kwaflux_ofx import Engine, KwafluxError, ModelSpec
-from kwaflux_ofx.engine import sessions
-from kwaflux_ofx.engine.engine import from_float, to_float
-from kwaflux_ofx.engine.resample import resize
-from kwaflux_ofx.errors import ModelError
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,16 @@ each gives one clear line naming the file (or a per-clip failure) and damages no
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from reliability import campaigns as C
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "reliability"))
 
-import campaigns as C  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not C.TIMELINES.is_dir(), reason="shared/timelines not present")
+pytestmark = pytest.mark.shared_timelines
 
 
 def _bad(cases):
@@ -91,9 +90,9 @@ def test_broken_media_fail_their_clips_alone(tmp_path):
 
 def test_nan_and_inf_pixels_render_as_black_and_white_not_poison(tmp_path):
     import numpy as np
-    from onnx_factory import sr_model
 
     from kwaflux_ofx import Engine
+    from tests.support.onnx_models import sr_model
 
     model = sr_model(tmp_path / "sr2.onnx", 2)
     frame = np.random.default_rng(4).random((40, 50, 4), dtype=np.float32)

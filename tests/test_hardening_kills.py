@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "reliability"))
+import pytest
 
-import campaigns as C  # noqa: E402
+from reliability import campaigns as C
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# Soaks: run by default (make test, CI); `-m "not slow"` leaves them out while iterating.
+pytestmark = pytest.mark.slow
 
 
 def test_kill_9_during_conform_never_leaves_a_partial_output_for_finished(tmp_path):
@@ -30,7 +34,7 @@ def test_kill_9_with_image_sequence_outputs(tmp_path):
 
 
 def test_the_soak_checker_catches_a_partial_file_under_a_finished_name(tmp_path):
-    from conform_fixtures import make_video
+    from tests.support.media import make_video
 
     src = tmp_path / "src"
     make_video(src / "a.mkv", 4, codec="ffv1")

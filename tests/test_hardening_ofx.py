@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "reliability"))
+from reliability import campaigns as C
 
-import campaigns as C  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 needs_build = pytest.mark.skipif(
     shutil.which("g++") is None or not C.default_bundle().exists(),
@@ -101,7 +101,6 @@ def test_fuzz_under_address_and_undefined_sanitizers(tmp_path):
 
 
 FAKE_FUZZER = """#!{python}
-import os, signal, sys
 a = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 start, count = int(a["--start"]), int(a["--count"])
 for i in range(start, start + count):

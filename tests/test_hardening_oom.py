@@ -3,13 +3,11 @@ still renders, identical to an unconstrained render; a device too small for any 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "reliability"))
+from reliability import campaigns as C
 
-import campaigns as C  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_oom_halves_tiles_in_upscale_and_conform(tmp_path):

@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "reliability"))
+from reliability import campaigns as C
 
-import campaigns as C  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 # Calls that run a shell, run code from a string, or unpickle: none belongs in this package.
 BANNED_CALLS = {
@@ -169,9 +169,8 @@ def test_conform_subprocess_from_the_resolve_round_trip_passes_names_as_argument
 ):
     """The Resolve script starts the conform with a list argv: a timeline named like a shell
     command is a file name to it, nothing more."""
-    from conform_fixtures import make_video
-
     from kwaflux_ofx.hosts.resolve.roundtrip import default_job_dir, run_conform
+    from tests.support.media import make_video
 
     src = tmp_path / "src"
     media = {"clip": (make_video(src / "$(touch pwned).mkv", 3, codec="ffv1"), "done")}
@@ -199,7 +198,7 @@ def test_conform_subprocess_from_the_resolve_round_trip_passes_names_as_argument
 
 def test_cli_process_with_hostile_clip_name_creates_nothing_but_outputs(tmp_path):
     """The real `kwaflux` process (not in-process) on a clip named `$(touch pwned)`."""
-    from conform_fixtures import make_video
+    from tests.support.media import make_video
 
     src = tmp_path / "src"
     media = {"$(touch pwned)": (make_video(src / "a.mkv", 3, codec="ffv1"), "done")}
@@ -227,10 +226,9 @@ def test_cli_process_with_hostile_clip_name_creates_nothing_but_outputs(tmp_path
 def test_resolve_round_trip_runs_nothing_a_timeline_or_project_carries(tmp_path, monkeypatch):
     """Project, timeline and media named like shell commands through the whole Resolve round
     trip (stand-in API): conformed and relinked, nothing executed, files only where they go."""
-    from conform_fixtures import make_video
-    from resolve_standin import isolate_kwaflux, resolve_with_project
-
     from kwaflux_ofx.hosts.resolve import roundtrip as rt
+    from tests.support.media import make_video
+    from tests.support.resolve_standin import isolate_kwaflux, resolve_with_project
 
     isolate_kwaflux(tmp_path, monkeypatch, denoiser=False)
     monkeypatch.chdir(tmp_path)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ofx_support import run_host, sr_x2_model
 
 from kwaflux_ofx.hosts.ofx import install as ofx_tools
+from tests.support.ofx import run_host, sr_x2_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "kwaflux_ofx" / "hosts" / "natron" / "kwaflux_upscale.py"

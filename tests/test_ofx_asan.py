@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ofx_support import failing_model, run_host, sr_x2_model
 
 from kwaflux_ofx import Engine
+from tests.support.ofx import failing_model, run_host, sr_x2_model
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "asan"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ofx_support import sr_x2_model
 
 from kwaflux_ofx import Engine, KwafluxError
 from kwaflux_ofx.hosts.ofx import entry as ofx_entry
+from tests.support.ofx import sr_x2_model
 
 
 @pytest.fixture(scope="module")

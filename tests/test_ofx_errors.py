@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ofx_support import failing_model, run_host, sr_x2_model
 
 from kwaflux_ofx.hosts.ofx import install as ofx_tools
+from tests.support.ofx import failing_model, run_host, sr_x2_model
 
 SR = "org.kwaflux.SuperResolution"
 DENOISE = "org.kwaflux.Denoise"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ofx_support import denoise_model, run_host, sr_x2_model
 
 from kwaflux_ofx import Engine
 from kwaflux_ofx.engine.resample import resize
+from tests.support.ofx import denoise_model, run_host, sr_x2_model
 
 SR = "org.kwaflux.SuperResolution"
 DENOISE = "org.kwaflux.Denoise"

@@ -7,10 +7,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from ofx_support import run_host
 
 from kwaflux_ofx import cli
 from kwaflux_ofx.hosts.ofx import install as ofx_tools
+from tests.support.ofx import run_host
 
 
 def test_bundle_exports_only_the_ofx_entry_points():

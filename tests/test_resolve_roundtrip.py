@@ -11,11 +11,11 @@ import types
 from pathlib import Path
 
 import pytest
-from conform_fixtures import decode_indices, make_video
-from resolve_standin import FakeResolve, isolate_kwaflux, resolve_with_project
 
 from kwaflux_ofx.hosts.resolve import install as resolve_cli
 from kwaflux_ofx.hosts.resolve import roundtrip as rt
+from tests.support.media import decode_indices, make_video
+from tests.support.resolve_standin import FakeResolve, isolate_kwaflux, resolve_with_project
 
 W, H = 64, 36
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-TIMELINES = ROOT.parent / "shared" / "timelines"
-if not TIMELINES.is_dir():  # CI checks out shared/ inside the project
-    TIMELINES = ROOT / "shared" / "timelines"
+ROOT = Path(__file__).resolve().parents[2]
+# The timelines the suite depends on: small ones written for it, in the formats NLEs export.
+TIMELINES = ROOT / "tests" / "data" / "timelines"
+# The extra set: real exports from other tools, beside the project (tests marked shared_timelines).
+SHARED_TIMELINES = ROOT.parent / "shared" / "timelines"
+if not SHARED_TIMELINES.is_dir():  # CI may check out shared/ inside the project
+    SHARED_TIMELINES = ROOT / "shared" / "timelines"
 
 W, H = 64, 36
 BITS = 16  # frame index bits, as a 4x4 grid of 16x9 blocks

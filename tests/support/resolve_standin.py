@@ -31,8 +31,8 @@ def isolate_kwaflux(root, monkeypatch, *, denoiser: bool = True):
     """Point kwaflux's models, config and conform folders into `root` for one test. The models
     by name are a nearest-neighbour x2 (and, with `denoiser`, a mild smoothing denoiser), so
     every conformed frame still shows its source index. Returns `root`."""
-    from conform_fixtures import make_nearest_x2
-    from onnx_factory import noise_denoiser
+    from tests.support.media import make_nearest_x2
+    from tests.support.onnx_models import noise_denoiser
 
     models = root / "models"
     models.mkdir()

@@ -1,0 +1,1 @@
+"""Reliability campaigns: run as `python -m reliability.campaigns [--short]`."""

@@ -1,0 +1,134 @@
+"""The model factory (python/): re-parameterised blocks fold exactly, resumed training continues the
+same run, and the video-codec damage is real codec output."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the model factory needs the [train] extra")
+
+PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
+
+
+@pytest.fixture(scope="module")
+def factory():
+    """python/'s modules (scripts that import their siblings by plain name)."""
+    mp = pytest.MonkeyPatch()
+    mp.syspath_prepend(str(PYTHON_DIR))
+    mods = {n: importlib.import_module(n) for n in ("rep", "nets", "degrade", "train_common")}
+    yield argparse.Namespace(**mods)
+    mp.undo()
+
+
+def _randomise(model: torch.nn.Module) -> None:
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.2 * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize("cin,cout", [(3, 8), (8, 8), (8, 12)])
+def test_repconv_folds_into_one_conv(factory, cin, cout):
+    block = factory.rep.RepConv3x3(cin, cout)
+    _randomise(block)
+    x = torch.randn(2, cin, 13, 11)  # odd sizes: the border is where a wrong fold shows
+    with torch.no_grad():
+        branched = block.branches(x)
+        folded = block.to_conv()(x)
+        trained = block(x)
+    assert branched.abs().max() > 1.0  # the branches really contribute
+    assert torch.allclose(branched, folded, atol=1e-5)
+    assert torch.allclose(branched, trained, atol=1e-5)
+
+
+def test_repconv_gradients_equal_the_branched_form(factory):
+    block = factory.rep.RepConv3x3(6, 6)
+    _randomise(block)
+    x = torch.randn(1, 6, 9, 9)
+    params = list(block.parameters())
+    g_branch = torch.autograd.grad(block.branches(x).square().sum(), params)
+    g_fused = torch.autograd.grad(block(x).square().sum(), params)
+    for a, b in zip(g_branch, g_fused, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["sr2", "sr4", "denoise"])
+def test_deployed_network_is_the_plain_network(factory, kind):
+    nets = factory.nets
+    if kind == "denoise":
+        rep, plain = nets.NoiseMapDenoiser(16, 6, rep=True), nets.NoiseMapDenoiser(16, 6)
+        args = (torch.rand(1, 3, 21, 17), torch.full((1, 1, 21, 17), 0.1))
+    else:
+        s = int(kind[-1])
+        rep, plain = nets.CompactSR(s, 12, 5, rep=True), nets.CompactSR(s, 12, 5)
+        args = (torch.rand(1, 3, 21, 17),)
+    _randomise(rep)
+    with torch.no_grad():
+        before = rep(*args)
+        deployed = factory.rep.deploy(rep)
+        # The folded network loads into the plain architecture: the exported graph is unchanged.
+        plain.load_state_dict(deployed.state_dict())
+        after = plain(*args)
+    assert not any(isinstance(m, factory.rep.RepConv3x3) for m in deployed.modules())
+    assert torch.allclose(before, after, atol=1e-4)
+
+
+def _tiny_run(factory, tmp_path, monkeypatch, stint: int, fresh: bool) -> dict:
+    tc = factory.train_common
+    monkeypatch.setattr(tc, "CHECKPOINTS_DIR", tmp_path)
+    torch.manual_seed(0)
+    model = factory.nets.CompactSR(2, 8, 3, rep=True)
+    args = tc.base_args("t").parse_args(
+        ["--steps", "6", "--hours", "1e6", "--batch", "2", "--warmup", "2"]
+        + ["--stint-steps", str(stint)]
+        + (["--fresh"] if fresh else [])
+    )
+
+    def make_batch(rng, n):
+        lr = torch.from_numpy(rng.random((n, 3, 8, 8), dtype=np.float32))
+        return lr, torch.nn.functional.interpolate(lr, scale_factor=2)
+
+    def loss_fn(m, batch):
+        return torch.nn.functional.l1_loss(m(batch[0]), batch[1])
+
+    tc.train("tiny", model, {"arch": "tiny"}, args, make_batch, loss_fn, lambda m: {})
+    return torch.load(tmp_path / "tiny.pt", weights_only=False)
+
+
+def test_resumed_training_continues_the_same_run(factory, tmp_path, monkeypatch):
+    whole = _tiny_run(factory, tmp_path / "a", monkeypatch, stint=6, fresh=True)
+    _tiny_run(factory, tmp_path / "b", monkeypatch, stint=3, fresh=True)
+    resumed = _tiny_run(factory, tmp_path / "b", monkeypatch, stint=3, fresh=False)
+    assert resumed["step"] == whole["step"] == 6
+    for key in ("model", "ema"):
+        for name, value in whole[key].items():
+            assert torch.allclose(value, resumed[key][name], atol=1e-6), (key, name)
+    log = (tmp_path / "b" / "tiny.log.jsonl").read_text().splitlines()
+    assert len(log) == 2  # one validation record per stint, with its training hours
+
+
+def test_resume_refuses_another_architecture(factory, tmp_path, monkeypatch):
+    _tiny_run(factory, tmp_path, monkeypatch, stint=1, fresh=True)
+    tc = factory.train_common
+    args = tc.base_args("t").parse_args(["--steps", "2"])
+    with pytest.raises(SystemExit, match="checkpoint is for"):
+        tc.train("tiny", factory.nets.CompactSR(2, 8, 3), {"arch": "other"}, args, None, None, None)
+
+
+def test_video_codec_damage_is_real_and_seeded(factory):
+    yy, xx = np.mgrid[0:64, 0:64]
+    clean = np.stack([(xx % 16) / 15.0, (yy % 8) / 7.0, ((xx + yy) % 5) / 4.0], -1)
+    clean = clean.astype(np.float32)
+    a = factory.degrade.video_codec(np.random.default_rng(5), clean)
+    b = factory.degrade.video_codec(np.random.default_rng(5), clean)
+    assert a.shape == clean.shape and a.dtype == np.float32
+    assert np.array_equal(a, b)
+    rms = float(np.sqrt(np.mean((a - clean) ** 2)))
+    assert 0.01 < rms < 0.4  # damaged, but still the same picture
+    # 4:2:0 chroma: colour detail finer than 2 px is gone, luma detail partly kept.
+    assert np.corrcoef(a[..., 0].ravel(), clean[..., 0].ravel())[0, 1] > 0.5
