@@ -51,6 +51,15 @@ class ConformSettings:
         if self.jobs < 1:
             raise KwafluxError(f"--jobs must be 1 or more, not {self.jobs}")
 
+    def processing(self) -> dict:
+        """What decides the new pixels (recorded in fingerprints and in the clips' metadata)."""
+        return {
+            "scale": self.scale,
+            "denoise": self.denoise,
+            "model": self.model or "",
+            "denoise_model": self.denoise_model or "",
+        }
+
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 

@@ -71,10 +71,7 @@ def relink_timeline(
         clip.media_reference = ref
         clip.metadata["kwaflux"] = {
             "source_media": cp.media,
-            "scale": settings.scale,
-            "denoise": settings.denoise,
-            "model": settings.model or "",
-            "denoise_model": settings.denoise_model or "",
+            **settings.processing(),
             "codec": settings.codec,
             "handles": settings.handles,
         }

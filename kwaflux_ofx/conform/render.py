@@ -52,10 +52,7 @@ def fingerprint(unit: WorkUnit, settings: ConformSettings) -> str:
         "start": unit.start,
         "stop": unit.stop,
         "origin": unit.origin,
-        "scale": settings.scale,
-        "denoise": settings.denoise,
-        "model": settings.model or "",
-        "denoise_model": settings.denoise_model or "",
+        **settings.processing(),
         "codec": unit.codec,
     }
     digest = hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]

@@ -97,32 +97,14 @@ class Engine:
         return dn, sr
 
     # -- public API -------------------------------------------------------------------------
-    def process(
-        self,
-        frame: np.ndarray,
-        *,
-        scale: int = 1,
-        denoise: float = 0.0,
-        sr_model: str | os.PathLike | None = None,
-        denoise_model: str | os.PathLike | None = None,
-        premultiplied: bool = True,
-        on_tile: Callable[[int, int], None] | None = None,
-    ) -> np.ndarray:
-        """Return a new frame of shape (H*scale, W*scale, C) and the input's dtype."""
+    def process(self, frame: np.ndarray, *, scale: int = 1, **options) -> np.ndarray:
+        """Return a new frame of shape (H*scale, W*scale, C) and the input's dtype; `options`
+        are process_into's (denoise, sr_model, denoise_model, premultiplied, on_tile)."""
         frame = self._check_frame(frame, "frame")
         h, w, c = frame.shape
         scale = checked(settings.check_scale, scale, "scale")  # before sizing the output
         out = np.empty((h * scale, w * scale, c), dtype=frame.dtype)
-        self.process_into(
-            frame,
-            out,
-            scale=scale,
-            denoise=denoise,
-            sr_model=sr_model,
-            denoise_model=denoise_model,
-            premultiplied=premultiplied,
-            on_tile=on_tile,
-        )
+        self.process_into(frame, out, scale=scale, **options)
         return out
 
     def process_into(

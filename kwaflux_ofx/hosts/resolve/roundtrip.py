@@ -25,36 +25,32 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def _package_settings() -> Any:
-    """kwaflux_ofx/settings.py, loaded by its path: Resolve's Python cannot import the package."""
-    name = "kwaflux_ofx_settings"
+def _load(name: str, *parts: str) -> Any:
+    """One of our files by its path (Resolve's Python cannot import the package), once."""
     if name not in sys.modules:
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        spec = importlib.util.spec_from_file_location(name, os.path.join(root, "settings.py"))
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), *parts)
+        spec = importlib.util.spec_from_file_location(name, path)
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
     return sys.modules[name]
 
 
-SETTINGS = _package_settings()
+SETTINGS = _load("kwaflux_ofx_settings", os.pardir, os.pardir, "settings.py")
+api = _load("kwaflux_resolve_api", "resolve_api.py")
+RoundTripError = api.RoundTripError
 DEFAULT_SETTINGS = {
     "scale": SETTINGS.DEFAULT_SCALE,
     "denoise": SETTINGS.DENOISE_MIN,
     "codec": SETTINGS.DEFAULT_CODEC,
     "media_dir": None,
 }
+
+
 CONFIG_NAME = "resolve.json"
+
+
 # The names run() gives new timelines: "<source> (Kwaflux x2 dn0.30 prores_422hq)[ N]".
 _CONFORMED_NAME = re.compile(r"\(Kwaflux x\d dn\d\.\d\d \w+\)( \d+)?$")
-
-
-class RoundTripError(Exception):
-    """A step of the round trip that failed; the message is one line saying which and why.
-    `report` holds the conform report when the conform got that far."""
-
-    def __init__(self, message: str, report: "dict | None" = None):
-        super().__init__(message)
-        self.report = report
 
 
 # -- settings remembered between runs -----------------------------------------------------------
@@ -286,82 +282,6 @@ def _last_error(log_path: str) -> str:
     return (errors or lines or ["no message"])[-1] + f" (full log: {log_path})"
 
 
-# -- Resolve calls --------------------------------------------------------------------------------
-def _need(value: Any, what: str) -> Any:
-    """Resolve answers a failed call with None or False: turn that into an error."""
-    if value is None or value is False:
-        raise RoundTripError(f"Resolve: {what} failed")
-    return value
-
-
-def _sub_folder(media_pool: Any, parent: Any, name: str) -> Any:
-    """The bin called `name` under `parent`, reused when it exists (a rerun adds to it)."""
-    for folder in parent.GetSubFolderList() or []:
-        if folder.GetName() == name:
-            return folder
-    return _need(media_pool.AddSubFolder(parent, name), f"AddSubFolder({name!r})")
-
-
-def _timeline_names(project: Any) -> "set[str]":
-    names = set()
-    for i in range(1, int(project.GetTimelineCount() or 0) + 1):
-        tl = project.GetTimelineByIndex(i)
-        if tl:
-            names.add(tl.GetName())
-    return names
-
-
-def _unique(name: str, taken: "set[str]") -> str:
-    if name not in taken:
-        return name
-    n = 2
-    while f"{name} {n}" in taken:
-        n += 1
-    return f"{name} {n}"
-
-
-def _media_items(outputs: "list[str]", codec: str) -> "list[Any]":
-    """What ImportMedia takes: file paths for video files; for an image-sequence folder, the
-    clipInfo form (FilePath with a %0Nd pattern, StartIndex, EndIndex) so it comes in as one
-    clip, not as a folder of stills."""
-    items: list[Any] = []
-    choice = SETTINGS.CODECS[codec]
-    ext = choice.ext if choice.is_sequence else None
-    for out in outputs:
-        if ext is None:
-            items.append(out)
-            continue
-        pat = re.compile(r"^(?P<prefix>.*?)(?P<num>\d+)" + re.escape(ext) + "$")
-        frames = []
-        for name in sorted(os.listdir(out)):
-            m = pat.match(name)
-            if m:
-                frames.append((m.group("prefix"), len(m.group("num")), int(m.group("num"))))
-        if not frames:
-            raise RoundTripError(f"{out}: the conformed image sequence has no frames")
-        prefix, pad, _ = frames[0]
-        numbers = [n for p, _, n in frames if p == prefix]
-        items.append(
-            {
-                "FilePath": os.path.join(out, f"{prefix}%0{pad}d{ext}"),
-                "StartIndex": min(numbers),
-                "EndIndex": max(numbers),
-            }
-        )
-    return items
-
-
-def _item_path(item: Any) -> str:
-    return str(item.GetClipProperty("File Path") or "")
-
-
-def _same_media(path: str, output: str) -> bool:
-    """Whether a media pool item's File Path is this output (a sequence shows a pattern inside
-    the output folder, e.g. '/out/a/a.[0086400-0086411].exr')."""
-    path, output = os.path.normpath(path), os.path.normpath(output)
-    return path == output or os.path.dirname(path) == output
-
-
 def run(
     resolve: Any,
     *,
@@ -388,10 +308,10 @@ def run(
             "Resolve's scripting API is not available (the free DaVinci Resolve "
             "allows scripts only from its own Workspace > Scripts menu)"
         )
-    pm = _need(resolve.GetProjectManager(), "GetProjectManager()")
-    project = _need(pm.GetCurrentProject(), "GetCurrentProject() (is a project open?)")
-    timeline = _need(project.GetCurrentTimeline(), "GetCurrentTimeline() (is a timeline open?)")
-    media_pool = _need(project.GetMediaPool(), "GetMediaPool()")
+    pm = api.need(resolve.GetProjectManager(), "GetProjectManager()")
+    project = api.need(pm.GetCurrentProject(), "GetCurrentProject() (is a project open?)")
+    timeline = api.need(project.GetCurrentTimeline(), "GetCurrentTimeline() (is a timeline open?)")
+    media_pool = api.need(project.GetMediaPool(), "GetMediaPool()")
     tl_name = timeline.GetName() or "Timeline"
     label = settings_label(scale, denoise, codec)
     if _CONFORMED_NAME.search(tl_name):
@@ -419,7 +339,7 @@ def run(
         raise RoundTripError("this Resolve cannot export OpenTimelineIO (needs 18.5 or later)")
     if os.path.exists(exported):
         os.remove(exported)
-    _need(
+    api.need(
         timeline.Export(exported, export_otio, getattr(resolve, "EXPORT_NONE", 0)),
         f"Timeline.Export({exported!r}, EXPORT_OTIO)",
     )
@@ -454,16 +374,16 @@ def run(
 
     # 3. Media first, into a bin named after the settings: a timeline imported before its media
     # links to nothing and its clips come in offline.
-    root = _need(media_pool.GetRootFolder(), "GetRootFolder()")
-    bin_ = _sub_folder(media_pool, root, label)
-    _need(media_pool.SetCurrentFolder(bin_), f"SetCurrentFolder({label!r})")
-    already = {os.path.normpath(_item_path(i)) for i in (bin_.GetClipList() or [])}
-    want = [o for o in outputs if not any(_same_media(p, o) for p in already)]
+    root = api.need(media_pool.GetRootFolder(), "GetRootFolder()")
+    bin_ = api.sub_folder(media_pool, root, label)
+    api.need(media_pool.SetCurrentFolder(bin_), f"SetCurrentFolder({label!r})")
+    already = {os.path.normpath(api.item_path(i)) for i in (bin_.GetClipList() or [])}
+    want = [o for o in outputs if not any(api.same_media(p, o) for p in already)]
     imported: list[Any] = []
     if want:
-        imported = media_pool.ImportMedia(_media_items(want, codec)) or []
-        got = [_item_path(i) for i in imported]
-        missing = [o for o in want if not any(_same_media(p, o) for p in got)]
+        imported = media_pool.ImportMedia(api.media_items(want, SETTINGS.CODECS[codec])) or []
+        got = [api.item_path(i) for i in imported]
+        missing = [o for o in want if not any(api.same_media(p, o) for p in got)]
         if missing:
             raise RoundTripError(
                 f"Resolve: ImportMedia did not import {len(missing)} of "
@@ -472,7 +392,7 @@ def run(
             )
 
     # 4. The timeline, linked to the bin's clips only (importSourceClips False).
-    new_name = _unique(f"{tl_name} ({label})", _timeline_names(project))
+    new_name = api.unique(f"{tl_name} ({label})", api.timeline_names(project))
     new_tl = media_pool.ImportTimelineFromFile(
         conformed,
         {
@@ -486,7 +406,7 @@ def run(
 
     # 5. The new timeline at the upscaled size (its own settings, not the project's).
     warnings: list[str] = []
-    width, height = _timeline_size(timeline, project)
+    width, height = api.timeline_size(timeline, project)
     size = [width * scale, height * scale] if width and height else None
     if size:
         ok = (
@@ -504,7 +424,7 @@ def run(
     if not project.SetCurrentTimeline(new_tl):
         warnings.append(f"could not make {new_name!r} the current timeline")
 
-    offline = _offline_clips(new_tl, outputs, len(done))
+    offline = api.offline_clips(new_tl, outputs, len(done))
     if offline:
         warnings.append(
             f"{len(offline)} clips are not linked to the conformed media: " + ", ".join(offline[:5])
@@ -521,35 +441,6 @@ def run(
         "warnings": warnings,
     }
     return report
-
-
-def _timeline_size(timeline: Any, project: Any) -> "tuple[int, int]":
-    """The source timeline's size: its own setting, else the project's."""
-    for obj in (timeline, project):
-        try:
-            w = int(obj.GetSetting("timelineResolutionWidth") or 0)
-            h = int(obj.GetSetting("timelineResolutionHeight") or 0)
-        except (TypeError, ValueError):
-            continue
-        if w > 0 and h > 0:
-            return w, h
-    return 0, 0
-
-
-def _offline_clips(timeline: Any, outputs: "list[str]", expected: int) -> "list[str]":
-    """Names of the video items that should show conformed media but do not."""
-    linked, unlinked = 0, []
-    for track in range(1, int(timeline.GetTrackCount("video") or 0) + 1):
-        for item in timeline.GetItemListInTrack("video", track) or []:
-            mpi = item.GetMediaPoolItem()
-            path = _item_path(mpi) if mpi else ""
-            if path and any(_same_media(path, o) for o in outputs):
-                linked += 1
-            else:
-                unlinked.append(item.GetName())
-    if linked >= expected:
-        return []
-    return unlinked
 
 
 # -- the menu script's entry ----------------------------------------------------------------------

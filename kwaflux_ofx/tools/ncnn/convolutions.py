@@ -13,18 +13,24 @@ class ConvolutionLayers:
     """The weighted and pooling layers of the graph builder (a mixin: the builder supplies
     node(), const(), inp(), err() and the weight reader)."""
 
+    @staticmethod
+    def _xy(layer: NcnnLayer, key: int, default: int | None = None) -> tuple[int, int]:
+        """ncnn stores x at `key` and y at `key` + 10, y defaulting to x."""
+        x = layer.int(key) if default is None else layer.int(key, default)
+        return x, layer.int(key + 10, x)
+
+    @staticmethod
+    def _pads(layer: NcnnLayer, key: int) -> tuple[int, int, int, int]:
+        """Left, top, right, bottom padding stored at key, key + 10, key + 11, key + 12."""
+        pl = layer.int(key, 0)
+        pt = layer.int(key + 10, pl)
+        return pl, pt, layer.int(key + 11, pl), layer.int(key + 12, pt)
+
     def _kernel_params(self, layer: NcnnLayer):
-        kw = layer.int(1)
-        kh = layer.int(11, kw)
-        dw = layer.int(2, 1)
-        dh = layer.int(12, dw)
-        sw = layer.int(3, 1)
-        sh = layer.int(13, sw)
-        pl = layer.int(4, 0)
-        pt = layer.int(14, pl)
-        pr = layer.int(15, pl)
-        pb = layer.int(16, pt)
-        return kw, kh, dw, dh, sw, sh, pl, pt, pr, pb
+        kw, kh = self._xy(layer, 1)
+        dw, dh = self._xy(layer, 2, 1)
+        sw, sh = self._xy(layer, 3, 1)
+        return kw, kh, dw, dh, sw, sh, *self._pads(layer, 4)
 
     def _conv(self, layer: NcnnLayer, group: int) -> None:
         x = self.inp(layer)
@@ -163,14 +169,9 @@ class ConvolutionLayers:
             return
         if layer.int(7, 0):
             raise self.err(layer, "adaptive pooling is not supported")
-        kw = layer.int(1)
-        kh = layer.int(11, kw)
-        sw = layer.int(2, 1)
-        sh = layer.int(12, sw)
-        pl = layer.int(3, 0)
-        pt = layer.int(13, pl)
-        pr = layer.int(14, pl)
-        pb = layer.int(15, pt)
+        kw, kh = self._xy(layer, 1)
+        sw, sh = self._xy(layer, 2, 1)
+        pl, pt, pr, pb = self._pads(layer, 3)
         pad_mode = layer.int(5, 0)
         attrs: dict = dict(kernel_shape=[kh, kw], strides=[sh, sw])
         if pad_mode == 1:
