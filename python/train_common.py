@@ -36,6 +36,7 @@ def base_args(description: str) -> argparse.ArgumentParser:
         "--steps", type=int, default=10**9, help="stop (and end the schedule) at this step"
     )
     ap.add_argument("--minutes", type=float, default=0.0, help="length of this stint (0: no cap)")
+    ap.add_argument("--stint-steps", type=int, default=0, help="steps in this stint (0: no cap)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=300, help="linear warm-up steps of a new run")
@@ -185,8 +186,10 @@ def train(
         if now - last_ck > args.checkpoint_every:
             checkpoint()
             last_ck = now
-        if args.minutes and now - start > args.minutes * 60:
-            log.info("%s: stint of %.0f min done at step %d", name, args.minutes, step)
+        if (args.minutes and now - start > args.minutes * 60) or (
+            args.stint_steps and step - first_step >= args.stint_steps
+        ):
+            log.info("%s: stint done at step %d", name, step)
             break
     checkpoint()
     return ckpt_path
