@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reliability import campaigns as C
+from reliability import media_files, model_files, timeline_fuzz
+from reliability.cases import TIMELINES, judge_error, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,13 +24,13 @@ def _bad(cases):
 def test_mutated_real_timelines_plan_or_fail_clearly(tmp_path):
     # One file per format family keeps this short; the long campaign mutates every file.
     files = [
-        C.TIMELINES / "otio" / "nested_example.otio",
-        C.TIMELINES / "otio" / "transition.otio",
-        C.TIMELINES / "edl" / "cdl.edl",
-        C.TIMELINES / "edl" / "25fps.edl",
-        C.TIMELINES / "fcp7xml" / "sample_just_track.xml",
+        TIMELINES / "otio" / "nested_example.otio",
+        TIMELINES / "otio" / "transition.otio",
+        TIMELINES / "edl" / "cdl.edl",
+        TIMELINES / "edl" / "25fps.edl",
+        TIMELINES / "fcp7xml" / "sample_just_track.xml",
     ]
-    cases = C.campaign_timelines(tmp_path, per_file=12, seed=7, files=files)
+    cases = timeline_fuzz.campaign_timelines(tmp_path, per_file=12, seed=7, files=files)
     assert len(cases) == 60
     assert not _bad(cases), _bad(cases)
     outcomes = {c.outcome for c in cases}
@@ -38,11 +39,11 @@ def test_mutated_real_timelines_plan_or_fail_clearly(tmp_path):
 
 def test_timeline_without_tracks_is_a_clear_error_not_a_segfault(tmp_path):
     # OTIO 0.18.1 segfaults in video_tracks() on "tracks": null (found by the campaign).
-    doc = json.loads((C.TIMELINES / "otio" / "simple_cut.otio").read_text())
+    doc = json.loads((TIMELINES / "otio" / "simple_cut.otio").read_text())
     doc["tracks"] = None
     bad = tmp_path / "no_tracks.otio"
     bad.write_text(json.dumps(doc))
-    run = C.run_cli(
+    run = run_cli(
         [
             "conform",
             str(bad),
@@ -59,7 +60,7 @@ def test_timeline_without_tracks_is_a_clear_error_not_a_segfault(tmp_path):
 
 
 def test_broken_models_one_clear_line_no_output(tmp_path):
-    cases = C.campaign_models(tmp_path)
+    cases = model_files.campaign_models(tmp_path)
     assert len(cases) >= 70
     assert not _bad(cases), _bad(cases)
     # NaN weights: a clear refusal, never silent black frames.
@@ -78,7 +79,7 @@ def test_broken_models_one_clear_line_no_output(tmp_path):
 
 
 def test_broken_media_fail_their_clips_alone(tmp_path):
-    cases = C.campaign_media(tmp_path)
+    cases = media_files.campaign_media(tmp_path)
     assert not _bad(cases), _bad(cases)
     by = {c.name: c for c in cases}
     assert by["good video"].outcome == by["good sequence"].outcome == "accepted"
@@ -127,4 +128,4 @@ def test_the_judge_tells_crashes_and_vague_errors_from_clear_ones(tmp_path, monk
             raise exc
 
         monkeypatch.setattr(commands, "cmd_upscale", fail)
-        assert C.judge_error(C.run_cli(argv), [f])[0] == verdict
+        assert judge_error(run_cli(argv), [f])[0] == verdict

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability import campaigns as C
+from reliability import cases, kills, media_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_kill_9_during_conform_never_leaves_a_partial_output_for_finished(tmp_path):
-    cases = C.campaign_kills(tmp_path, kills=5, seed=11)
+    cases = kills.campaign_kills(tmp_path, kills=5, seed=11)
     bad = [c for c in cases if not c.ok]
     assert not bad, bad
     assert sum(c.name.startswith("kill ") for c in cases) == 5  # five kills landed mid-job
@@ -27,7 +27,7 @@ def test_kill_9_during_conform_never_leaves_a_partial_output_for_finished(tmp_pa
 
 
 def test_kill_9_with_image_sequence_outputs(tmp_path):
-    cases = C.campaign_kills(tmp_path, kills=2, seed=3, frames=24, codec="exr")
+    cases = kills.campaign_kills(tmp_path, kills=2, seed=3, frames=24, codec="exr")
     bad = [c for c in cases if not c.ok]
     assert not bad, bad
     assert sorted(p.name for p in (tmp_path / "media").iterdir()) == ["alpha", "bravo", "charlie"]
@@ -38,15 +38,15 @@ def test_the_soak_checker_catches_a_partial_file_under_a_finished_name(tmp_path)
 
     src = tmp_path / "src"
     make_video(src / "a.mkv", 4, codec="ffv1")
-    state = C.tree_state(src)
+    state = cases.tree_state(src)
     media = tmp_path / "media"
     good = make_video(media / "alpha.mkv", 10, codec="ffv1")
-    assert C.verify_job(media, {"alpha.mkv": 10}, state, src, None, final=False) == []
-    C._truncate(good, 0.5)
-    problems = C.verify_job(media, {"alpha.mkv": 10}, state, src, None, final=False)
+    assert kills.verify_job(media, {"alpha.mkv": 10}, state, src, None, final=False) == []
+    media_files._truncate(good, 0.5)
+    problems = kills.verify_job(media, {"alpha.mkv": 10}, state, src, None, final=False)
     assert problems and "alpha.mkv taken for finished" in problems[0]
     (media / ".alpha.kwaflux-partial.mkv").write_bytes(b"half")
     (src / "a.mkv").write_bytes(b"changed")
-    final = C.verify_job(media, {"alpha.mkv": 10}, state, src, None, final=True)
+    final = kills.verify_job(media, {"alpha.mkv": 10}, state, src, None, final=True)
     assert "source media changed" in final and any("partial file left" in p for p in final)
     assert "no output timeline after the final run" in final

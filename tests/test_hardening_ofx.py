@@ -13,21 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from reliability import campaigns as C
+from reliability import ofx_fuzz
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 needs_build = pytest.mark.skipif(
-    shutil.which("g++") is None or not C.default_bundle().exists(),
+    shutil.which("g++") is None or not ofx_fuzz.default_bundle().exists(),
     reason="needs g++ and the built OFX bundle",
 )
 
 
 @needs_build
 def test_fuzz_both_effects_no_crash_every_failure_has_a_message(tmp_path):
-    exe = C.build_fuzzer(ROOT / "build" / "fuzz", sanitize=False)
-    cases, figures = C.run_fuzz(exe, C.default_bundle(), tmp_path, count=200, seed=2026)
+    exe = ofx_fuzz.build_fuzzer(ROOT / "build" / "fuzz", sanitize=False)
+    cases, figures = ofx_fuzz.run_fuzz(
+        exe, ofx_fuzz.default_bundle(), tmp_path, count=200, seed=2026
+    )
     bad = [c for c in cases if not c.ok]
     assert not bad, bad[:5]
     assert figures["configurations"] == 200 and figures.get("crashes", 0) == 0
@@ -47,7 +49,7 @@ def test_fuzz_both_effects_no_crash_every_failure_has_a_message(tmp_path):
 def test_out_of_range_source_scale_is_a_clear_message(tmp_path):
     from kwaflux_ofx.hosts.ofx import install as ofx_tools
 
-    models = C.ofx_models(tmp_path / "m")
+    models = ofx_fuzz.ofx_models(tmp_path / "m")
     import numpy as np
 
     np.save(tmp_path / "in.npy", np.ones((6, 8, 3), np.uint8))
@@ -56,7 +58,7 @@ def test_out_of_range_source_scale_is_a_clear_message(tmp_path):
             [
                 str(ofx_tools.test_host_path()),
                 "--bundle",
-                str(C.default_bundle()),
+                str(ofx_fuzz.default_bundle()),
                 "--plugin",
                 "org.kwaflux.SuperResolution",
                 "--input",
@@ -82,7 +84,7 @@ def test_out_of_range_source_scale_is_a_clear_message(tmp_path):
 
 @needs_build
 def test_eight_render_threads_one_instance_identical_pixels(tmp_path):
-    cases = C.campaign_ofx_threads(tmp_path, frames=64, threads=8, timeout=300)
+    cases = ofx_fuzz.campaign_ofx_threads(tmp_path, frames=64, threads=8, timeout=300)
     assert [c.outcome for c in cases] == ["accepted"], cases
 
 
@@ -90,9 +92,9 @@ def test_eight_render_threads_one_instance_identical_pixels(tmp_path):
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
 def test_fuzz_under_address_and_undefined_sanitizers(tmp_path):
     # The plugin's ASan build is the OFX tests' own (build/asan); the fuzzing host adds UBSan.
-    bundle = C.build_sanitized_bundle(ROOT / "build" / "asan", undefined=False)
-    exe = C.build_fuzzer(ROOT / "build" / "fuzz-san", sanitize=True)
-    cases, figures = C.run_fuzz(
+    bundle = ofx_fuzz.build_sanitized_bundle(ROOT / "build" / "asan", undefined=False)
+    exe = ofx_fuzz.build_fuzzer(ROOT / "build" / "fuzz-san", sanitize=True)
+    cases, figures = ofx_fuzz.run_fuzz(
         exe, bundle, tmp_path, count=40, seed=99, max_side=64, sanitize=True, timeout=600
     )
     bad = [c for c in cases if not c.ok]
@@ -124,7 +126,7 @@ def test_fuzz_harness_reports_crashes_sanitizer_lines_and_bad_messages(tmp_path)
     exe = tmp_path / "fake-fuzz"
     exe.write_text(FAKE_FUZZER.format(python=sys.executable))
     exe.chmod(0o755)
-    cases, figures = C.run_fuzz(exe, tmp_path, tmp_path / "w", count=9, seed=1, timeout=120)
+    cases, figures = ofx_fuzz.run_fuzz(exe, tmp_path, tmp_path / "w", count=9, seed=1, timeout=120)
     by = {int(re.match(r"case (\d+)", c.name).group(1)): c for c in cases}
     assert sorted(by) == list(range(9))  # case 1 died; 2.. still ran
     assert by[1].outcome == "CRASH" and "exit -11" in by[1].detail

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reliability import campaigns as C
+from reliability import oom
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_oom_halves_tiles_in_upscale_and_conform(tmp_path):
-    cases = C.campaign_oom(tmp_path)
+    cases = oom.campaign_oom(tmp_path)
     bad = [c for c in cases if not c.ok]
     assert not bad, bad
     by = {c.name: c for c in cases}

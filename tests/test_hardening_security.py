@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reliability import campaigns as C
+from reliability import media_files, security
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -150,7 +150,7 @@ def test_run_time_models_are_onnx_only():
 
 
 def test_hostile_timeline_stays_inside_media_dir_and_runs_nothing(tmp_path):
-    cases = C.campaign_security(tmp_path)
+    cases = security.campaign_security(tmp_path)
     bad = [c for c in cases if not c.ok]
     assert not bad, bad
     names = [c.name for c in cases]
@@ -174,8 +174,10 @@ def test_conform_subprocess_from_the_resolve_round_trip_passes_names_as_argument
 
     src = tmp_path / "src"
     media = {"clip": (make_video(src / "$(touch pwned).mkv", 3, codec="ffv1"), "done")}
-    tl = C.media_timeline(media, tmp_path / "`touch pwned`; $(touch pwned).otio", frames=2)
-    model = C.nearest_model(tmp_path / "models")
+    tl = media_files.media_timeline(
+        media, tmp_path / "`touch pwned`; $(touch pwned).otio", frames=2
+    )
+    model = media_files.nearest_model(tmp_path / "models")
     report = run_conform(
         sys.executable,
         str(tl),
@@ -202,15 +204,15 @@ def test_cli_process_with_hostile_clip_name_creates_nothing_but_outputs(tmp_path
 
     src = tmp_path / "src"
     media = {"$(touch pwned)": (make_video(src / "a.mkv", 3, codec="ffv1"), "done")}
-    tl = C.media_timeline(media, tmp_path / "t.otio", frames=2)
-    model = C.nearest_model(tmp_path / "models")
+    tl = media_files.media_timeline(media, tmp_path / "t.otio", frames=2)
+    model = media_files.nearest_model(tmp_path / "models")
     before = set(tmp_path.rglob("*"))
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "kwaflux_ofx.cli",
-            *C.conform_argv(tl, tmp_path / "o.otio", tmp_path / "media", model),
+            *media_files.conform_argv(tl, tmp_path / "o.otio", tmp_path / "media", model),
         ],
         cwd=tmp_path,
         capture_output=True,
