@@ -20,8 +20,28 @@ COMMAND_MODULES = (
 EXIT_USER_ERROR = 2
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to an option's help where there is a default to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        hidden = any(action.default is v for v in (None, False, argparse.SUPPRESS))  # 0 shows
+        shown = not hidden and not action.required
+        if shown and action.option_strings and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)command's --help shows the defaults; sub-parsers inherit this class."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kwaflux", description="AI denoise and super-resolution for video editors."
     )
     parser.add_argument(
