@@ -39,6 +39,24 @@ def check_scale(value: object, what: str = "scale") -> int:
     return scale
 
 
+# The strength chosen from the noise level measured on the footage itself (one estimate per
+# clip offline, per frame in the plugin); the default wherever a strength is asked for.
+DENOISE_AUTO = "auto"
+
+
+def check_denoise_or_auto(value: object, what: str = "denoise strength") -> "float | str":
+    """DENOISE_AUTO, or `value` as a strength (check_denoise); ValueError otherwise."""
+    if isinstance(value, str) and value.strip().lower() == DENOISE_AUTO:
+        return DENOISE_AUTO
+    try:
+        return check_denoise(value, what)
+    except ValueError:
+        raise ValueError(
+            f"{what} must be {DENOISE_AUTO} or between {DENOISE_MIN:g} and {DENOISE_MAX:g}, "
+            f"not {value!r}"
+        ) from None
+
+
 def check_denoise(value: object, what: str = "denoise strength") -> float:
     """`value` as a denoise strength in [DENOISE_MIN, DENOISE_MAX]; ValueError otherwise."""
     try:

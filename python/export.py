@@ -81,6 +81,9 @@ def export_one(run: str, out_name: str) -> dict:
         "range": "0-1",
         "noise_input": "noise_level" if is_dn else "",
         "max_noise": f"{cfg['max_noise']:.6f}" if is_dn else "0",
+        # The noise map is the RMS of the damage (degrade.denoise_pair), so a measured noise
+        # level converts to a strength: automatic strength is allowed.
+        "noise_level": "rms" if is_dn else "",
         "receptive_field": str(model.receptive_field),
         "name": out_name,
         "description": (

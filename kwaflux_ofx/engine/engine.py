@@ -12,6 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from kwaflux_ofx import settings
+from kwaflux_ofx.engine import noise
 from kwaflux_ofx.engine.resample import kernel_support, resize
 from kwaflux_ofx.engine.sessions import ModelRunner, SessionCache, is_out_of_memory
 from kwaflux_ofx.engine.spec import ModelSpec
@@ -96,6 +97,24 @@ class Engine:
                 raise ModelError(f"is a x{sr.scale} model but x{scale} was asked for", sr.path)
         return dn, sr
 
+    def auto_strength(
+        self, frames: list[np.ndarray], *, denoise_model: str | os.PathLike | None = None
+    ) -> noise.AutoStrength:
+        """The denoise strength for these frames (one frame, or a few sampled from a clip) from
+        their measured noise level; refused for a model whose noise input is not calibrated."""
+        from kwaflux_ofx.models.registry import default_model_for
+
+        spec = self.model_spec(denoise_model or default_model_for("denoise", 1))
+        if not spec.noise_calibrated:
+            raise ModelError(
+                "has no calibrated noise-level input (kwaflux.noise_level=rms), so 'auto' "
+                "cannot choose its strength: give --denoise a number",
+                spec.path,
+            )
+        frames = [self._check_frame(f, "frame") for f in frames]
+        est = noise.estimate_clip(frames)
+        return noise.AutoStrength(est, est.strength(spec.max_noise), spec.name)
+
     # -- public API -------------------------------------------------------------------------
     def process(self, frame: np.ndarray, *, scale: int = 1, **options) -> np.ndarray:
         """Return a new frame of shape (H*scale, W*scale, C) and the input's dtype; `options`
@@ -113,17 +132,20 @@ class Engine:
         dst: np.ndarray,
         *,
         scale: int = 1,
-        denoise: float = 0.0,
+        denoise: float | str = 0.0,
         sr_model: str | os.PathLike | None = None,
         denoise_model: str | os.PathLike | None = None,
         premultiplied: bool = True,
         on_tile: Callable[[int, int], None] | None = None,
     ) -> None:
-        """Write the processed `src` into `dst` (any strides); allocates only tile-sized buffers."""
+        """Write the processed `src` into `dst` (any strides); allocates only tile-sized buffers.
+        `denoise` is a strength 0..1, or "auto" to measure this frame's noise and choose it."""
         src = self._check_frame(src, "source")
         dst = self._check_frame(dst, "destination")
         scale = checked(settings.check_scale, scale, "scale")
-        denoise = checked(settings.check_denoise, denoise, "denoise strength")
+        denoise = checked(settings.check_denoise_or_auto, denoise, "denoise strength")
+        if denoise == settings.DENOISE_AUTO:
+            denoise = self.auto_strength([src], denoise_model=denoise_model).strength
         h, w, c = src.shape
         if dst.shape != (h * scale, w * scale, c):
             raise KwafluxError(

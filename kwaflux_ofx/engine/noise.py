@@ -54,6 +54,31 @@ class NoiseEstimate:
         return min(self.level / max_noise, 1.0) if max_noise > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class AutoStrength:
+    """The strength automatic denoise chose for a frame or clip, and why."""
+
+    estimate: NoiseEstimate
+    strength: float
+    model: str  # the denoise model it was calibrated for
+
+    def describe(self) -> str:
+        e = self.estimate
+        return (
+            f"measured noise {e.noise * 255:.1f}/255, compression {e.compression * 255:.1f}/255"
+            f" -> denoise {self.strength:.2f} ({self.model})"
+        )
+
+    def as_dict(self) -> dict:
+        e = self.estimate
+        return {
+            "noise_sigma_255": round(e.noise * 255, 2),
+            "compression_rms_255": round(e.compression * 255, 2),
+            "strength": round(self.strength, 4),
+            "model": self.model,
+        }
+
+
 def _channels(frame: np.ndarray) -> list[np.ndarray]:
     x = np.asarray(frame)
     if x.dtype.kind == "u":

@@ -50,6 +50,12 @@ class ModelSpec:
     def takes_noise_level(self) -> bool:
         return self.noise_input is not None
 
+    @property
+    def noise_calibrated(self) -> bool:
+        """The noise-level input means the RMS of the damage (`kwaflux.noise_level=rms`), so a
+        measured noise level converts to a strength: what automatic strength needs."""
+        return self.takes_noise_level and self.metadata.get("noise_level") == "rms"
+
     @classmethod
     def from_onnx(cls, path: str | os.PathLike) -> ModelSpec:
         """Read a model's spec from its metadata; probe with small inputs what the metadata lacks."""
