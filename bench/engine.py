@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.report import write_section
+from tests.support.onnx_models import save_model
 
 
 def compact_sr(path: Path, scale: int = 2, convs: int = 8, ch: int = 32) -> Path:
     """An SRVGG-style body (convs × ch, PReLU) + pixel shuffle, random weights: a stand-in model."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(0)
     nodes, inits, prev, cin = [], [], "input", 3
@@ -35,18 +35,16 @@ def compact_sr(path: Path, scale: int = 2, convs: int = 8, ch: int = 32) -> Path
             nodes.append(helper.make_node("PRelu", [prev, f"a{i}"], [f"p{i}"]))
             prev = f"p{i}"
     nodes.append(helper.make_node("DepthToSpace", [prev], ["output"], blocksize=scale, mode="CRD"))
-    graph = helper.make_graph(
+    meta = {"kind": "sr", "scale": scale, "receptive_field": convs + 1}
+    save_model(
+        path,
         nodes,
-        "compact",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "H", "W"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, "OH", "OW"])],
         inits,
+        meta=meta,
+        in_shape=(1, 3, "H", "W"),
+        out_shape=(1, 3, "OH", "OW"),
+        check=False,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8  # onnx 1.23 writes IR 14 by default; onnxruntime 1.31 reads up to 13
-    for k, v in {"kind": "sr", "scale": scale, "receptive_field": convs + 1}.items():
-        model.metadata_props.add(key=f"kwaflux.{k}", value=str(v))
-    onnx.save(model, str(path))
     return path
 
 

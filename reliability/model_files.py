@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reliability.cases import Case, judge_error, run_cli, tree_state
+from tests.support.onnx_models import save_model
 
 # -- 1b. broken ONNX models --------------------------------------------------------------------
 _SR_META = {"kind": "sr", "scale": 2, "channels": 3, "range": "0-1", "receptive_field": 1}
@@ -23,26 +24,21 @@ def _graph_model(
     domain: str = "",
 ) -> Path:
     """A hand-built ONNX model (possibly wrong on purpose), saved without the checker."""
-    import onnx
-    from onnx import TensorProto, helper
+    from onnx import TensorProto
 
-    in_type = in_type or TensorProto.FLOAT
-    graph = helper.make_graph(
+    return save_model(
+        path,
         nodes,
-        "broken",
-        [helper.make_tensor_value_info("input", in_type, in_shape)],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)],
-        initializer=inits,
+        inits,
+        meta=meta,
+        in_shape=in_shape,
+        out_shape=out_shape,
+        in_type=in_type or TensorProto.FLOAT,
+        out_type=TensorProto.FLOAT,
+        opset=opset,
+        domain=domain,
+        check=False,
     )
-    opsets = [helper.make_opsetid("", opset)]
-    if domain:
-        opsets.append(helper.make_opsetid(domain, 1))
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = 8  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
-    for k, v in (meta or {}).items():
-        model.metadata_props.add(key=f"kwaflux.{k}", value=str(v))
-    onnx.save(model, str(path))
-    return path
 
 
 def _weights_to(src: Path, dst: Path, value: float) -> Path:

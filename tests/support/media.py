@@ -166,42 +166,31 @@ def make_sequence(
 
 def make_nearest_x2(path: str | os.PathLike) -> Path:
     """A real ONNX SR model: nearest-neighbour x2 (1x1 conv to 12 channels, DepthToSpace)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
+
+    from tests.support.onnx_models import save_model
 
     weight = np.zeros((12, 3, 1, 1), np.float32)
     for c in range(3):
         weight[c * 4 : c * 4 + 4, c] = 1.0  # DCR... CRD mode: channel c -> out channels 4c..4c+3
-    graph = helper.make_graph(
-        [
-            helper.make_node("Conv", ["input", "w"], ["y"], kernel_shape=[1, 1]),
-            helper.make_node("DepthToSpace", ["y"], ["output"], blocksize=2, mode="CRD"),
-        ],
-        "nearest_x2",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H2", "W2"])],
-        [numpy_helper.from_array(weight, "w")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["y"], kernel_shape=[1, 1]),
+        helper.make_node("DepthToSpace", ["y"], ["output"], blocksize=2, mode="CRD"),
+    ]
     meta = {
-        "kwaflux.kind": "sr",
-        "kwaflux.scale": "2",
-        "kwaflux.channels": "3",
-        "kwaflux.range": "0-1",
-        "kwaflux.noise_input": "",
-        "kwaflux.receptive_field": "1",
-        "kwaflux.name": "test-nearest-x2",
-        "kwaflux.description": "test fixture",
-        "kwaflux.license": "Apache-2.0",
-        "kwaflux.training_data": "none",
+        "kind": "sr",
+        "scale": "2",
+        "channels": "3",
+        "range": "0-1",
+        "noise_input": "",
+        "receptive_field": "1",
+        "name": "test-nearest-x2",
+        "description": "test fixture",
+        "license": "Apache-2.0",
+        "training_data": "none",
     }
-    for k, v in meta.items():
-        model.metadata_props.add(key=k, value=v)
-    onnx.checker.check_model(model)
-    path = Path(path)
-    onnx.save(model, str(path))
-    return path
+    weights = [numpy_helper.from_array(weight, "w")]
+    return save_model(Path(path), nodes, weights, meta=meta, out_shape=("N", 3, "H2", "W2"))
 
 
 def sha256(path: str | os.PathLike) -> str:

@@ -11,18 +11,39 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 17
 
 
-def _save(nodes, inits, path: Path, meta: dict | None, extra_inputs=(), in_dtype=TensorProto.FLOAT):
-    inputs = [helper.make_tensor_value_info("input", in_dtype, ["N", 3, "H", "W"])]
-    inputs += list(extra_inputs)
-    out = helper.make_tensor_value_info("output", in_dtype, ["N", 3, "OH", "OW"])
+def save_model(
+    path: Path,
+    nodes,
+    inits,
+    *,
+    meta: dict | None = None,
+    in_shape=("N", 3, "H", "W"),
+    out_shape=("N", 3, "OH", "OW"),
+    in_type=TensorProto.FLOAT,
+    out_type=None,
+    extra_inputs=(),
+    opset: int = OPSET,
+    domain: str = "",
+    check: bool = True,
+) -> Path:
+    """The one way the tests, bench and reliability write an ONNX model: input "input", output
+    "output", kwaflux.* metadata from `meta`; check=False keeps models that are wrong on purpose."""
+    inputs = [helper.make_tensor_value_info("input", in_type, list(in_shape)), *extra_inputs]
+    out = helper.make_tensor_value_info("output", out_type or in_type, list(out_shape))
     graph = helper.make_graph(nodes, "g", inputs, [out], initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
+    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8  # onnx 1.23 writes IR 14 by default; onnxruntime 1.31 reads up to 13
     for k, v in (meta or {}).items():
         model.metadata_props.add(key=f"kwaflux.{k}", value=str(v))
-    onnx.checker.check_model(model)
+    if check:
+        onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def _save(nodes, inits, path: Path, meta: dict | None, extra_inputs=(), in_dtype=TensorProto.FLOAT):
+    return save_model(path, nodes, inits, meta=meta, extra_inputs=extra_inputs, in_type=in_dtype)
 
 
 def blur_weights(seed: int = 0, k: int = 3) -> np.ndarray:
