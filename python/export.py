@@ -224,10 +224,54 @@ def write_docs_table() -> None:
     DOCS.write_text(text[:start] + table + text[end + len(EXPORT_END) :])
 
 
+CURVE_BEGIN, CURVE_END = "<!-- curve -->", "<!-- /curve -->"
+CURVE_KEYS = {
+    "sr-x2": ("val_psnr",),
+    "sr-x4": ("val_psnr",),
+    "denoise": ("awgn25_out", "awgn5_out", "jpeg30_out"),
+}
+
+
+def write_curve() -> None:
+    """Validation PSNR against training hours, from python/checkpoints/NAME.log.jsonl (one record
+    per checkpoint, written by the trainers), into docs/models.md between the curve markers."""
+    lines = [
+        CURVE_BEGIN,
+        "Validation PSNR (dB, held-out crops, the EMA weights) against training hours on the "
+        "device named, from `python/checkpoints/*.log.jsonl`; written by "
+        "`python/export.py --curve`.",
+    ]
+    for run, keys in CURVE_KEYS.items():
+        log_path = checkpoint_path(run).with_suffix(".log.jsonl")
+        if not log_path.exists():
+            continue
+        records = [json.loads(line) for line in log_path.read_text().splitlines() if line]
+        # At most ~12 rows per model: every record is kept in the log, the table samples it.
+        step = max(1, len(records) // 12)
+        picked = records[::step]
+        if picked[-1] is not records[-1]:
+            picked.append(records[-1])
+        lines += ["", f"`{run}`:", "", "| hours | step | device | " + " | ".join(keys) + " |"]
+        lines.append("|---:|---:|---|" + "---:|" * len(keys))
+        for r in picked:
+            vals = " | ".join(f"{r.get(k, float('nan')):.2f}" for k in keys)
+            lines.append(f"| {r['hours']:.2f} | {r['step']} | {r.get('device', 'cpu')} | {vals} |")
+    lines.append(CURVE_END)
+    text = DOCS.read_text()
+    start, end = text.find(CURVE_BEGIN), text.find(CURVE_END)
+    if start < 0 or end < 0:
+        raise SystemExit(f"{DOCS}: markers {CURVE_BEGIN} ... {CURVE_END} not found")
+    DOCS.write_text(text[:start] + "\n".join(lines) + text[end + len(CURVE_END) :])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", choices=("sr-x2", "sr-x4", "denoise"), action="append")
+    ap.add_argument("--curve", action="store_true", help="only write the training curve to docs")
     args = ap.parse_args()
+    if args.curve:
+        write_curve()
+        return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
     runs = {"sr-x2": "kwaflux-sr-x2", "sr-x4": "kwaflux-sr-x4", "denoise": "kwaflux-denoise"}
@@ -239,6 +283,7 @@ def main() -> None:
             continue
         export_one(run, name)
     write_docs_table()
+    write_curve()
 
 
 if __name__ == "__main__":
