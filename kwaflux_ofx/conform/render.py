@@ -252,6 +252,7 @@ def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str):
             audio_from=audio,
             comment=comment,
             drop_frame=info.drop_frame,
+            sample_aspect=info.sample_aspect,
         )
     return SequenceWriter(
         tmp,

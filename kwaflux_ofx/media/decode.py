@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fractions
 import os
 from collections.abc import Iterator
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from kwaflux_ofx.errors import MediaError, first_line
 from kwaflux_ofx.media.probe import MediaInfo, frame_dtype
+from kwaflux_ofx.media.timing import FrameNumbers
 
 
 def read_frames(info: MediaInfo, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -64,9 +64,10 @@ def _read_video(info: MediaInfo, start: int, stop: int):
 
 
 def _decode_video(info: MediaInfo, start: int, stop: int, fmt: str):
-    # Seek first; if the demuxer lands past `start` (a seek table that lies, an open GOP),
-    # decode again from the top rather than lose frames.
-    for seek in (True, False) if start > 0 else (False,):
+    # Seek first where timestamps say where a frame is; if the demuxer lands past `start` (a seek
+    # table that lies, an open GOP), decode again from the top rather than lose frames.
+    seekable = start > 0 and not info.counted
+    for seek in (True, False) if seekable else (False,):
         done = yield from _decode_pass(info, start, stop, fmt, seek)
         if done:
             return
@@ -74,33 +75,37 @@ def _decode_video(info: MediaInfo, start: int, stop: int, fmt: str):
 
 
 def _decode_pass(info: MediaInfo, start: int, stop: int, fmt: str, seek: bool):
-    """One decode pass; returns False (having yielded nothing) if a seek overshot `start`."""
+    """One decode pass; returns False (having yielded nothing) if a seek overshot `start`.
+
+    On a variable-rate source conformed to a constant rate, a slot with no frame of its own
+    repeats the frame before it, so frame n always sits at time n / rate and audio stays in sync.
+    Elsewhere a gap is left for the caller to report.
+    """
     import av
 
+    t = info.timing
+    fill = t.vfr and not info.counted
     with av.open(info.path) as c:
         s = c.streams.video[0]
         s.thread_type = "AUTO"
-        tb = s.time_base
-        first_pts = s.start_time or 0
-        rate = fractions.Fraction(info.rate).limit_denominator(1001 * 1000)
-        if seek and tb:
-            # Seek to the keyframe at or before `start`, then decode forward to it.
-            target = first_pts + int((fractions.Fraction(start) / rate) / tb)
-            c.seek(target, stream=s, backward=True, any_frame=False)
-        expected = None if seek else 0
+        numbers = FrameNumbers(t.timing, t.time_base, t.first_pts, info.rate, info.counted)
+        if seek:
+            c.seek(numbers.pts_for(start), stream=s, backward=True, any_frame=False)
+        held = None  # (next slot, pixels) of the last frame decoded
         for frame in c.decode(s):
-            if frame.pts is not None and tb:
-                idx = round(float((frame.pts - first_pts) * tb) * float(rate))
-            elif expected is not None:
-                idx = expected
-            else:
-                return False  # no timestamps after a seek: position unknown
-            if expected is None and idx > start:
+            idx = numbers.number(frame.pts)
+            if seek and held is None and idx > start:
                 return False
-            expected = idx + 1
-            if idx < start:
-                continue
+            if fill and held is not None:
+                for slot in range(max(start, held[0]), min(idx, stop)):
+                    yield slot, held[1]
             if idx >= stop:
-                break
-            yield idx, frame.to_ndarray(format=fmt)
+                return True
+            pixels = frame.to_ndarray(format=fmt)
+            if idx >= start:
+                yield idx, pixels
+            held = (idx + 1, pixels)
+        if fill and held is not None:
+            for slot in range(max(start, held[0]), min(stop, info.frames)):
+                yield slot, held[1]
     return True

@@ -45,6 +45,7 @@ class VideoWriter:
         audio_from: tuple[str, float, float] | None = None,
         comment: str | None = None,
         drop_frame: bool = False,
+        sample_aspect: tuple[int, int] = (1, 1),
     ):
         import av
 
@@ -69,6 +70,9 @@ class VideoWriter:
         if alpha and codec.alpha and codec.pix_fmt_alpha:
             pix = codec.pix_fmt_alpha
         self.stream.pix_fmt = pix
+        if tuple(sample_aspect) != (1, 1):
+            # Non-square pixels stay non-square: the same ratio on a uniformly scaled frame.
+            self.stream.codec_context.sample_aspect_ratio = fractions.Fraction(*sample_aspect)
         self.matrix = None
         self._tag_colour(color or {})
         if start_tc is not None:

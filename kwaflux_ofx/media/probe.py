@@ -17,9 +17,13 @@ from kwaflux_ofx.media.timecode import (
     smpte_to_frames,
     timecode_to_frames,
 )
+from kwaflux_ofx.media.timing import StreamTiming, Timing, VfrMode, scan
 
 log = logging.getLogger(__name__)
 
+
+# A file bigger than this is not read whole to be probed: its header gives the frame count.
+FULL_SCAN_BYTES = 2 << 30
 
 IMAGE_EXTS = {".exr", ".dpx", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".cin"}
 
@@ -49,6 +53,26 @@ class MediaInfo:
     tc_word: int | None = None  # SMPTE timecode of a sequence's first frame, as stored
     comment: str = ""  # container comment / ImageDescription (conform marks its outputs there)
     drop_frame: bool = False  # the start timecode is drop-frame (29.97/59.94 with ';')
+    # video only: how frames are numbered (media/timing.py), and what else the output keeps
+    timing: StreamTiming | None = None
+    vfr_mode: VfrMode = VfrMode.CFR
+    interlaced: bool = False
+    sample_aspect: tuple[int, int] = (1, 1)
+    container: str = ""
+
+    def set_vfr_mode(self, mode: VfrMode) -> None:
+        """Number a variable-rate source's frames by slot of the constant rate, or one by one."""
+        self.vfr_mode = mode
+        if self.timing is not None and self.timing.vfr:
+            self.frames = self.timing.slots if mode is VfrMode.CFR else self.timing.packets
+
+    @property
+    def counted(self) -> bool:
+        """Frames are numbered by counting decoded frames (no seeking to a timestamp)."""
+        t = self.timing
+        return t is not None and (
+            t.timing is Timing.ORDER or (t.vfr and self.vfr_mode is VfrMode.KEEP)
+        )
 
     def adopt_rate(self, rate: float) -> None:
         """Take the timeline's rate for media that carries none (and count its timecode in it)."""
@@ -128,11 +152,14 @@ def _probe_video(path: str) -> MediaInfo:
             rate = float(s.average_rate or s.guessed_rate or s.base_rate or 0)
             if rate <= 0:
                 raise MediaError("has no frame rate", path)
-            frames = int(s.frames or 0)
-            if frames <= 0 and s.duration and s.time_base:
-                frames = round(float(s.duration * s.time_base) * rate)
+            if s.guessed_rate and s.average_rate and s.guessed_rate > s.average_rate * 1.01:
+                rate = float(s.guessed_rate)  # frames dropped (VFR): the base rate is the grid
+            big = os.path.getsize(path) > FULL_SCAN_BYTES
+            timing = scan(c, s, rate, limit=3000 if big else None)
+            frames = timing.slots
             if frames <= 0:
-                frames = sum(1 for _ in c.demux(s) if _.size)
+                raise MediaError("has a video stream with no frames", path)
+            interlaced = _first_frame_interlaced(path)
             tc = _meta_get(s.metadata, "timecode") or _meta_get(c.metadata, "timecode")
             for d in c.streams.data:
                 tc = tc or _meta_get(d.metadata, "timecode")
@@ -149,6 +176,8 @@ def _probe_video(path: str) -> MediaInfo:
                 "color_primaries": cc.color_primaries,
                 "color_trc": cc.color_trc,
             }
+            sar = s.sample_aspect_ratio or cc.sample_aspect_ratio
+            sar = (sar.numerator, sar.denominator) if sar and sar.numerator else (1, 1)
             start_tc = None
             drop_frame = False
             if tc:
@@ -172,11 +201,25 @@ def _probe_video(path: str) -> MediaInfo:
                 color=color,
                 comment=_meta_get(c.metadata, "comment") or "",
                 drop_frame=drop_frame,
+                timing=timing,
+                interlaced=interlaced,
+                sample_aspect=sar,
+                container=c.format.name,
             )
     except MediaError:
         raise
     except Exception as exc:  # PyAV raises many types; the user needs the file and the reason
         raise MediaError(f"cannot read video: {first_line(exc)}", path) from exc
+
+
+def _first_frame_interlaced(path: str) -> bool:
+    """Whether the first frame says it is interlaced (the stream header often does not)."""
+    import av
+
+    with av.open(path) as c:
+        for frame in c.decode(video=0):
+            return bool(frame.interlaced_frame)
+    return False
 
 
 def _meta_get(meta, key: str) -> str | None:
