@@ -20,7 +20,7 @@ from kwaflux_ofx import Engine  # noqa: E402
 from kwaflux_ofx.engine.cache import shared_engine  # noqa: E402
 from kwaflux_ofx.hosts.ofx import entry as ofx_entry  # noqa: E402
 from kwaflux_ofx.hosts.ofx import install as ofx_tools
-from tests.support.ofx import passthrough_model  # noqa: E402
+from tests.support.ofx import passthrough_model
 
 H, W, C = 2160, 3840, 4
 

@@ -148,6 +148,8 @@ def stages(work: Path, frames: int, w: int, h: int, model: str | None, codec: st
 
 
 RSS_CHILD = """
+import json, sys
+from kwaflux_ofx.conform import run_conform
 rep = run_conform({tl!r}, {out!r}, {media!r}, search_paths=[{src!r}], model={model!r},
                   codec="prores_422hq", handles=0)
 assert rep["summary"]["done"] == 1, rep

@@ -103,6 +103,7 @@ def test_fuzz_under_address_and_undefined_sanitizers(tmp_path):
 
 
 FAKE_FUZZER = """#!{python}
+import os, signal, sys
 a = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 start, count = int(a["--start"]), int(a["--count"])
 for i in range(start, start + count):
