@@ -87,21 +87,27 @@ class Codec(NamedTuple):
     alpha: bool = False  # carries a fourth (alpha) channel
     min_size: "tuple[int, int]" = (1, 1)  # smallest width, height the encoder takes
     even_size: bool = False  # chroma subsampling needs even width and height
+    # other file extensions (containers) that carry it, beside `ext`
+    also_in: "tuple[str, ...]" = ()
 
     @property
     def is_sequence(self) -> bool:
         return self.output is Output.SEQUENCE
 
+    @property
+    def containers(self) -> "tuple[str, ...]":
+        return (self.ext,) + self.also_in
+
 
 CODECS = {
     c.name: c
     for c in (
-        Codec("prores_422hq", Output.VIDEO, ".mov"),
-        Codec("prores_4444", Output.VIDEO, ".mov", alpha=True),
+        Codec("prores_422hq", Output.VIDEO, ".mov", also_in=(".mkv",)),
+        Codec("prores_4444", Output.VIDEO, ".mov", alpha=True, also_in=(".mkv",)),
         # DNxHR HQX is a 10-bit profile; the encoder refuses frames under 256x120.
-        Codec("dnxhr_hqx", Output.VIDEO, ".mov", min_size=(256, 120)),
-        Codec("h264", Output.VIDEO, ".mov", even_size=True),
-        Codec("h265", Output.VIDEO, ".mov", even_size=True),
+        Codec("dnxhr_hqx", Output.VIDEO, ".mov", min_size=(256, 120), also_in=(".mkv",)),
+        Codec("h264", Output.VIDEO, ".mov", even_size=True, also_in=(".mp4", ".mkv")),
+        Codec("h265", Output.VIDEO, ".mov", even_size=True, also_in=(".mp4", ".mkv")),
         # The mov muxer has no FFV1 tag; Matroska carries it (and the timecode as a tag).
         Codec("ffv1", Output.VIDEO, ".mkv"),
         Codec("exr", Output.SEQUENCE, ".exr", alpha=True),
@@ -110,6 +116,8 @@ CODECS = {
     )
 }
 DEFAULT_CODEC = "prores_422hq"
+# The codec a video output gets from its extension when none is asked for.
+CONTAINER_CODECS = {".mov": DEFAULT_CODEC, ".mp4": "h264", ".mkv": "ffv1"}
 
 
 def check_codec(value: object, what: str = "codec") -> Codec:

@@ -7,6 +7,8 @@ import importlib
 import logging
 import sys
 
+import kwaflux_ofx
+
 # Each module defines register(subparsers); its parsers set `func` to the handler,
 # which returns an exit code. Add a module here to add commands.
 COMMAND_MODULES = (
@@ -21,7 +23,13 @@ EXIT_USER_ERROR = 2
 
 
 class _DefaultsFormatter(argparse.HelpFormatter):
-    """Adds "(default: X)" to an option's help where there is a default to show."""
+    """Adds "(default: X)" to an option's help where there is a default to show, and keeps an
+    "examples:" epilog's lines as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return text
+        return super()._fill_text(text, width, indent)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -48,10 +56,30 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {kwaflux_ofx.__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command in set(sub.choices.values()):
+        _verbosity(command)
     return parser
+
+
+def _verbosity(p: argparse.ArgumentParser) -> None:
+    """-v/-q after the sub-command as well as before it (SUPPRESS: given only when typed, so
+    a sub-command never resets what was said before it)."""
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _verbosity(child)
+    if "-q" in p._option_string_actions:
+        return
+    p.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="quiet")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--media-dir", required=True, metavar="DIR", help="folder for the new media")
     options.add_scale(p, settings.DEFAULT_SCALE, "upscaling factor (1 = denoise only)")
-    options.add_denoise(p, 0.0, "denoise strength before upscaling (0 = off)")
+    options.add_denoise(
+        p,
+        settings.DENOISE_AUTO,
+        "denoise strength before upscaling (0 = off; auto = measured on each clip)",
+    )
     p.add_argument("--model", default=None, help="SR model: registry name or .onnx path")
     p.add_argument("--denoise-model", default=None, help="denoise model: name or .onnx path")
     p.add_argument("--handles", type=int, default=12, help="extra frames each side of a clip")

@@ -13,12 +13,20 @@ def add_scale(p: argparse.ArgumentParser, default: int | None, help: str) -> Non
     p.add_argument("--scale", type=int, choices=settings.SCALES, default=default, help=help)
 
 
-def add_denoise(p: argparse.ArgumentParser, default: float | None, help: str) -> None:
+def denoise_value(text: str) -> float | str:
+    """--denoise: a strength or 'auto', checked where the command line is read."""
+    try:
+        return settings.check_denoise_or_auto(text, "--denoise")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_denoise(p: argparse.ArgumentParser, default: float | str | None, help: str) -> None:
     p.add_argument(
         "--denoise",
-        type=float,
+        type=denoise_value,
         default=default,
-        metavar=f"{settings.DENOISE_MIN:g}..{settings.DENOISE_MAX:g}",
+        metavar=f"{settings.DENOISE_AUTO}|{settings.DENOISE_MIN:g}..{settings.DENOISE_MAX:g}",
         help=help,
     )
 

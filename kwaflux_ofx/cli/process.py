@@ -1,4 +1,4 @@
-"""`kwaflux upscale` and `kwaflux preview`: one image (or one video frame) through the engine."""
+"""`kwaflux upscale` and `kwaflux preview`: a still, a clip or a batch of clips through the engine."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from kwaflux_ofx import settings
-from kwaflux_ofx.cli import options
+from kwaflux_ofx.cli import clips, options
 from kwaflux_ofx.errors import KwafluxError, MediaError, checked
-
-# Containers a preview can take a frame from (decoded with PyAV); anything else is read as a still.
-VIDEO_SUFFIXES = {".mov", ".mp4", ".mkv", ".mxf", ".avi", ".m4v", ".webm"}
-
 
 # What each still format can hold: a float result goes to 16-bit where the format has no float.
 _FORMAT_DEPTHS = {
@@ -27,11 +23,29 @@ _FORMAT_DEPTHS = {
 }
 
 
+UPSCALE_EXAMPLES = """examples:
+  kwaflux upscale clip.avi clip_x2.mov --scale 2
+  kwaflux upscale clip.mp4 part.mov --start 00:00:10:00 --end 00:00:20:00
+  kwaflux upscale "shoot/*.mp4" upscaled/ --codec h264
+  kwaflux upscale shot.####.exr shot_x2 --codec exr
+  kwaflux upscale photo.png photo_x2.png --denoise 0.3
+"""
+
+PREVIEW_EXAMPLES = """examples:
+  kwaflux preview clip.mov check.png --at 01:00:12:05
+  kwaflux preview clip.mov check.png --frame 240 --denoise 0.5
+"""
+
+
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
     options.add_scale(
         p, None, f"upscaling factor (default {settings.DEFAULT_SCALE}, or the --model's own scale)"
     )
-    options.add_denoise(p, 0.0, "denoise strength before upscaling (0 = off, exact pass-through)")
+    options.add_denoise(
+        p,
+        settings.DENOISE_AUTO,
+        "denoise strength before upscaling (0 = off, exact pass-through; auto = measured)",
+    )
     p.add_argument("--model", default=None, metavar="NAME|PATH", help="super-resolution model")
     p.add_argument("--denoise-model", default=None, metavar="NAME|PATH", help="denoise model")
     p.add_argument(
@@ -47,12 +61,16 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 def register(sub) -> None:
     p = sub.add_parser(
         "upscale",
-        help="denoise and/or upscale one image",
-        description="Denoise and/or upscale an image (PNG, TIFF, EXR, DPX...), keeping its bit depth.",
+        help="denoise and/or upscale an image, a clip or a folder of clips",
+        description="Denoise and/or upscale an image (PNG, TIFF, EXR, DPX...), keeping its bit "
+        "depth; a video (any container PyAV reads) into a video; an image sequence "
+        "(shot.####.exr); a folder or glob of clips into an output folder.",
+        epilog=UPSCALE_EXAMPLES,
     )
-    p.add_argument("input", type=Path)
-    p.add_argument("output", type=Path)
+    p.add_argument("input", type=Path, help="image, video, sequence pattern, folder or glob")
+    p.add_argument("output", type=Path, help="file, or folder for a batch or a sequence")
     _add_engine_options(p)
+    clips.add_clip_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=cmd_upscale)
 
@@ -60,10 +78,13 @@ def register(sub) -> None:
         "preview",
         help="write a before/after image to judge a setting",
         description="Left half: the source scaled with Lanczos; right half: processed; at 100% pixels.",
+        epilog=PREVIEW_EXAMPLES,
     )
     p.add_argument("input", type=Path, help="an image or a video file")
     p.add_argument("output", type=Path)
-    p.add_argument("--frame", type=int, default=0, help="frame number for a video input (from 0)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--frame", type=int, default=0, help="frame number for a video (from 0)")
+    where.add_argument("--at", default=None, metavar="TIMECODE", help="source timecode of a video")
     _add_engine_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=cmd_preview)
@@ -75,12 +96,25 @@ def _engine(args):
     return Engine(device=args.device, tile=args.tile)
 
 
-def _settings(args, engine) -> dict:
-    scale = args.scale
-    if scale is None:
-        scale = engine.model_spec(args.model).scale if args.model else settings.DEFAULT_SCALE
-    denoise = checked(settings.check_denoise, args.denoise, "--denoise")
-    return dict(scale=scale, denoise=denoise, sr_model=args.model, denoise_model=args.denoise_model)
+def _scale(args, engine) -> int:
+    if args.scale is not None:
+        return args.scale
+    return engine.model_spec(args.model).scale if args.model else settings.DEFAULT_SCALE
+
+
+def _settings(args, engine, pixels: np.ndarray, label: str) -> dict:
+    denoise = checked(settings.check_denoise_or_auto, args.denoise, "--denoise")
+    if denoise == settings.DENOISE_AUTO:
+        est = engine.auto_strength([pixels], denoise_model=args.denoise_model)
+        denoise = est.strength
+        if not args.quiet:
+            print(f"{label}: {est.describe()}")
+    return dict(
+        scale=_scale(args, engine),
+        denoise=denoise,
+        sr_model=args.model,
+        denoise_model=args.denoise_model,
+    )
 
 
 def _check_output(args) -> None:
@@ -115,45 +149,41 @@ def _storable(pixels: np.ndarray, path: Path) -> np.ndarray:
     return from_float(to_float(pixels), np.dtype(target))
 
 
-def _load_input(path: Path, frame: int = 0) -> tuple[np.ndarray, dict]:
+def _load_input(path: Path, frame: int = 0, at: str | None = None) -> tuple[np.ndarray, dict]:
     from kwaflux_ofx.media.stills import check_channels, read_image
 
-    if path.suffix.lower() in VIDEO_SUFFIXES:
-        pixels = read_video_frame(path, frame)
+    if path.suffix.lower() in clips.VIDEO_SUFFIXES:
+        pixels = read_video_frame(path, frame, at)
         return pixels, {"premultiplied": True}
     pixels, attrs = read_image(path)
     return check_channels(pixels, path), attrs
 
 
-def read_video_frame(path: Path, index: int) -> np.ndarray:
-    """Decode frame `index` (from 0) as RGB, 16-bit when the stream has more than 8 bits."""
-    import av
+def read_video_frame(path: Path, index: int, at: str | None = None) -> np.ndarray:
+    """Decode frame `index` (from 0), or the frame at source timecode `at`: a keyframe seek, then
+    decoding forward; RGB, 16-bit when the stream has more than 8 bits."""
+    from kwaflux_ofx.conform.clips import position
+    from kwaflux_ofx.media.decode import read_frames
+    from kwaflux_ofx.media.probe import probe
 
     if not path.is_file():
         raise MediaError("video not found", path)
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            deep = (
-                any(c.bits > 8 for c in stream.codec_context.format.components)
-                if stream.codec_context.format
-                else False
-            )
-            for i, frame in enumerate(container.decode(stream)):
-                if i == index:
-                    return frame.to_ndarray(format="rgb48le" if deep else "rgb24")
-    except av.FFmpegError as exc:
-        raise MediaError(f"cannot decode video: {exc}", path) from None
-    except IndexError:
-        raise MediaError("has no video stream", path) from None
+    info = probe(path)
+    index = position(at, info, index)
+    if not 0 <= index < info.frames:
+        raise MediaError(f"has no frame {index} (it has {info.frames})", path)
+    for _, pixels in read_frames(info, index, index + 1):
+        return pixels[:, :, :3]
     raise MediaError(f"has no frame {index}", path)
 
 
 def cmd_upscale(args) -> int:
+    if clips.is_clip_input(str(args.input)):
+        return clips.cmd_clips(args, _engine(args), _scale)
     _check_output(args)
     pixels, attrs = _load_input(args.input)
     engine = _engine(args)
-    opts = _settings(args, engine)
+    opts = _settings(args, engine, pixels, args.input.name)
     bar, on_tile = _progress(args, args.input.name)
     with bar:
         out = engine.process(
@@ -187,9 +217,9 @@ def before_after(source: np.ndarray, processed: np.ndarray) -> np.ndarray:
 
 def cmd_preview(args) -> int:
     _check_output(args)
-    pixels, attrs = _load_input(args.input, args.frame)
+    pixels, attrs = _load_input(args.input, args.frame, args.at)
     engine = _engine(args)
-    opts = _settings(args, engine)
+    opts = _settings(args, engine, pixels, args.input.name)
     bar, on_tile = _progress(args, "preview")
     with bar:
         out = engine.process(

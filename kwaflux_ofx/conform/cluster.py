@@ -46,7 +46,7 @@ def dask_render_unit(unit: WorkUnit, settings: ConformSettings, job: str = "") -
             )
             state["pending"], state["last"] = 0, now
 
-    result = render_unit(unit, settings, make_processor(engine, settings), on_frames)
+    result = render_unit(unit, settings, make_processor(engine, settings, unit), on_frames)
     result["worker"] = worker.address
     return result
 

@@ -15,7 +15,6 @@ from kwaflux_ofx.conform.render import Cancelled, make_processor, render_unit
 
 
 def _run_local(units: list[WorkUnit], settings: ConformSettings, engine, prog: Progress) -> dict:
-    process = make_processor(engine, settings)
     stop = threading.Event()
     # With several units at once each gets one inference thread; alone, a unit gets two so
     # inference overlaps with itself as well as with decode and encode.
@@ -27,7 +26,7 @@ def _run_local(units: list[WorkUnit], settings: ConformSettings, engine, prog: P
         res = render_unit(
             unit,
             settings,
-            process,
+            make_processor(engine, settings, unit),
             lambda n: prog.frames(unit.id, n),
             stop,
             infer_workers=infer_workers,

@@ -29,7 +29,7 @@ class ConformSettings:
     """Everything the user chose; recorded in the report and in each new clip's metadata."""
 
     scale: int = settings.DEFAULT_SCALE
-    denoise: float = 0.0
+    denoise: float | str = 0.0  # a strength, or settings.DENOISE_AUTO (measured per clip)
     model: str | None = None
     denoise_model: str | None = None
     handles: int = 12
@@ -44,7 +44,7 @@ class ConformSettings:
 
     def __post_init__(self):
         self.scale = checked(settings.check_scale, self.scale, "--scale")
-        self.denoise = checked(settings.check_denoise, self.denoise, "--denoise")
+        self.denoise = checked(settings.check_denoise_or_auto, self.denoise, "--denoise")
         checked(settings.check_codec, self.codec, "--codec")
         if self.handles < 0:
             raise KwafluxError(f"--handles must be 0 or more, not {self.handles}")
@@ -62,6 +62,10 @@ class ConformSettings:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def auto(self) -> bool:
+        return self.denoise == settings.DENOISE_AUTO
 
     @property
     def gap(self) -> int:
@@ -103,10 +107,16 @@ class WorkUnit:
     out_width: int
     out_height: int
     clips: list[int] = dataclasses.field(default_factory=list)
+    # The strength this unit renders at: --denoise, or what auto measured on its media.
+    denoise: float | None = None
+    auto: dict | None = None  # the measurement behind an auto strength (for the report)
 
     @property
     def frames(self) -> int:
         return self.stop - self.start
+
+    def strength(self, chosen: ConformSettings) -> float:
+        return self.denoise if self.denoise is not None else float(chosen.denoise)
 
     @property
     def start_tc(self) -> int:

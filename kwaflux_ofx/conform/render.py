@@ -40,7 +40,8 @@ def temp_path(unit: WorkUnit) -> str:
     d, name = os.path.split(unit.output)
     codec = CODECS[unit.codec]
     if not codec.is_sequence:
-        return os.path.join(d, f".{name[: -len(codec.ext)]}{PARTIAL_TAG}{codec.ext}")
+        stem, ext = os.path.splitext(name)  # the output's own container (.mov, .mp4, .mkv)
+        return os.path.join(d, f".{stem}{PARTIAL_TAG}{ext}")
     return os.path.join(d, f".{name}{PARTIAL_TAG}")
 
 
@@ -53,6 +54,7 @@ def fingerprint(unit: WorkUnit, settings: ConformSettings) -> str:
         "stop": unit.stop,
         "origin": unit.origin,
         **settings.processing(),
+        "denoise": settings.denoise if unit.denoise is None else unit.denoise,
         "codec": unit.codec,
     }
     digest = hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
@@ -91,12 +93,16 @@ def _remove(path: str) -> None:
         os.unlink(path)
 
 
-def make_processor(engine, settings: ConformSettings) -> Callable[[np.ndarray], np.ndarray]:
+def make_processor(
+    engine, settings: ConformSettings, unit: WorkUnit
+) -> Callable[[np.ndarray], np.ndarray]:
+    denoise = unit.strength(settings)  # auto was resolved per clip before rendering
+
     def process(frame: np.ndarray) -> np.ndarray:
         return engine.process(
             frame,
             scale=settings.scale,
-            denoise=settings.denoise,
+            denoise=denoise,
             sr_model=settings.model,
             denoise_model=settings.denoise_model,
         )

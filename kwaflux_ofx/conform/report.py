@@ -25,8 +25,10 @@ def _report(
     clips = []
     for cp in plan.clips:
         status, reason, output = cp.status, cp.reason, ""
+        strength: dict = {}
         if cp.unit is not None:
             output = units[cp.unit].output
+            strength = unit_strength(units[cp.unit])
             if dry_run:
                 status, reason = "skipped", "dry run"
             else:
@@ -42,6 +44,7 @@ def _report(
                 "status": status,
                 "reason": reason,
                 "frames": cp.frames,
+                **strength,
             }
         )
     summary = {
@@ -55,6 +58,14 @@ def _report(
         "clips": clips,
         "summary": summary,
     }
+
+
+def unit_strength(unit) -> dict:
+    """The denoise strength a unit rendered at, and the measurement behind an auto one."""
+    out: dict = {} if unit.denoise is None else {"denoise": round(unit.denoise, 4)}
+    if unit.auto is not None:
+        out["auto_denoise"] = unit.auto
+    return out
 
 
 def _print_plan(plan: ConformPlan, settings: ConformSettings, prog: Progress) -> None:
@@ -112,3 +123,9 @@ def print_report(report: dict, stream) -> None:
     for c in report["clips"]:
         if c["status"] != "done":
             stream.write(f"  {c['status']}: {c['name']}: {c['reason']}\n")
+        elif "auto_denoise" in c:
+            a = c["auto_denoise"]
+            stream.write(
+                f"  {c['name']}: auto denoise {a['strength']:.2f} (noise "
+                f"{a['noise_sigma_255']}/255, compression {a['compression_rms_255']}/255)\n"
+            )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from kwaflux_ofx.conform.auto import resolve_auto
 from kwaflux_ofx.conform.cluster import _run_dask, require_dask
 from kwaflux_ofx.conform.local import _run_local
 from kwaflux_ofx.conform.plan import (
@@ -65,12 +66,12 @@ def run_conform(
     eng = None
     if plan.units and not settings.scheduler:
         eng = engine or shared_engine(settings.device, threads=settings.threads)
-    if plan.units and (settings.scale != 1 or settings.model or settings.denoise > 0):
+    if plan.units and (settings.scale != 1 or settings.model or settings.denoise != 0):
         # A bad --model is one clear error before any work, not a failure per output.
         (eng or engine or _model_checker()).plan_for(
             (16, 16),
             scale=settings.scale,
-            denoise=settings.denoise,
+            denoise=1.0 if settings.auto else settings.denoise,
             sr_model=settings.model,
             denoise_model=settings.denoise_model,
         )
@@ -81,6 +82,7 @@ def run_conform(
     elif plan.units:
         os.makedirs(media_dir, exist_ok=True)
         prog.start(len(plan.units), sum(u.frames for u in plan.units))
+        resolve_auto(plan.units, settings, eng or engine or _model_checker(), prog.note)
         if settings.scheduler:
             results = _run_dask(plan.units, settings, prog)
         else:

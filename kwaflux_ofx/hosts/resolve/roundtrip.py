@@ -182,6 +182,16 @@ def default_job_dir(project: str, timeline: str, label: str) -> str:
 
 
 # -- the conform subprocess -----------------------------------------------------------------------
+def _pace(event: dict) -> str:
+    """', 3.2 fps, 4 min 10 s left' from a frames event (the whole job's pace), or ''."""
+    fps, eta = event.get("job_fps"), event.get("job_eta")
+    if not fps or eta is None:
+        return ""
+    minutes, seconds = divmod(int(eta), 60)
+    left = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+    return f", {fps:.1f} fps, {left} left"
+
+
 def print_progress(event: dict, _state: dict = {}) -> None:  # noqa: B006 - state between calls
     """Default progress sink: a line per 5% of frames, and one per finished output."""
     kind = event.get("event")
@@ -196,7 +206,9 @@ def print_progress(event: dict, _state: dict = {}) -> None:  # noqa: B006 - stat
         pct = int(100 * sum(_state["done"].values()) / _state["total"])
         if pct // 5 > _state["shown"]:
             _state["shown"] = pct // 5
-            print(f"kwaflux: {pct}%", flush=True)
+            print(f"kwaflux: {pct}%{_pace(event)}", flush=True)
+    elif kind == "note":
+        print(f"kwaflux: {event.get('text', '')}", flush=True)
     elif kind == "unit_done":
         reason = f" ({event['reason']})" if event.get("reason") else ""
         print(f"kwaflux: {event.get('name')}: {event.get('status')}{reason}", flush=True)

@@ -1,0 +1,46 @@
+"""--denoise auto: one strength per clip, measured on a few frames sampled across what it renders."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from kwaflux_ofx.conform.plan import ConformSettings, WorkUnit
+from kwaflux_ofx.errors import KwafluxError
+from kwaflux_ofx.media.decode import read_frames
+
+SAMPLES = 5  # frames measured per clip: enough to steady the estimate, cheap next to rendering
+
+
+def sample_frames(unit: WorkUnit, count: int = SAMPLES) -> list:
+    """`count` frames spread evenly over the unit's range (each read with a seek)."""
+    n = unit.frames
+    picks = sorted({unit.start + (2 * k + 1) * n // (2 * count) for k in range(min(count, n))})
+    frames = []
+    for idx in picks:
+        for _, frame in read_frames(unit.media, idx, idx + 1):
+            frames.append(frame[:, :, :3])
+    if not frames:
+        raise KwafluxError("no frame decoded to measure its noise", unit.media.path)
+    return frames
+
+
+def resolve_auto(
+    units: list[WorkUnit], settings: ConformSettings, engine, note: Callable[[str, dict], None]
+) -> None:
+    """Give each unit its strength: the number asked for, or (auto) the one measured on its
+    media, once per media; `note(line, fields)` tells the user. A model without calibration
+    raises ModelError naming it."""
+    if not settings.auto:
+        for unit in units:
+            unit.denoise = float(settings.denoise)
+        return
+    measured: dict[str, tuple[float, dict]] = {}
+    for unit in units:
+        key = unit.media.path
+        if key not in measured:
+            est = engine.auto_strength(sample_frames(unit), denoise_model=settings.denoise_model)
+            measured[key] = (est.strength, est.as_dict())
+            name = os.path.basename(key)
+            note(f"{name}: {est.describe()}", {"media": key, **est.as_dict()})
+        unit.denoise, unit.auto = measured[key]
