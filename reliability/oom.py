@@ -21,21 +21,29 @@ def simulated_oom(max_side: int | None):
     does (None: every inference fails). Yields the list of tile sides tried."""
     from kwaflux_ofx.engine import sessions
 
-    real = sessions.ModelRunner.run
+    real, real_into = sessions.ModelRunner.run, sessions.GraphRunner.run_into
     seen: list[int] = []
 
-    def limited(self, x, noise=None):
-        side = max(x.shape[-2:])
+    def check(side: int) -> None:
         seen.append(side)
         if max_side is None or side > max_side:
             raise RuntimeError(OOM_TEXT)
+
+    def limited(self, x, noise=None):  # the numpy path: N×C×H×W
+        check(max(x.shape[-2:]))
         return real(self, x, noise)
 
+    def limited_into(self, pixels, out, strength):  # the wrapped path: H×W×C host pixels
+        check(max(pixels.shape[:2]))
+        return real_into(self, pixels, out, strength)
+
     sessions.ModelRunner.run = limited
+    sessions.GraphRunner.run_into = limited_into
     try:
         yield seen
     finally:
         sessions.ModelRunner.run = real
+        sessions.GraphRunner.run_into = real_into
 
 
 def campaign_oom(work: Path) -> list[Case]:

@@ -178,22 +178,31 @@ def test_concurrent_process_calls_share_one_engine(models):
         t.join(timeout=120)
     for i in range(8):
         np.testing.assert_allclose(results[i], expected[i], atol=1e-5)
-    assert len(engine.sessions._runners) == 1  # one session for (model, provider, precision)
+    # One wrapped session for (model, provider, precision, host format), no plain one.
+    assert len(engine.sessions._graphs) == 1 and not engine.sessions._runners
 
 
 def test_out_of_memory_halves_tile_and_still_renders(models, monkeypatch, caplog):
-    real_run = sessions.ModelRunner.run
+    real_run, real_into = sessions.ModelRunner.run, sessions.GraphRunner.run_into
     seen = []
 
-    def limited(self, x, noise=None):
-        seen.append(x.shape[-1])
-        if x.shape[-1] > 60:
+    def fail_above(width):
+        seen.append(width)
+        if width > 60:
             raise RuntimeError(
                 "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for requested buffer"
             )
+
+    def limited(self, x, noise=None):  # the numpy path: N×C×H×W
+        fail_above(x.shape[-1])
         return real_run(self, x, noise)
 
+    def limited_into(self, pixels, out, strength):  # the wrapped path: H×W×C
+        fail_above(pixels.shape[1])
+        return real_into(self, pixels, out, strength)
+
     monkeypatch.setattr(sessions.ModelRunner, "run", limited)
+    monkeypatch.setattr(sessions.GraphRunner, "run_into", limited_into)
     engine = Engine(device="cpu", tile=200)
     x = rand((90, 100, 3), seed=9)
     with caplog.at_level(logging.WARNING):

@@ -13,10 +13,11 @@ import numpy as np
 
 from kwaflux_ofx import settings
 from kwaflux_ofx.engine import noise
-from kwaflux_ofx.engine.resample import kernel_support, resize
-from kwaflux_ofx.engine.sessions import ModelRunner, SessionCache, is_out_of_memory
+from kwaflux_ofx.engine.graph_job import GraphJob
+from kwaflux_ofx.engine.job import FrameJob, from_float, to_float
+from kwaflux_ofx.engine.sessions import SessionCache, is_out_of_memory
 from kwaflux_ofx.engine.spec import ModelSpec
-from kwaflux_ofx.engine.tiling import Tile, TilePlan
+from kwaflux_ofx.engine.tiling import TilePlan
 from kwaflux_ofx.errors import KwafluxError, ModelError, checked, first_line
 
 log = logging.getLogger(__name__)
@@ -24,28 +25,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float16, np.float32)
 DEFAULT_BUDGET_BYTES = int(os.environ.get("KWAFLUX_TILE_BUDGET_MB", "1024")) * 2**20
 MIN_TILE = 32
-ALPHA_KERNEL = "lanczos3"
-
-
-def _int_max(dtype: np.dtype) -> float | None:
-    return float(np.iinfo(dtype).max) if dtype.kind == "u" else None
-
-
-def to_float(region: np.ndarray) -> np.ndarray:
-    """Native pixels to float32 with 1.0 = full scale."""
-    peak = _int_max(region.dtype)
-    out = region.astype(np.float32, copy=peak is not None)
-    if peak is not None:
-        out *= np.float32(1.0 / peak)
-    return out
-
-
-def from_float(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float32 back to native pixels: integers rounded and clamped, floats kept as they are."""
-    peak = _int_max(dtype)
-    if peak is None:
-        return values.astype(dtype, copy=False)
-    return np.rint(np.clip(values, 0.0, 1.0) * peak).astype(dtype)
+__all__ = ["MIN_TILE", "Engine", "from_float", "to_float"]  # conversions other layers use
 
 
 @lru_cache(maxsize=32)
@@ -67,13 +47,18 @@ class Engine:
         tile: int | None = None,
         threads: int | None = None,
         memory_budget: int | None = None,
+        streams: int | None = None,
+        wrap: bool = True,
     ):
         if tile is not None and int(tile) < MIN_TILE:
             raise KwafluxError(f"tile size must be at least {MIN_TILE} px, not {tile}")
         self.device = device
         self.tile = int(tile) if tile is not None else None
         self.memory_budget = memory_budget or DEFAULT_BUDGET_BYTES
-        self.sessions = SessionCache(device=device, threads=threads)
+        # streams: frames in flight on one CUDA card (a session each); the CPU shares one.
+        self.sessions = SessionCache(device=device, threads=threads, streams=streams)
+        # wrap=False keeps every model on the numpy path (the reference the wrapped one matches).
+        self.wrap = bool(wrap)
         self._oom_tile: int | None = None  # tile size that last survived an out-of-memory retry
         self._lock = threading.Lock()
 
@@ -159,7 +144,12 @@ class Engine:
             else:
                 dst[...] = from_float(to_float(src), dst.dtype)
             return
-        job = _FrameJob(self, src, dst, scale, denoise, dn, sr, premultiplied)
+        # The wrapped graph does the pixel work where it can; the numpy path does the rest.
+        job = None
+        if self.wrap:
+            job = GraphJob.create(self, src, dst, scale, denoise, dn, sr, premultiplied)
+        if job is None:
+            job = FrameJob(self, src, dst, scale, denoise, dn, sr, premultiplied)
         tile = self._tile_size(job)
         while True:
             plan = TilePlan.plan(h, w, tile, job.margin, align=job.align)
@@ -192,7 +182,7 @@ class Engine:
         h, w = src_shape[:2]
         dn, sr = self._models(scale, denoise, sr_model, denoise_model)
         dummy = np.broadcast_to(np.zeros((1, 1, 3), np.float32), (h, w, 3))  # shape only, no memory
-        job = _FrameJob(self, dummy, dummy, scale, denoise, dn, sr, True)
+        job = FrameJob(self, dummy, dummy, scale, denoise, dn, sr, True)
         return TilePlan.plan(h, w, self._tile_size(job), job.margin, align=job.align)
 
     @property
@@ -214,7 +204,7 @@ class Engine:
             raise KwafluxError(f"{what} is empty: {frame.shape}")
         return frame
 
-    def _tile_size(self, job: _FrameJob) -> int:
+    def _tile_size(self, job: FrameJob) -> int:
         if self.tile is not None:
             tile = self.tile
         else:
@@ -233,114 +223,3 @@ class Engine:
             if self._oom_tile is not None:
                 tile = min(tile, self._oom_tile)
         return max(MIN_TILE, tile)
-
-
-class _FrameJob:
-    """One frame's worth of work: the models, the margins and the per-tile pipeline."""
-
-    def __init__(self, engine: Engine, src, dst, scale, denoise, dn, sr, premultiplied):
-        self.src, self.dst = src, dst
-        self.scale, self.denoise = scale, denoise
-        self.dn: ModelRunner | None = engine.sessions.runner(dn) if dn else None
-        self.sr: ModelRunner | None = engine.sessions.runner(sr) if sr else None
-        self.specs = [s for s in (dn, sr) if s is not None]
-        self.channels = src.shape[2]
-        self.premultiplied = premultiplied
-        margin = sum(s.receptive_field + s.pad for s in self.specs)
-        if self.channels == 4 and scale > 1:
-            margin += kernel_support(ALPHA_KERNEL, 1, scale)
-        self.margin = margin
-        self.align = math.lcm(2, *(s.alignment for s in self.specs))
-
-    def run(self, plan: TilePlan, on_tile) -> None:
-        total = len(plan.tiles)
-        for i, tile in enumerate(plan.tiles):
-            self._tile(plan, tile)
-            if on_tile is not None:
-                on_tile(i + 1, total)
-
-    def _tile(self, plan: TilePlan, tile: Tile) -> None:
-        ry0, ry1, rx0, rx1 = tile.read
-        out = self.pixels(to_float(self.src[ry0:ry1, rx0:rx1]))
-        s = self.scale
-        wy0, wy1, wx0, wx1 = tile.write
-        piece = out[(wy0 - ry0) * s : (wy1 - ry0) * s, (wx0 - rx0) * s : (wx1 - rx0) * s]
-        target = self.dst[wy0 * s : wy1 * s, wx0 * s : wx1 * s]
-        if tile.ramp_top or tile.ramp_left:
-            weight = np.ones(piece.shape[:2], np.float32)
-            band = 2 * plan.blend * s
-            ramp = (np.arange(band, dtype=np.float32) + 0.5) / band
-            if tile.ramp_top:
-                weight[:band] *= ramp[:, None]
-            if tile.ramp_left:
-                weight[:, :band] *= ramp[None, :]
-            # Only the bands are read back: the rest of `target` may still be uninitialised.
-            bh = band if tile.ramp_top else 0
-            bw = band if tile.ramp_left else 0
-            piece = piece.copy()
-            for rows, cols in ((slice(0, bh), slice(None)), (slice(bh, None), slice(0, bw))):
-                w = weight[rows, cols, None]
-                piece[rows, cols] = to_float(target[rows, cols]) * (1.0 - w) + piece[rows, cols] * w
-        target[...] = from_float(piece, self.dst.dtype)
-
-    def pixels(self, img: np.ndarray) -> np.ndarray:
-        """float32 H×W×C (full scale 1.0) -> processed float32 (H*s)×(W*s)×C."""
-        if not np.isfinite(img).all():
-            # Float frames from a comp can carry NaN/inf pixels; a model would smear them over
-            # its receptive field. Render them as black (NaN, -inf) and full scale (+inf).
-            img = np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
-        rgb = img[..., :3]
-        alpha = img[..., 3] if self.channels == 4 else None
-        if alpha is not None and self.premultiplied:
-            safe = np.where(alpha > 0, alpha, 1.0)[..., None]
-            rgb = np.where(alpha[..., None] > 0, rgb / safe, 0.0).astype(np.float32)
-        if self.dn is not None:
-            rgb = self._run(self.dn, rgb, self.denoise)
-        if self.sr is not None:
-            rgb = self._run(self.sr, rgb, None)
-        if alpha is None:
-            return rgb
-        h, w = rgb.shape[:2]
-        if self.scale > 1:
-            alpha = np.clip(resize(alpha, h, w, ALPHA_KERNEL), 0.0, 1.0)
-        if self.premultiplied:
-            rgb = rgb * alpha[..., None]
-        return np.concatenate([rgb, alpha[..., None]], axis=2)
-
-    @staticmethod
-    def _run(runner: ModelRunner, rgb: np.ndarray, strength: float | None) -> np.ndarray:
-        spec = runner.spec
-        lo, hi = spec.value_range
-        x = rgb.transpose(2, 0, 1)[None]  # 1×3×H×W
-        if spec.channels == 1:
-            x = x.transpose(1, 0, 2, 3)  # each colour channel as its own grey image
-        if spec.pad:
-            p = spec.pad
-            x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="edge")
-        x = lo + x * (hi - lo) if (lo, hi) != (0.0, 1.0) else x
-        noise = None
-        if spec.noise_input:
-            sigma = (strength or 0.0) * spec.max_noise
-            noise = np.full((x.shape[0], 1) + x.shape[2:], sigma, np.float32)
-        y = runner.run(x, noise)
-        if not np.isfinite(y).all():
-            # NaN/inf would become silent black (integers) or poison float frames downstream.
-            raise ModelError("produced NaN or infinite values; the model is broken", spec.path)
-        if (lo, hi) != (0.0, 1.0):
-            y = (y - lo) / (hi - lo)
-        h, w = rgb.shape[:2]
-        th, tw = h * spec.scale, w * spec.scale
-        if y.shape[2:] != (th, tw):  # padded models: keep the centre
-            oy, ox = (y.shape[2] - th) // 2, (y.shape[3] - tw) // 2
-            if oy < 0 or ox < 0:
-                raise ModelError(
-                    f"output {y.shape[2:]} is smaller than expected {(th, tw)}", spec.path
-                )
-            y = y[:, :, oy : oy + th, ox : ox + tw]
-        if spec.channels == 1:
-            y = y.transpose(1, 0, 2, 3)
-        out = y[0].transpose(1, 2, 0)  # a view: the final write into dst does the one copy
-        if strength is not None and not spec.noise_input:
-            # A denoiser without a noise input: strength blends it with the source.
-            out = rgb + np.float32(strength) * (out - rgb) if strength < 1 else out
-        return out

@@ -1,0 +1,255 @@
+"""Model wrapping: the host's pixel work (cast, range, layout, noise map, clip) built into the graph.
+
+A model on disk takes N×C×H×W float in its own value range. The engine wraps it in memory, once
+per (host dtype, channels) pair, so that the session takes the frame's H×W×C pixels as the host
+stores them and gives them back the same way. On CUDA all of that then runs on the device; on
+the CPU it runs in onnxruntime's threads instead of single-threaded numpy. The file on disk is
+never touched; a model that cannot be wrapped keeps the numpy path (`unwrappable` says why).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from kwaflux_ofx.engine.spec import ModelSpec
+
+PREFIX = "kwaflux_wrap/"
+PIXELS, STRENGTH = "kwaflux_pixels", "kwaflux_strength"
+OUT, CHECK = "kwaflux_out", "kwaflux_check"
+MIN_OPSET = 13  # Unsqueeze/Squeeze/ReduceSum take their axes as inputs from opset 13
+DTYPES = ("uint8", "uint16", "float16", "float32")
+
+
+@dataclasses.dataclass(frozen=True)
+class Wrap:
+    """What one wrapped session takes and gives: host dtype and channel count on each side.
+
+    Four channels mean RGBA with an opaque alpha: the graph drops alpha on the way in and writes
+    full scale on the way out (other alphas keep the numpy path, which resizes alpha apart)."""
+
+    in_dtype: str
+    in_channels: int
+    out_dtype: str
+    out_channels: int
+
+    def __post_init__(self):
+        if self.in_dtype not in DTYPES or self.out_dtype not in DTYPES:
+            raise ValueError(f"wrap dtypes must be among {DTYPES}: {self}")
+        if self.in_channels not in (3, 4) or self.out_channels not in (3, 4):
+            raise ValueError(f"wrap channels must be 3 or 4: {self}")
+
+
+def takes_strength(spec: ModelSpec) -> bool:
+    """The wrapped graph has a STRENGTH input: the noise level, or a blend for plain denoisers."""
+    return bool(spec.noise_input) or spec.kind == "denoise"
+
+
+def peak(dtype: str) -> float | None:
+    """Full scale of an integer pixel type; None for float types (full scale 1.0)."""
+    kind = np.dtype(dtype)
+    return float(np.iinfo(kind).max) if kind.kind == "u" else None
+
+
+def unwrappable(model, spec: ModelSpec) -> str | None:
+    """Why this model cannot be wrapped (one phrase), or None when it can."""
+    from onnx import TensorProto
+
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < MIN_OPSET:
+        return f"opset {opset} is older than {MIN_OPSET}"
+    if spec.pad:
+        return "it expects edge padding (kwaflux.pad)"
+    image_in = next(i for i in graph.input if i.name == spec.input_name)
+    tt = image_in.type.tensor_type
+    if tt.elem_type not in (TensorProto.FLOAT, TensorProto.FLOAT16):
+        return "its input is not float32/float16"
+    if not tt.HasField("shape"):
+        return "its input has no fixed rank"
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+    if len(dims) != 4:
+        return f"its input has rank {len(dims)}, not 4"
+    if dims[3] in (1, 3) and dims[1] != spec.channels:  # a static width of 3 would be absurd
+        return "its input looks channels-last (NHWC)"
+    if dims[1] not in (None, spec.channels):
+        return f"its input has {dims[1]} channels"
+    out = next((o for o in graph.output if o.name == spec.output_name), None)
+    if out is None or out.type.tensor_type.elem_type != tt.elem_type:
+        return "its output type differs from its input type"
+    return None
+
+
+class _Builder:
+    """Appends wrapper nodes and constants with names that cannot clash with the model's."""
+
+    def __init__(self):
+        self.nodes: list = []
+        self.inits: list = []
+        self._n = 0
+
+    def name(self, hint: str) -> str:
+        self._n += 1
+        return f"{PREFIX}{hint}_{self._n}"
+
+    def const(self, value, dtype=np.float32) -> str:
+        from onnx import numpy_helper
+
+        name = self.name("c")
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, out: str | None = None, **attrs) -> str:
+        from onnx import helper
+
+        out = out or self.name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
+        return out
+
+
+def _tensor_type(dtype: str) -> int:
+    from onnx import TensorProto
+
+    return {
+        "uint8": TensorProto.UINT8,
+        "uint16": TensorProto.UINT16,
+        "float16": TensorProto.FLOAT16,
+        "float32": TensorProto.FLOAT,
+    }[dtype]
+
+
+def _pixels_in(b: _Builder, spec: ModelSpec, wrap: Wrap) -> str:
+    """Host H×W×C pixels -> the model's input; returns the float32 3×H×W colour at full scale
+    1.0 (what a plain denoiser's strength blends with).
+
+    Same operations in the same order as engine.to_float and FrameJob._run, so the wrapped and
+    the numpy path give the same numbers. Non-finite float pixels are not cleaned here: the
+    output check sees them and the tile is redone on the numpy path, which cleans them."""
+    # Transpose first: on the narrow host type it moves the fewest bytes. Then alpha is a
+    # whole plane to leave out.
+    x = b.op("Transpose", PIXELS, perm=[2, 0, 1])
+    if wrap.in_channels == 4:
+        x = b.op("Slice", x, b.const([0], np.int64), b.const([3], np.int64))
+    full = peak(wrap.in_dtype)
+    if full is not None:
+        # One pass: DequantizeLinear is float(x) × scale, which is to_float's cast and multiply.
+        scale, zero = b.const(np.float32(1.0 / full)), b.const(0, np.dtype(wrap.in_dtype))
+        x = b.op("DequantizeLinear", x, scale, zero, domain=_quant_domain(wrap.in_dtype))
+    elif wrap.in_dtype != "float32":
+        x = b.op("Cast", x, to=_tensor_type("float32"))
+    chw = x
+    # 3×H×W -> 1×3×H×W, or 3×1×H×W for grey models (each colour as its own grey image).
+    x = b.op("Unsqueeze", x, b.const([0 if spec.channels == 3 else 1], np.int64))
+    lo, hi = spec.value_range
+    if (lo, hi) != (0.0, 1.0):
+        x = b.op("Add", b.const(np.float32(lo)), b.op("Mul", x, b.const(np.float32(hi - lo))))
+    if spec.input_dtype == "float16":
+        x = b.op("Cast", x, to=_tensor_type("float16"))
+    b.op("Identity", x, out=spec.input_name)
+    return chw
+
+
+def _noise_map(b: _Builder, spec: ModelSpec) -> None:
+    """The denoiser's N×1×H×W noise-level input, filled in the graph from the strength scalar
+    (the engine passes sigma = strength × max_noise, as the numpy path fills its map)."""
+    shape = b.op("Shape", spec.input_name)
+    n = b.op("Slice", shape, b.const([0], np.int64), b.const([1], np.int64))
+    hw = b.op("Slice", shape, b.const([2], np.int64), b.const([4], np.int64))
+    target = b.op("Concat", n, b.const([1], np.int64), hw, axis=0)
+    sigma = b.op("Reshape", STRENGTH, b.const([1, 1, 1, 1], np.int64))
+    if spec.input_dtype == "float16":
+        sigma = b.op("Cast", sigma, to=_tensor_type("float16"))
+    b.op("Expand", sigma, target, out=spec.noise_input)
+
+
+def _quant_domain(dtype: str) -> str:
+    """Standard (De)QuantizeLinear takes 16-bit types only from opset 21; onnxruntime's own
+    com.microsoft versions take them at any opset."""
+    return "com.microsoft" if dtype == "uint16" else ""
+
+
+def _to_host_type(b: _Builder, y: str, dtype: str) -> str:
+    """float32 at full scale 1.0 -> the host type: integers as engine.from_float makes them,
+    rint(clip(y, 0, 1) × peak), in two passes (QuantizeLinear rounds half to even and
+    saturates, which is that clip; scale 1 keeps the product bit-identical to numpy's)."""
+    full = peak(dtype)
+    if full is None:
+        return y if dtype == "float32" else b.op("Cast", y, to=_tensor_type(dtype))
+    y = b.op("Mul", y, b.const(np.float32(full)))
+    zero = b.const(0, np.dtype(dtype))
+    return b.op("QuantizeLinear", y, b.const(np.float32(1.0)), zero, domain=_quant_domain(dtype))
+
+
+def _pixels_out(b: _Builder, spec: ModelSpec, wrap: Wrap, chw: str) -> None:
+    """The model's N×C×H'×W' output -> host H'×W'×C pixels, plus CHECK: the sum of the model's
+    output, finite exactly when every value is (the numpy path's NaN/inf test, in one pass)."""
+    y = spec.output_name
+    if spec.input_dtype == "float16":
+        y = b.op("Cast", y, to=_tensor_type("float32"))
+    b.op("ReduceSum", y, keepdims=0, out=CHECK)
+    lo, hi = spec.value_range
+    if (lo, hi) != (0.0, 1.0):
+        y = b.op("Div", b.op("Sub", y, b.const(np.float32(lo))), b.const(np.float32(hi - lo)))
+    y = b.op("Squeeze", y, b.const([0 if spec.channels == 3 else 1], np.int64))
+    if spec.kind == "denoise" and not spec.noise_input:
+        # A denoiser without a noise input: strength blends it with the source (1: model only).
+        mixed = b.op("Add", chw, b.op("Mul", STRENGTH, b.op("Sub", y, chw)))
+        y = b.op("Where", b.op("Less", STRENGTH, b.const(np.float32(1.0))), mixed, y)
+    y = _to_host_type(b, y, wrap.out_dtype)
+    if wrap.out_channels == 4:
+        # Opaque alpha comes back as one full-scale plane, added in the host's type.
+        full = peak(wrap.out_dtype) or 1.0
+        pads = b.const([0, 0, 0, 1, 0, 0], np.int64)
+        y = b.op("Pad", y, pads, b.const(full, np.dtype(wrap.out_dtype)), mode="constant")
+    b.op("Transpose", y, perm=[1, 2, 0], out=OUT)
+
+
+def wrap_model(model, spec: ModelSpec, wrap: Wrap):
+    """A copy of `model` whose graph takes PIXELS (H×W×C, wrap.in_dtype) and STRENGTH (float32
+    [1]) and gives OUT (H·s×W·s×C, wrap.out_dtype) and CHECK (float32 scalar)."""
+    import onnx
+    from onnx import helper
+
+    wrapped = onnx.ModelProto()
+    wrapped.CopyFrom(model)
+    graph = wrapped.graph
+    b = _Builder()
+    chw = _pixels_in(b, spec, wrap)
+    if spec.noise_input:
+        _noise_map(b, spec)
+    _pixels_out(b, spec, wrap, chw)
+    if not any(o.domain == "com.microsoft" for o in wrapped.opset_import):
+        wrapped.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    model_inputs = {spec.input_name, spec.noise_input}
+    kept = [i for i in graph.input if i.name not in model_inputs]
+    del graph.input[:]
+    graph.input.append(
+        helper.make_tensor_value_info(
+            PIXELS, _tensor_type(wrap.in_dtype), ["H", "W", wrap.in_channels]
+        )
+    )
+    if takes_strength(spec):
+        graph.input.append(helper.make_tensor_value_info(STRENGTH, _tensor_type("float32"), [1]))
+    graph.input.extend(kept)
+    del graph.output[:]
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info(
+                OUT, _tensor_type(wrap.out_dtype), ["OH", "OW", wrap.out_channels]
+            ),
+            helper.make_tensor_value_info(CHECK, _tensor_type("float32"), []),
+        ]
+    )
+    # The model's own nodes stay first: wrapper nodes feeding its input go before them.
+    model_nodes = list(graph.node)
+    n_in = next(i for i, n in enumerate(b.nodes) if spec.input_name in n.output)
+    n_noise = next(
+        (i for i, n in enumerate(b.nodes) if spec.noise_input and spec.noise_input in n.output),
+        n_in,
+    )
+    split = max(n_in, n_noise) + 1
+    del graph.node[:]
+    graph.node.extend(b.nodes[:split] + model_nodes + b.nodes[split:])
+    graph.initializer.extend(b.inits)
+    return wrapped
