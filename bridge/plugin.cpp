@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ofx/ofx_abi.h"
 #include "python_host.h"
@@ -35,8 +36,49 @@ struct ParamSpec {
   const char* label;
   const char* hint;
   double dflt, min, max, display_min, display_max;
-  std::vector<const char*> options;  // choice labels
+  std::vector<const char*> options;   // choice labels
+  const char* string_mode = nullptr;  // strings: kOfxParamStringIs*, single line by default
 };
+
+// The auto-strength controls both effects share: the checkbox (named per effect), and the
+// "Measured" label that "Measure noise" fills in from the frame under the playhead.
+void add_auto_params(std::vector<ParamSpec>& p, const char* name, const char* label) {
+  p.push_back({name,
+               kOfxParamTypeBoolean,
+               label,
+               "Measure each frame's noise and choose the strength from it (errs low: texture is "
+               "kept). Off: the slider below decides.",
+               1,
+               0,
+               1,
+               0,
+               1,
+               {}});
+}
+void add_measure_params(std::vector<ParamSpec>& p) {
+  p.push_back({"measuredNoise",
+               kOfxParamTypeString,
+               "Measured",
+               "The noise Measure noise found on the frame under the playhead, and the strength "
+               "Auto picks for it.",
+               0,
+               0,
+               0,
+               0,
+               0,
+               {},
+               kOfxParamStringIsLabel});
+  p.push_back({"measureNoise",
+               kOfxParamTypePushButton,
+               "Measure noise",
+               "Measure the noise of the frame under the playhead; the result shows in Measured.",
+               0,
+               0,
+               0,
+               0,
+               0,
+               {}});
+}
 
 // The choices' order is their stored value; append only, never reorder.
 const std::vector<const char*> kDevices = {"Auto", "CUDA", "CPU"};
@@ -45,29 +87,34 @@ const std::vector<const char*> kScales = {"2x", "4x"};
 std::vector<ParamSpec> params_for(Kind kind) {
   std::vector<ParamSpec> p;
   if (kind == Kind::Denoise) {
+    add_auto_params(p, "autoStrength", "Auto strength");
     p.push_back({"strength",
                  kOfxParamTypeDouble,
                  "Strength",
-                 "How much noise to remove: 0 passes the frame through untouched.",
+                 "How much noise to remove when Auto strength is off: 0 passes the frame through "
+                 "untouched.",
                  0.5,
                  0,
                  1,
                  0,
                  1,
                  {}});
+    add_measure_params(p);
   } else {
     p.push_back(
         {"scale", kOfxParamTypeChoice, "Scale", "Upscaling factor.", 0, 0, 0, 0, 0, kScales});
+    add_auto_params(p, "autoDenoise", "Auto denoise");
     p.push_back({"denoise",
                  kOfxParamTypeDouble,
                  "Denoise before",
-                 "Noise removal before upscaling (0 = none).",
+                 "Noise removal before upscaling when Auto denoise is off (0 = none).",
                  0,
                  0,
                  1,
                  0,
                  1,
                  {}});
+    add_measure_params(p);
     p.push_back(
         {"sourceScale",
          kOfxParamTypeDouble,
@@ -210,8 +257,13 @@ void define_param(OfxParamSetHandle set, const ParamSpec& s) {
     g.prop->propSetInt(p, kOfxParamPropDefault, 0, int(s.dflt));
   } else if (type == kOfxParamTypeString) {
     g.prop->propSetString(p, kOfxParamPropDefault, 0, "");
-    g.prop->propSetString(p, kOfxParamPropStringMode, 0, kOfxParamStringIsSingleLine);
+    g.prop->propSetString(p, kOfxParamPropStringMode, 0,
+                          s.string_mode ? s.string_mode : kOfxParamStringIsSingleLine);
   }
+  const bool display_only = type == kOfxParamTypePushButton ||
+                            (s.string_mode && std::string(s.string_mode) == kOfxParamStringIsLabel);
+  // A label the plugin fills in and a button change no pixels: no re-render for them.
+  if (display_only) g.prop->propSetInt(p, kOfxParamPropEvaluateOnChange, 0, 0);
   // Changing a model or device mid-shot makes no sense.
   g.prop->propSetInt(p, kOfxParamPropAnimates, 0,
                      type == kOfxParamTypeDouble || type == kOfxParamTypeBoolean ? 1 : 0);
@@ -324,7 +376,8 @@ OfxStatus on_is_identity(OfxImageEffectHandle h, OfxPropertySetHandle in,
   if (!inst || inst->kind != Kind::Denoise) return kOfxStatReplyDefault;
   OfxTime t = 0;
   g.prop->propGetDouble(in, kOfxPropTime, 0, &t);
-  if (get_double(inst, "strength", t, 0.5) > 0) return kOfxStatReplyDefault;
+  if (get_int(inst, "autoStrength", t, 1) || get_double(inst, "strength", t, 0.5) > 0)
+    return kOfxStatReplyDefault;
   // Strength 0 is an exact pass-through: let the host copy the source.
   g.prop->propSetString(out, kOfxPropName, 0, kOfxImageEffectSimpleSourceClipName);
   return kOfxStatOK;
@@ -357,6 +410,35 @@ bool read_image(OfxPropertySetHandle img, kwaflux::HostImage& out) {
   std::string c = comps ? comps : "";
   out.channels = c == kOfxImageComponentRGBA ? 4 : c == kOfxImageComponentRGB ? 3 : 0;
   return out.data != nullptr;
+}
+
+// Every parameter's value at time t, by name, as Python gets them (push buttons have none).
+std::vector<kwaflux::ParamValue> param_values(Instance* inst, OfxTime t) {
+  std::vector<kwaflux::ParamValue> values;
+  for (const ParamSpec& s : params_for(inst->kind)) {
+    if (std::string(s.type) == kOfxParamTypePushButton) continue;
+    kwaflux::ParamValue v;
+    v.name = s.name;
+    std::string type = s.type;
+    if (type == kOfxParamTypeDouble) {
+      v.kind = kwaflux::ParamValue::Double;
+      v.d = get_double(inst, s.name, t, s.dflt);
+    } else if (type == kOfxParamTypeString) {
+      v.kind = kwaflux::ParamValue::String;
+      v.s = get_string(inst, s.name, t);
+    } else {
+      v.kind = type == kOfxParamTypeBoolean ? kwaflux::ParamValue::Bool : kwaflux::ParamValue::Int;
+      v.i = get_int(inst, s.name, t, int(s.dflt));
+      if (type == kOfxParamTypeChoice) {
+        // Hand Python the meaning, not the menu position.
+        v.kind = kwaflux::ParamValue::String;
+        const auto& opts = s.options;
+        v.s = v.i >= 0 && v.i < int(opts.size()) ? opts[v.i] : opts[0];
+      }
+    }
+    values.push_back(std::move(v));
+  }
+  return values;
 }
 
 OfxStatus on_render(OfxImageEffectHandle h, OfxPropertySetHandle in) {
@@ -399,28 +481,7 @@ OfxStatus on_render(OfxImageEffectHandle h, OfxPropertySetHandle in) {
   call.effect = inst->kind == Kind::Denoise ? "denoise" : "sr";
   call.host_multires = g.host_multires;
   call.host_name = g.host_name;
-  for (const ParamSpec& s : params_for(inst->kind)) {
-    kwaflux::ParamValue v;
-    v.name = s.name;
-    std::string type = s.type;
-    if (type == kOfxParamTypeDouble) {
-      v.kind = kwaflux::ParamValue::Double;
-      v.d = get_double(inst, s.name, t, s.dflt);
-    } else if (type == kOfxParamTypeString) {
-      v.kind = kwaflux::ParamValue::String;
-      v.s = get_string(inst, s.name, t);
-    } else {
-      v.kind = type == kOfxParamTypeBoolean ? kwaflux::ParamValue::Bool : kwaflux::ParamValue::Int;
-      v.i = get_int(inst, s.name, t, int(s.dflt));
-      if (type == kOfxParamTypeChoice) {
-        // Hand Python the meaning, not the menu position.
-        v.kind = kwaflux::ParamValue::String;
-        const auto& opts = s.options;
-        v.s = v.i >= 0 && v.i < int(opts.size()) ? opts[v.i] : opts[0];
-      }
-    }
-    call.params.push_back(std::move(v));
-  }
+  call.params = param_values(inst, t);
   std::string err = kwaflux::render(call);
   if (!err.empty()) {
     show_error(h, err);
@@ -431,6 +492,46 @@ OfxStatus on_render(OfxImageEffectHandle h, OfxPropertySetHandle in) {
     g.message2->clearPersistentMessage(h);
     inst->message_shown = false;
   }
+  return kOfxStatOK;
+}
+
+// "Measure noise" (or switching Auto on): measure the source frame under the playhead and show
+// the result in the "Measured" label. Images may be fetched in this action, and parameters set.
+OfxStatus on_instance_changed(OfxImageEffectHandle h, OfxPropertySetHandle in) {
+  Instance* inst = instance_of(h);
+  if (!inst || !in) return kOfxStatReplyDefault;
+  char *type = nullptr, *name = nullptr, *reason = nullptr;
+  g.prop->propGetString(in, kOfxPropType, 0, &type);
+  g.prop->propGetString(in, kOfxPropName, 0, &name);
+  g.prop->propGetString(in, kOfxPropChangeReason, 0, &reason);
+  if (!type || !name || !reason || std::string(type) != kOfxTypeParameter ||
+      std::string(reason) != kOfxChangeUserEdited)
+    return kOfxStatReplyDefault;
+  OfxTime t = 0;
+  g.prop->propGetDouble(in, kOfxPropTime, 0, &t);
+  const std::string changed = name;
+  const char* auto_name = inst->kind == Kind::Denoise ? "autoStrength" : "autoDenoise";
+  if (changed != "measureNoise" && !(changed == auto_name && get_int(inst, auto_name, t, 1)))
+    return kOfxStatReplyDefault;
+  std::string text;
+  ImageHold src;
+  kwaflux::RenderCall call;
+  call.time = t;
+  call.effect = inst->kind == Kind::Denoise ? "denoise" : "sr";
+  call.host_multires = g.host_multires;
+  call.host_name = g.host_name;
+  if (g.effect->clipGetImage(inst->src, t, nullptr, &src.img) != kOfxStatOK || !src.img) {
+    text = "not measured: no source frame here";
+  } else if (!read_image(src.img, call.src)) {
+    text = "not measured: the host's image lacks data, bounds, row bytes, depth or components";
+  } else {
+    call.params = param_values(inst, t);
+    std::string err = kwaflux::measure(call, &text);
+    if (!err.empty()) text = "not measured: " + err;
+  }
+  auto it = inst->params.find("measuredNoise");
+  if (it != inst->params.end()) g.param->paramSetValue(it->second, text.c_str());
+  kwaflux::log_line("measured at t=" + std::to_string(t) + ": " + text);
   return kOfxStatOK;
 }
 
@@ -458,6 +559,7 @@ OfxStatus main_entry(Kind kind, const char* action, const void* handle, OfxPrope
     if (a == kOfxImageEffectActionGetRegionsOfInterest) return on_regions_of_interest(h, in, out);
     if (a == kOfxImageEffectActionIsIdentity) return on_is_identity(h, in, out);
     if (a == kOfxImageEffectActionRender) return on_render(h, in);
+    if (a == kOfxActionInstanceChanged) return on_instance_changed(h, in);
     if (a == kOfxImageEffectActionBeginSequenceRender ||
         a == kOfxImageEffectActionEndSequenceRender)
       return kOfxStatOK;

@@ -291,59 +291,78 @@ std::string log_line(const std::string& line) {
   return path;
 }
 
+namespace {
+
+// What Python gets beside the pixels: the call's geometry and every parameter by name.
+py::dict params_of(const RenderCall& call) {
+  py::dict params;
+  params["effect"] = call.effect;
+  params["window"] = rect(call.window);
+  params["src_bounds"] = rect(call.src.bounds);
+  params["dst_bounds"] = rect(call.dst.bounds);
+  params["render_scale"] = py::make_tuple(call.render_scale[0], call.render_scale[1]);
+  params["time"] = call.time;
+  params["host_multires"] = call.host_multires;
+  params["host_name"] = call.host_name;
+  params["premultiplication"] = call.src.premultiplication;
+  for (const ParamValue& p : call.params) {
+    switch (p.kind) {
+      case ParamValue::Double:
+        params[p.name.c_str()] = p.d;
+        break;
+      case ParamValue::Int:
+        params[p.name.c_str()] = p.i;
+        break;
+      case ParamValue::Bool:
+        params[p.name.c_str()] = bool(p.i);
+        break;
+      case ParamValue::String:
+        params[p.name.c_str()] = p.s;
+        break;
+    }
+  }
+  return params;
+}
+
+// Runs `body` under the GIL with Python errors turned into one line (details to the log).
+template <typename Body>
+std::string with_python(const char* what, Body body) {
+  std::string err;
+  PyGILState_STATE gil = PyGILState_Ensure();
+  {
+    // Every Python object lives in this scope, so all are released before the GIL is.
+    try {
+      body();
+    } catch (py::error_already_set& e) {
+      auto [line, full] = describe_python_error(e);
+      log_line(std::string(what) + " failed: " + full);
+      err = line;
+    } catch (const std::exception& e) {
+      err = e.what();
+      log_line(std::string(what) + " failed: " + err);
+    }
+  }
+  PyGILState_Release(gil);
+  return err;
+}
+
+}  // namespace
+
 std::string render(const RenderCall& call) {
   if (std::string err = ensure_python(); !err.empty()) return err;
   static const bool timing = std::getenv("KWAFLUX_OFX_TIMING") != nullptr;
   auto t0 = std::chrono::steady_clock::now();
-  std::string err;
   double engine_s = -1;
-  PyGILState_STATE gil = PyGILState_Ensure();
-  auto t1 = std::chrono::steady_clock::now();
-  {
-    // Every Python object lives in this scope, so all are released before the GIL is.
-    try {
-      py::array src = view_of(call.src, false);
-      py::array dst = view_of(call.dst, true);
-      py::dict params;
-      params["effect"] = call.effect;
-      params["window"] = rect(call.window);
-      params["src_bounds"] = rect(call.src.bounds);
-      params["dst_bounds"] = rect(call.dst.bounds);
-      params["render_scale"] = py::make_tuple(call.render_scale[0], call.render_scale[1]);
-      params["time"] = call.time;
-      params["host_multires"] = call.host_multires;
-      params["host_name"] = call.host_name;
-      params["premultiplication"] = call.src.premultiplication;
-      for (const ParamValue& p : call.params) {
-        switch (p.kind) {
-          case ParamValue::Double:
-            params[p.name.c_str()] = p.d;
-            break;
-          case ParamValue::Int:
-            params[p.name.c_str()] = p.i;
-            break;
-          case ParamValue::Bool:
-            params[p.name.c_str()] = bool(p.i);
-            break;
-          case ParamValue::String:
-            params[p.name.c_str()] = p.s;
-            break;
-        }
-      }
-      py::object result = py::handle(g_entry).attr("render")(src, dst, params);
-      if (!result.is_none()) engine_s = result.cast<double>();
-    } catch (py::error_already_set& e) {
-      auto [line, full] = describe_python_error(e);
-      log_line("render failed: " + full);
-      err = line;
-    } catch (const std::exception& e) {
-      err = e.what();
-      log_line("render failed: " + err);
-    }
-  }
-  auto t2 = std::chrono::steady_clock::now();
-  PyGILState_Release(gil);
-  if (timing) {
+  std::chrono::steady_clock::time_point t1, t2;
+  std::string err = with_python("render", [&] {
+    t1 = std::chrono::steady_clock::now();
+    py::array src = view_of(call.src, false);
+    py::array dst = view_of(call.dst, true);
+    py::object result = py::handle(g_entry).attr("render")(src, dst, params_of(call));
+    if (!result.is_none()) engine_s = result.cast<double>();
+    t2 = std::chrono::steady_clock::now();
+  });
+  if (timing && err.empty()) {
     auto us = [](auto a, auto b) {
       return std::chrono::duration<double, std::micro>(b - a).count();
     };
@@ -351,6 +370,14 @@ std::string render(const RenderCall& call) {
                  us(t1, t2), engine_s * 1e6);
   }
   return err;
+}
+
+std::string measure(const RenderCall& call, std::string* text) {
+  if (std::string err = ensure_python(); !err.empty()) return err;
+  return with_python("measure", [&] {
+    py::array src = view_of(call.src, false);
+    *text = py::handle(g_entry).attr("measure")(src, params_of(call)).cast<std::string>();
+  });
 }
 
 std::string doctor_report(bool* ok) {

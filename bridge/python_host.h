@@ -41,6 +41,10 @@ struct RenderCall {
 // Runs ofx_entry.render. Returns "" on success, else one line for the user; details are logged.
 std::string render(const RenderCall& call);
 
+// Runs ofx_entry.measure on call.src (call.dst is unused): the noise the source frame shows and
+// the strength "Auto" picks, as one line for the effect's "Measured" label. Returns "" or an error.
+std::string measure(const RenderCall& call, std::string* text);
+
 // A report of what works (Python found, models, providers), for `kwaflux ofx doctor`.
 std::string doctor_report(bool* ok);
 

@@ -215,6 +215,7 @@ int main(int argc, char** argv) {
       args.push_back("--param");
       args.push_back(name + "=" + value);
     };
+    if (f.chance(0.5)) param(sr ? "autoDenoise" : "autoStrength", f.chance(0.5) ? "1" : "0");
     if (sr) {
       if (f.chance(0.8)) param("scale", f.chance(0.85) ? "0" : integer(f, -1, 3));
       if (f.chance(0.5)) param("denoise", number(f));

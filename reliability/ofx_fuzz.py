@@ -24,14 +24,18 @@ SAN_ENV = {
 
 
 def ofx_models(d: Path) -> Path:
-    from tests.support.ofx import denoise_model, failing_model, sr_x2_model
+    from tests.support.ofx import failing_model, sr_x2_model
+    from tests.support.onnx_models import noise_denoiser, sr_model
 
     d.mkdir(parents=True, exist_ok=True)
-    from tests.support.onnx_models import sr_model
+
+    def calibrated_denoiser(path: Path) -> Path:
+        # Calibrated like the shipped denoiser, so "auto" (the effects' default) can use it.
+        return noise_denoiser(path, meta={"noise_level": "rms"})
 
     for name, make in (
         ("sr.onnx", sr_x2_model),
-        ("dn.onnx", denoise_model),
+        ("dn.onnx", calibrated_denoiser),
         ("fail.onnx", failing_model),
     ):
         if not (d / name).exists():
@@ -355,6 +359,8 @@ def campaign_ofx_threads(
             str(out / "o.npy"),
             "--param",
             f"model={models / 'sr.onnx'}",
+            "--param",
+            "autoDenoise=0",  # threads against threads, not the noise estimate
             "--threads",
             str(n_threads),
             "--frames",

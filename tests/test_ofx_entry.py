@@ -68,5 +68,5 @@ def test_bad_parameters_raise_clear_errors(sr_model):
     p = params(src_bounds=(0, 0, 4, 4), dst_bounds=(0, 0, 8, 8), window=(0, 0, 8, 8))
     with pytest.raises(KwafluxError, match="unknown device"):
         ofx_entry.render(src, dst, p | {"device": "TPU"})
-    with pytest.raises(KwafluxError, match="strength must be between 0 and 1"):
+    with pytest.raises(KwafluxError, match="strength must be auto or between 0 and 1"):
         ofx_entry.render(src, dst, p | {"model": str(sr_model), "denoise": 1.5})

@@ -14,6 +14,7 @@ import pytest
 from kwaflux_ofx import Engine
 from kwaflux_ofx.engine.resample import resize
 from tests.support.ofx import denoise_model, run_host, sr_x2_model
+from tests.support.onnx_models import noise_denoiser
 
 SR = "org.kwaflux.SuperResolution"
 DENOISE = "org.kwaflux.Denoise"
@@ -23,7 +24,12 @@ DTYPES = [np.uint8, np.uint16, np.float16, np.float32]
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("models")
-    return {"sr": sr_x2_model(d / "sr2.onnx"), "box": denoise_model(d / "box.onnx")}
+    return {
+        "sr": sr_x2_model(d / "sr2.onnx"),
+        "box": denoise_model(d / "box.onnx"),
+        # A strength-controlled smoother whose noise input is calibrated: "auto" may use it.
+        "calibrated": noise_denoiser(d / "calibrated.onnx", meta={"noise_level": "rms"}),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -99,16 +105,67 @@ def test_tiny_and_odd_frames(tmp_path, models, engine, shape):
 
 def test_denoise_matches_engine_and_zero_is_identity(tmp_path, models, engine):
     img = picture(12, 10, 4, np.uint8, seed=9)
-    proc = render(tmp_path, img, DENOISE, {"strength": 0.6, "model": models["box"]})
+    manual = {"autoStrength": 0, "model": models["box"]}
+    proc = render(tmp_path, img, DENOISE, manual | {"strength": 0.6})
     ref = engine.process(img, denoise=0.6, denoise_model=models["box"])
     out = np.load(tmp_path / "out.npy")
     np.testing.assert_array_equal(out, ref)
     assert not np.array_equal(out, img)
     assert bounds(proc) == (0, 0, 10, 12)
     # Strength 0: the plugin tells the host it is an identity; pixels come back untouched.
-    proc = render(tmp_path, img, DENOISE, {"strength": 0, "model": models["box"]})
+    proc = render(tmp_path, img, DENOISE, manual | {"strength": 0})
     assert "identity=1" in proc.stdout
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), img)
+
+
+def _noisy(h: int, w: int, sigma: float, seed: int = 5) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    clean = np.stack([xx / w, yy / h, 0.5 + 0.0 * xx], -1) * 200 + 20
+    rng = np.random.default_rng(seed)
+    return np.clip(np.rint(clean + rng.normal(0, sigma, clean.shape)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("plugin", [DENOISE, SR])
+def test_auto_is_the_default_and_equals_the_engine(tmp_path, models, engine, plugin):
+    img = _noisy(64, 80, 12)
+    if plugin == DENOISE:
+        params = {"model": models["calibrated"]}
+        ref = engine.process(img, denoise="auto", denoise_model=models["calibrated"])
+    else:
+        # SR's denoise stage takes the default (calibrated, shipped) denoiser.
+        params = {"model": models["sr"]}
+        ref = engine.process(img, scale=2, denoise="auto", sr_model=models["sr"])
+    render(tmp_path, img, plugin, params)
+    out = np.load(tmp_path / "out.npy")
+    np.testing.assert_array_equal(out, ref)
+    strength = engine.auto_strength([img]).strength
+    assert strength > 0.1  # the frame really was denoised, not passed through
+
+
+def test_measure_noise_fills_the_label(tmp_path, models):
+    img = _noisy(64, 80, 12)
+    np.save(tmp_path / "in.npy", img)
+    args = ["--plugin", DENOISE, "--input", str(tmp_path / "in.npy")]
+    args += ["--param", f"model={models['calibrated']}", "--changed", "measureNoise"]
+    proc = run_host(args, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("value measuredNoise = "))
+    assert line.startswith("value measuredNoise = measured noise 1")  # ~12/255 measured
+    assert line.endswith("(calibrated)")
+    assert "-> denoise 0." in line
+
+
+def test_auto_with_an_uncalibrated_model_is_one_clear_message(tmp_path, models):
+    img = _noisy(32, 32, 8)
+    proc = render(tmp_path, img, DENOISE, {"model": models["box"]}, expect_rc=3)
+    msg = next(ln for ln in proc.stdout.splitlines() if ln.startswith("persistent message: "))
+    assert "box.onnx" in msg and "calibrated noise-level input" in msg
+    # Measuring with it says the same in the label, and renders nothing wrong.
+    args = ["--plugin", DENOISE, "--input", str(tmp_path / "in.npy"), "--param"]
+    args += [f"model={models['box']}", "--param", "autoStrength=0", "--changed", "measureNoise"]
+    proc = run_host(args, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "value measuredNoise = not measured: " in proc.stdout
 
 
 @pytest.mark.parametrize("source_scale", [0.0, 0.75])

@@ -43,9 +43,10 @@ def test_every_numeric_param_has_range_and_display_range(tmp_path, plugin):
     names = {ln.split()[1] for ln in params}
     expected = {"model", "tileSize", "device"}
     if plugin.endswith("SuperResolution"):
-        expected |= {"scale", "denoise", "splitView", "sourceScale"}
+        expected |= {"scale", "autoDenoise", "denoise", "splitView", "sourceScale"}
     else:
-        expected |= {"strength"}
+        expected |= {"autoStrength", "strength"}
+    expected |= {"measuredNoise", "measureNoise"}
     assert names == expected
     assert "thread safety OfxImageEffectRenderFullySafe" in proc.stdout
 
@@ -72,6 +73,8 @@ def test_install_then_host_finds_it_on_ofx_plugin_path(tmp_path, capsys):
         str(tmp_path / "out.npy"),
         "--param",
         "strength=0",
+        "--param",
+        "autoStrength=0",
     ]
     env = {"OFX_PLUGIN_PATH": str(plugins), "KWAFLUX_LOG_DIR": str(tmp_path / "logs")}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)

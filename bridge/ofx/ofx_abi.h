@@ -284,6 +284,7 @@ typedef struct OfxMultiThreadSuiteV1 {
 #define kOfxParamTypeBoolean "OfxParamTypeBoolean"
 #define kOfxParamTypeChoice "OfxParamTypeChoice"
 #define kOfxParamTypeString "OfxParamTypeString"
+#define kOfxParamTypePushButton "OfxParamTypePushButton"
 #define kOfxParamPropDefault "OfxParamPropDefault"
 #define kOfxParamPropMin "OfxParamPropMin"
 #define kOfxParamPropMax "OfxParamPropMax"
@@ -297,6 +298,12 @@ typedef struct OfxMultiThreadSuiteV1 {
 #define kOfxParamPropChoiceOption "OfxParamPropChoiceOption"
 #define kOfxParamPropStringMode "OfxParamPropStringMode"
 #define kOfxParamStringIsSingleLine "OfxParamStringIsSingleLine"
+#define kOfxParamStringIsLabel "OfxParamStringIsLabel"
+#define kOfxParamPropEvaluateOnChange "OfxParamPropEvaluateOnChange"
+// kOfxActionInstanceChanged's inArgs
+#define kOfxTypeParameter "OfxTypeParameter"
+#define kOfxPropChangeReason "OfxPropChangeReason"
+#define kOfxChangeUserEdited "OfxChangeUserEdited"
 #define kOfxParamStringIsFilePath "OfxParamStringIsFilePath"
 
 // Messages

@@ -261,6 +261,7 @@ struct Options {
   std::string bundle, plugin_id, input, output, context = kOfxImageEffectContextFilter;
   std::string host_name = "org.kwaflux.TestHost", host_python;
   std::vector<std::pair<std::string, std::string>> params;
+  std::vector<std::string> changed;  // parameters the "user" edits before rendering
   bool multires = true, negative_rowbytes = false, list = false, doctor = false;
   bool disconnect_source = false, emulate_resolve = false, same_buffers = false;
   bool unpremultiplied = false;
@@ -529,11 +530,29 @@ OfxStatus paramGetValueAtTime(OfxParamHandle h, OfxTime t, ...) {
   va_end(ap);
   return s;
 }
+// Plugins set values only from actions the host serialises (instance changed): no lock needed.
+OfxStatus paramSetValue(OfxParamHandle h, ...) {
+  if (!h) return kOfxStatErrBadHandle;
+  Param* p = reinterpret_cast<Param*>(h);
+  va_list ap;
+  va_start(ap, h);
+  OfxStatus s = kOfxStatOK;
+  if (p->type == kOfxParamTypeDouble)
+    p->d[0] = va_arg(ap, double);
+  else if (p->type == kOfxParamTypeInteger || p->type == kOfxParamTypeBoolean ||
+           p->type == kOfxParamTypeChoice)
+    p->i = va_arg(ap, int);
+  else if (p->type == kOfxParamTypeString)
+    p->s = va_arg(ap, const char*);
+  else
+    s = kOfxStatErrUnsupported;
+  va_end(ap);
+  return s;
+}
 OfxStatus paramUnsupportedT(OfxParamHandle, OfxTime, ...) { return kOfxStatErrUnsupported; }
 OfxStatus paramUnsupportedTT(OfxParamHandle, OfxTime, OfxTime, ...) {
   return kOfxStatErrUnsupported;
 }
-OfxStatus paramUnsupported(OfxParamHandle, ...) { return kOfxStatErrUnsupported; }
 OfxStatus paramGetNumKeys(OfxParamHandle, unsigned int* n) {
   *n = 0;
   return kOfxStatOK;
@@ -551,7 +570,7 @@ OfxStatus paramEditEnd(OfxParamSetHandle) { return kOfxStatOK; }
 OfxParameterSuiteV1 g_param_suite = {
     paramDefine,      paramGetHandle,      paramSetGetPropertySet, paramGetPropertySet,
     paramGetValue,    paramGetValueAtTime, paramUnsupportedT,      paramUnsupportedTT,
-    paramUnsupported, paramUnsupportedT,   paramGetNumKeys,        paramGetKeyTime,
+    paramSetValue,    paramUnsupportedT,   paramGetNumKeys,        paramGetKeyTime,
     paramGetKeyIndex, paramDeleteKey,      paramDeleteAllKeys,     paramCopy,
     paramEditBegin,   paramEditEnd};
 
@@ -813,7 +832,8 @@ void usage() {
       "  [--input IN.npy --output OUT.npy] [--param NAME=VALUE]... [--context filter|general]\n"
       "  [--multires 0|1] [--resolve] [--negative-rowbytes] [--offset X,Y] [--row-pad N]\n"
       "  [--render-scale-down K] [--threads N] [--frames N] [--host-python LIBPYTHON]\n"
-      "  [--disconnect-source] [--same-buffers] [--unpremultiplied] [--report-rowbytes N]\n");
+      "  [--disconnect-source] [--same-buffers] [--unpremultiplied] [--report-rowbytes N]\n"
+      "  [--changed PARAM]...\n");
   std::exit(2);
 }
 
@@ -870,6 +890,8 @@ void parse(int argc, char** argv) {
       g_opt.unpremultiplied = true;  // straight alpha
     else if (a == "--same-buffers")
       g_opt.same_buffers = true;  // one image pair for all frames
+    else if (a == "--changed")
+      g_opt.changed.push_back(next());
     else if (a == "--param") {
       std::string kv = next();
       size_t eq = kv.find('=');
@@ -1121,6 +1143,23 @@ int main(int argc, char** argv) {
     f.dst.allocate(dst_bounds, channels, depth_bytes(picture.descr), depth);
     fill_from_picture(f.src, picture, t);  // frame t: the picture rolled t pixels right
   }
+
+  // The user edits parameters (presses a button) at frame 0, as in the NLE's inspector; then
+  // every string parameter's value shows what the plugin wrote back.
+  for (const std::string& name : g_opt.changed) {
+    if (!inst.params.find(name)) die("unknown parameter " + name);
+    PropertySet in;
+    in.set_string(kOfxPropType, {kOfxTypeParameter});
+    in.set_string(kOfxPropName, {name});
+    in.set_string(kOfxPropChangeReason, {kOfxChangeUserEdited});
+    in.set_double(kOfxPropTime, {0.0});
+    in.set_double(kOfxImageEffectPropRenderScale, {rs, rs});
+    call(plugin, kOfxActionInstanceChanged, inst.handle(), &in, nullptr);
+  }
+  if (!g_opt.changed.empty())
+    for (auto& p : inst.params.list)
+      if (p->type == kOfxParamTypeString)
+        std::printf("value %s = %s\n", p->name.c_str(), p->s.c_str());
 
   PropertySet seq_in;
   seq_in.set_double("OfxImageEffectPropFrameRange", {0.0, double(g_opt.frames - 1)});

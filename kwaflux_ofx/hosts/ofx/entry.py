@@ -1,4 +1,5 @@
-"""The Python side of the OFX plugin: the C++ shell calls render() once per frame, nothing else."""
+"""The Python side of the OFX plugin: the C++ shell calls render() once per frame, and measure()
+when the user asks what noise the frame under the playhead has."""
 
 from __future__ import annotations
 
@@ -79,12 +80,27 @@ def _engine_args(params: dict) -> tuple[Engine, int, dict]:
     # Straight alpha only when the host says so; OFX images are premultiplied by default.
     premultiplied = params.get("premultiplication") != UNPREMULTIPLIED
     if params["effect"] == "denoise":
-        strength = float(params["strength"])
+        strength = _strength(params, "autoStrength", "strength")
         kwargs = {"scale": 1, "denoise": strength, "denoise_model": model}
         return engine, 1, kwargs | {"premultiplied": premultiplied}
     scale = _effect_scale(params.get("scale", f"{settings.SR_EFFECT_SCALES[0]}x"))
-    kwargs = {"scale": scale, "denoise": float(params["denoise"]), "sr_model": model}
-    return engine, scale, kwargs | {"premultiplied": premultiplied}
+    kwargs = {"scale": scale, "denoise": _strength(params, "autoDenoise", "denoise")}
+    return engine, scale, kwargs | {"sr_model": model, "premultiplied": premultiplied}
+
+
+def _strength(params: dict, auto_key: str, slider_key: str) -> float | str:
+    """The effect's checkbox on: "auto" (the engine measures each frame); off: the slider."""
+    if params.get(auto_key):
+        return settings.DENOISE_AUTO
+    return float(params[slider_key])
+
+
+def measure(src: np.ndarray, params: dict) -> str:
+    """One line for the effect's "Measured" label: the noise of `src` (a top-down view of the
+    host's source image) and the strength Auto picks for it."""
+    engine, _, kwargs = _engine_args(params)
+    auto = engine.auto_strength([src], denoise_model=kwargs.get("denoise_model"))
+    return auto.describe()
 
 
 def _effect_scale(choice) -> int:
