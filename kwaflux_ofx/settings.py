@@ -39,6 +39,26 @@ def check_scale(value: object, what: str = "scale") -> int:
     return scale
 
 
+# Frames on each side a temporal denoise looks at: 0 is frame by frame; 2 (five frames) is the
+# default; 3 is the most, since beyond it motion leaves little of a neighbour to use.
+TEMPORAL_RADIUS_DEFAULT = 2
+TEMPORAL_RADIUS_MAX = 3
+
+
+def check_temporal_radius(value: object, what: str = "temporal radius") -> int:
+    """`value` as a whole number of frames in 0..TEMPORAL_RADIUS_MAX; ValueError otherwise."""
+    try:
+        radius = int(value)  # type: ignore[call-overload]
+        whole = isinstance(value, str) or radius == float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        radius, whole = -1, False
+    if not whole or not 0 <= radius <= TEMPORAL_RADIUS_MAX:
+        raise ValueError(
+            f"{what} must be a whole number from 0 to {TEMPORAL_RADIUS_MAX}, not {value!r}"
+        )
+    return radius
+
+
 # The strength chosen from the noise level measured on the footage itself (one estimate per
 # clip offline, per frame in the plugin); the default wherever a strength is asked for.
 DENOISE_AUTO = "auto"

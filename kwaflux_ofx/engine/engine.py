@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -17,6 +18,7 @@ from kwaflux_ofx.engine.graph_job import GraphJob
 from kwaflux_ofx.engine.job import FrameJob, from_float, to_float
 from kwaflux_ofx.engine.sessions import SessionCache, is_out_of_memory
 from kwaflux_ofx.engine.spec import ModelSpec
+from kwaflux_ofx.engine.temporal import TemporalJob
 from kwaflux_ofx.engine.tiling import TilePlan
 from kwaflux_ofx.errors import KwafluxError, ModelError, checked, first_line
 
@@ -168,6 +170,116 @@ class Engine:
                 with self._lock:
                     self._oom_tile = tile
                 log.warning("out of memory on a tile; retrying with %d px tiles", tile)
+
+    def process_window(
+        self, window: list[np.ndarray], centre: int, *, scale: int = 1, **options
+    ) -> np.ndarray:
+        """The frame window[centre] rendered with its neighbours (the frames around it in time
+        order; missing ones simply left out); `options` are process_window_into's."""
+        frame = self._check_frame(window[centre] if 0 <= centre < len(window) else None, "frame")
+        h, w, c = frame.shape
+        scale = checked(settings.check_scale, scale, "scale")
+        out = np.empty((h * scale, w * scale, c), dtype=frame.dtype)
+        self.process_window_into(window, centre, out, scale=scale, **options)
+        return out
+
+    def process_window_into(
+        self,
+        window: list[np.ndarray],
+        centre: int,
+        dst: np.ndarray,
+        *,
+        scale: int = 1,
+        denoise: float | str = 0.0,
+        sr_model: str | os.PathLike | None = None,
+        denoise_model: str | os.PathLike | None = None,
+        premultiplied: bool = True,
+    ) -> None:
+        """process_into for window[centre], denoised with the frames around it (temporal.py).
+        "auto" measures the window. Without neighbours, at strength 0, or with a denoiser that
+        takes no noise level, this is exactly process_into of the frame alone."""
+        if not 0 <= centre < len(window):
+            raise KwafluxError(f"centre {centre} is outside a window of {len(window)} frames")
+        frames = [self._check_frame(f, f"window frame {i}") for i, f in enumerate(window)]
+        first = frames[centre]
+        for i, f in enumerate(frames):
+            if f.shape != first.shape or f.dtype != first.dtype:
+                raise KwafluxError(
+                    f"window frame {i} is {f.shape} {f.dtype}, the frame rendered is "
+                    f"{first.shape} {first.dtype}"
+                )
+        denoise = checked(settings.check_denoise_or_auto, denoise, "denoise strength")
+        if denoise == settings.DENOISE_AUTO:
+            denoise = self.auto_strength(frames, denoise_model=denoise_model).strength
+        options = dict(sr_model=sr_model, denoise_model=denoise_model, premultiplied=premultiplied)
+        dn, sr = self._models(scale, denoise, sr_model, denoise_model)
+        if len(frames) == 1 or dn is None or not dn.takes_noise_level:
+            if len(frames) > 1 and dn is not None:
+                log.info("%s takes no noise level: denoising frame by frame", dn.name)
+            self.process_into(first, dst, scale=scale, denoise=denoise, **options)
+            return
+        self._check_frame(dst, "destination")
+        h, w, c = first.shape
+        if dst.shape != (h * scale, w * scale, c):
+            raise KwafluxError(
+                f"destination is {dst.shape}, expected {(h * scale, w * scale, c)} for x{scale}"
+            )
+        job = TemporalJob(self, frames, centre, dst, scale, denoise, dn, sr, premultiplied)
+        job.run(TilePlan.plan(h, w, self._tile_size(job), job.margin, align=job.align), None)
+
+    def process_sequence(
+        self,
+        frames: Iterable[np.ndarray],
+        *,
+        scale: int = 1,
+        denoise: float | str = 0.0,
+        temporal_radius: int = settings.TEMPORAL_RADIUS_DEFAULT,
+        sr_model: str | os.PathLike | None = None,
+        denoise_model: str | os.PathLike | None = None,
+        premultiplied: bool = True,
+    ) -> Iterator[np.ndarray]:
+        """Yield each frame of `frames` processed with up to `temporal_radius` frames on each
+        side (fewer at the clip's ends), in order, holding at most 2r+1 inputs. "auto" measures
+        the first window once for the whole sequence; radius 0 is exactly process()."""
+        radius = checked(settings.check_temporal_radius, temporal_radius, "temporal radius")
+        denoise = checked(settings.check_denoise_or_auto, denoise, "denoise strength")
+        options = dict(scale=scale, sr_model=sr_model, denoise_model=denoise_model)
+        options["premultiplied"] = premultiplied
+        held: collections.deque[np.ndarray] = collections.deque()
+        first_index = 0  # sequence index of held[0]
+        done = 0  # frames yielded so far
+        shape = None
+        source = iter(frames)
+        exhausted = False
+        while True:
+            while not exhausted and len(held) < done - first_index + radius + 1:
+                try:
+                    frame = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                frame = self._check_frame(frame, f"frame {first_index + len(held)}")
+                if shape is None:
+                    shape = (frame.shape, frame.dtype)
+                elif (frame.shape, frame.dtype) != shape:
+                    raise KwafluxError(
+                        f"frame {first_index + len(held)} is {frame.shape} {frame.dtype}, "
+                        f"the sequence started as {shape[0]} {shape[1]}"
+                    )
+                held.append(frame)
+            if done - first_index >= len(held):
+                return
+            if denoise == settings.DENOISE_AUTO:
+                denoise = self.auto_strength(list(held), denoise_model=denoise_model).strength
+            centre = done - first_index
+            if radius == 0:
+                yield self.process(held[centre], denoise=denoise, **options)
+            else:
+                yield self.process_window(list(held), centre, denoise=denoise, **options)
+            done += 1
+            while done - first_index > radius:
+                held.popleft()
+                first_index += 1
 
     def plan_for(
         self,

@@ -108,6 +108,15 @@ class FrameJob:
 
     def pixels(self, img: np.ndarray) -> np.ndarray:
         """float32 H×W×C (full scale 1.0) -> processed float32 (H*s)×(W*s)×C."""
+        rgb, alpha = self.split(img)
+        if self.dn is not None:
+            rgb = self._run(self.dn, rgb, self.denoise)
+        if self.sr is not None:
+            rgb = self._run(self.sr, rgb, None)
+        return self.join(rgb, alpha)
+
+    def split(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """A float tile as the models take it: finite, straight colour; and its alpha."""
         if not np.isfinite(img).all():
             # Float frames from a comp can carry NaN/inf pixels; a model would smear them over
             # its receptive field. Render them as black (NaN, -inf) and full scale (+inf).
@@ -117,10 +126,10 @@ class FrameJob:
         if alpha is not None and self.premultiplied:
             safe = np.where(alpha > 0, alpha, 1.0)[..., None]
             rgb = np.where(alpha[..., None] > 0, rgb / safe, 0.0).astype(np.float32)
-        if self.dn is not None:
-            rgb = self._run(self.dn, rgb, self.denoise)
-        if self.sr is not None:
-            rgb = self._run(self.sr, rgb, None)
+        return rgb, alpha
+
+    def join(self, rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+        """The processed colour with the alpha resized to it (and premultiplied again)."""
         if alpha is None:
             return rgb
         h, w = rgb.shape[:2]
@@ -131,7 +140,14 @@ class FrameJob:
         return np.concatenate([rgb, alpha[..., None]], axis=2)
 
     @staticmethod
-    def _run(runner: ModelRunner, rgb: np.ndarray, strength: float | None) -> np.ndarray:
+    def _run(
+        runner: ModelRunner,
+        rgb: np.ndarray,
+        strength: float | None,
+        level_map: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """One model on a float H×W×3 tile. A noise-input model gets strength × its maximum
+        everywhere, or `level_map` (H×W, the noise level per pixel) where one is given."""
         spec = runner.spec
         lo, hi = spec.value_range
         x = rgb.transpose(2, 0, 1)[None]  # 1×3×H×W
@@ -142,7 +158,11 @@ class FrameJob:
             x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), mode="edge")
         x = lo + x * (hi - lo) if (lo, hi) != (0.0, 1.0) else x
         noise = None
-        if spec.noise_input:
+        if spec.noise_input and level_map is not None:
+            noise = level_map[None, None].astype(np.float32, copy=False)
+            if spec.pad:
+                noise = np.pad(noise, ((0, 0), (0, 0), (p, p), (p, p)), mode="edge")
+        elif spec.noise_input:
             sigma = (strength or 0.0) * spec.max_noise
             noise = np.full((x.shape[0], 1) + x.shape[2:], sigma, np.float32)
         y = runner.run(x, noise)
