@@ -207,6 +207,13 @@ def test_untiled_process_into_makes_no_frame_sized_array(models):
             np.testing.assert_allclose(dst, expect, atol=1e-5)
 
 
+def test_in_place_denoise_reads_before_it_writes(models):
+    x = frame((40, 48, 3), np.float32, seed=7)
+    expect = Engine(device="cpu").process(x, denoise=0.5, denoise_model=models["dn"])
+    Engine(device="cpu").process_into(x, x, denoise=0.5, denoise_model=models["dn"])
+    np.testing.assert_array_equal(x, expect)
+
+
 def test_exclusive_pool_leases_each_session_to_one_frame_at_a_time():
     pool = sessions.SessionPool(["s0", "s1"], exclusive=True)
     held, inside, errors = [], threading.Barrier(2), []

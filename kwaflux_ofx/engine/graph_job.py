@@ -50,7 +50,13 @@ class GraphJob(FrameJob):
     def run(self, plan: TilePlan, on_tile) -> None:
         total = len(plan.tiles)
         self._buffers: dict[str, np.ndarray] = {}
-        direct = total == 1 and self.dst.flags.c_contiguous
+        # Straight into dst when it is one contiguous block and not the source itself
+        # (onnxruntime would overwrite pixels it has still to read).
+        direct = (
+            total == 1
+            and self.dst.flags.c_contiguous
+            and not np.may_share_memory(self.src, self.dst)
+        )
         for i, tile in enumerate(plan.tiles):
             self._graph_tile(plan, tile, direct)
             if on_tile is not None:

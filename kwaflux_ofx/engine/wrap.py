@@ -119,18 +119,25 @@ def _tensor_type(dtype: str) -> int:
     }[dtype]
 
 
-def _pixels_in(b: _Builder, spec: ModelSpec, wrap: Wrap) -> str:
+def _pixels_in(b: _Builder, spec: ModelSpec, wrap: Wrap) -> str | None:
     """Host H×W×C pixels -> the model's input; returns the float32 3×H×W colour at full scale
-    1.0 (what a plain denoiser's strength blends with).
+    1.0 where a plain denoiser's strength needs it to blend with, else None.
 
     Same operations in the same order as engine.to_float and FrameJob._run, so the wrapped and
     the numpy path give the same numbers. Non-finite float pixels are not cleaned here: the
     output check sees them and the tile is redone on the numpy path, which cleans them."""
-    # Transpose first: on the narrow host type it moves the fewest bytes. Then alpha is a
-    # whole plane to leave out.
-    x = b.op("Transpose", PIXELS, perm=[2, 0, 1])
-    if wrap.in_channels == 4:
-        x = b.op("Slice", x, b.const([0], np.int64), b.const([3], np.int64))
+    grey = spec.channels == 1
+    # RGB models: 1×H×W×C, converted, then one NHWC->NCHW transpose straight into the model,
+    # which onnxruntime's CPU provider folds into the reorder its first convolution does anyway.
+    # Grey models: 3×H×W, each colour a grey image of its own (3×1×H×W).
+    x = (
+        b.op("Transpose", PIXELS, perm=[2, 0, 1])
+        if grey
+        else b.op("Unsqueeze", PIXELS, _axes(b, 0))
+    )
+    if wrap.in_channels == 4:  # alpha is opaque: leave it out
+        axis = 0 if grey else 3
+        x = b.op("Slice", x, b.const([0], np.int64), b.const([3], np.int64), _axes(b, axis))
     full = peak(wrap.in_dtype)
     if full is not None:
         # One pass: DequantizeLinear is float(x) × scale, which is to_float's cast and multiply.
@@ -138,16 +145,23 @@ def _pixels_in(b: _Builder, spec: ModelSpec, wrap: Wrap) -> str:
         x = b.op("DequantizeLinear", x, scale, zero, domain=_quant_domain(wrap.in_dtype))
     elif wrap.in_dtype != "float32":
         x = b.op("Cast", x, to=_tensor_type("float32"))
-    chw = x
-    # 3×H×W -> 1×3×H×W, or 3×1×H×W for grey models (each colour as its own grey image).
-    x = b.op("Unsqueeze", x, b.const([0 if spec.channels == 3 else 1], np.int64))
+    colour = x
     lo, hi = spec.value_range
     if (lo, hi) != (0.0, 1.0):
         x = b.op("Add", b.const(np.float32(lo)), b.op("Mul", x, b.const(np.float32(hi - lo))))
     if spec.input_dtype == "float16":
         x = b.op("Cast", x, to=_tensor_type("float16"))
-    b.op("Identity", x, out=spec.input_name)
-    return chw
+    if grey:
+        b.op("Unsqueeze", x, _axes(b, 1), out=spec.input_name)
+        return colour
+    b.op("Transpose", x, perm=[0, 3, 1, 2], out=spec.input_name)
+    if spec.kind == "denoise" and not spec.noise_input:
+        return b.op("Squeeze", b.op("Transpose", colour, perm=[0, 3, 1, 2]), _axes(b, 0))
+    return None
+
+
+def _axes(b: _Builder, axis: int) -> str:
+    return b.const([axis], np.int64)
 
 
 def _noise_map(b: _Builder, spec: ModelSpec) -> None:
@@ -181,7 +195,17 @@ def _to_host_type(b: _Builder, y: str, dtype: str) -> str:
     return b.op("QuantizeLinear", y, b.const(np.float32(1.0)), zero, domain=_quant_domain(dtype))
 
 
-def _pixels_out(b: _Builder, spec: ModelSpec, wrap: Wrap, chw: str) -> None:
+def _layout_out(b: _Builder, y: str, wrap: Wrap) -> None:
+    """Host-typed C×H×W output -> OUT: opaque alpha added as a full-scale plane, then one
+    transpose to channels-last. (Folding a final pixel shuffle into this transpose was tried:
+    onnxruntime's 6-D transpose took longer than its DepthToSpace and this transpose together.)"""
+    if wrap.out_channels == 4:
+        alpha = b.const(peak(wrap.out_dtype) or 1.0, np.dtype(wrap.out_dtype))
+        y = b.op("Pad", y, b.const([0, 0, 0, 1, 0, 0], np.int64), alpha, mode="constant")
+    b.op("Transpose", y, perm=[1, 2, 0], out=OUT)
+
+
+def _pixels_out(b: _Builder, spec: ModelSpec, wrap: Wrap, chw: str | None) -> None:
     """The model's N×C×H'×W' output -> host H'×W'×C pixels, plus CHECK: the sum of the model's
     output, finite exactly when every value is (the numpy path's NaN/inf test, in one pass)."""
     y = spec.output_name
@@ -191,18 +215,12 @@ def _pixels_out(b: _Builder, spec: ModelSpec, wrap: Wrap, chw: str) -> None:
     lo, hi = spec.value_range
     if (lo, hi) != (0.0, 1.0):
         y = b.op("Div", b.op("Sub", y, b.const(np.float32(lo))), b.const(np.float32(hi - lo)))
-    y = b.op("Squeeze", y, b.const([0 if spec.channels == 3 else 1], np.int64))
-    if spec.kind == "denoise" and not spec.noise_input:
+    y = b.op("Squeeze", y, _axes(b, 0 if spec.channels == 3 else 1))
+    if chw is not None:
         # A denoiser without a noise input: strength blends it with the source (1: model only).
         mixed = b.op("Add", chw, b.op("Mul", STRENGTH, b.op("Sub", y, chw)))
         y = b.op("Where", b.op("Less", STRENGTH, b.const(np.float32(1.0))), mixed, y)
-    y = _to_host_type(b, y, wrap.out_dtype)
-    if wrap.out_channels == 4:
-        # Opaque alpha comes back as one full-scale plane, added in the host's type.
-        full = peak(wrap.out_dtype) or 1.0
-        pads = b.const([0, 0, 0, 1, 0, 0], np.int64)
-        y = b.op("Pad", y, pads, b.const(full, np.dtype(wrap.out_dtype)), mode="constant")
-    b.op("Transpose", y, perm=[1, 2, 0], out=OUT)
+    _layout_out(b, _to_host_type(b, y, wrap.out_dtype), wrap)
 
 
 def wrap_model(model, spec: ModelSpec, wrap: Wrap):
@@ -236,7 +254,9 @@ def wrap_model(model, spec: ModelSpec, wrap: Wrap):
     graph.output.extend(
         [
             helper.make_tensor_value_info(
-                OUT, _tensor_type(wrap.out_dtype), ["OH", "OW", wrap.out_channels]
+                OUT,
+                _tensor_type(wrap.out_dtype),
+                ["OH", "OW", wrap.out_channels],
             ),
             helper.make_tensor_value_info(CHECK, _tensor_type("float32"), []),
         ]
