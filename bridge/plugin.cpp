@@ -1,7 +1,9 @@
 // The OFX plugin shell: two image effects (Denoise, Super Resolution), one function per action.
 // No C++ exception crosses the C ABI: every entry point catches and turns it into a status.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -24,6 +26,7 @@ struct Suites {
   const OfxMessageSuiteV1* message = nullptr;
   const OfxMessageSuiteV2* message2 = nullptr;
   bool host_multires = false;
+  bool host_temporal = false;  // the host lets effects fetch frames at other times
   std::string host_name;
 };
 Suites g;
@@ -80,6 +83,26 @@ void add_measure_params(std::vector<ParamSpec>& p) {
                {}});
 }
 
+// Frames either side of the rendered one that the denoiser sees (kwaflux_ofx/settings.py's
+// TEMPORAL_RADIUS_DEFAULT and TEMPORAL_RADIUS_MAX; tests/test_settings.py keeps them equal).
+constexpr int kTemporalRadiusDefault = 2;
+constexpr int kTemporalRadiusMax = 3;
+
+// The denoise stage's window in time; both effects offer it beside their strength.
+void add_temporal_param(std::vector<ParamSpec>& p) {
+  p.push_back({"temporalRadius",
+               kOfxParamTypeInteger,
+               "Temporal radius",
+               "Frames on each side of this one the denoiser compares: the same texture under "
+               "other noise keeps detail. 0 = this frame only.",
+               kTemporalRadiusDefault,
+               0,
+               kTemporalRadiusMax,
+               0,
+               kTemporalRadiusMax,
+               {}});
+}
+
 // The choices' order is their stored value; append only, never reorder.
 const std::vector<const char*> kDevices = {"Auto", "CUDA", "CPU"};
 const std::vector<const char*> kScales = {"2x", "4x"};
@@ -99,6 +122,7 @@ std::vector<ParamSpec> params_for(Kind kind) {
                  0,
                  1,
                  {}});
+    add_temporal_param(p);
     add_measure_params(p);
   } else {
     p.push_back(
@@ -114,6 +138,7 @@ std::vector<ParamSpec> params_for(Kind kind) {
                  0,
                  1,
                  {}});
+    add_temporal_param(p);
     add_measure_params(p);
     p.push_back(
         {"sourceScale",
@@ -215,7 +240,8 @@ OfxStatus on_describe(Kind kind, OfxImageEffectHandle h) {
   g.prop->propSetInt(p, kOfxImageEffectPropSupportsMultiResolution, 0, 1);
   // Whole frames only: the models need context around every pixel.
   g.prop->propSetInt(p, kOfxImageEffectPropSupportsTiles, 0, 0);
-  g.prop->propSetInt(p, kOfxImageEffectPropTemporalClipAccess, 0, 0);
+  // The denoiser looks at neighbouring frames (the source clip says the same in its context).
+  g.prop->propSetInt(p, kOfxImageEffectPropTemporalClipAccess, 0, 1);
   g.prop->propSetInt(p, kOfxImageEffectPropSupportsMultipleClipDepths, 0, 0);
   g.prop->propSetInt(p, kOfxImageEffectPropSupportsMultipleClipPARs, 0, 0);
   // Renders on one instance may overlap: state is read-only after CreateInstance, Python runs
@@ -276,6 +302,9 @@ OfxStatus on_describe_in_context(Kind kind, OfxImageEffectHandle h) {
     g.prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 0, kOfxImageComponentRGBA);
     g.prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 1, kOfxImageComponentRGB);
     g.prop->propSetInt(clip, kOfxImageEffectPropSupportsTiles, 0, 0);
+    // Only the source is read at other times; the output is written at the render time only.
+    g.prop->propSetInt(clip, kOfxImageEffectPropTemporalClipAccess, 0,
+                       std::string(name) == kOfxImageEffectSimpleSourceClipName ? 1 : 0);
   }
   OfxParamSetHandle set;
   if (g.effect->getParamSet(h, &set) != kOfxStatOK) return kOfxStatFailed;
@@ -383,9 +412,68 @@ OfxStatus on_is_identity(OfxImageEffectHandle h, OfxPropertySetHandle in,
   return kOfxStatOK;
 }
 
-// Releases a fetched image whatever path the render takes.
+// Whether the effect's denoise stage runs at time t: Auto on, or a strength above 0.
+bool denoise_on(Instance* inst, OfxTime t) {
+  if (inst->kind == Kind::Denoise)
+    return get_int(inst, "autoStrength", t, 1) || get_double(inst, "strength", t, 0.5) > 0;
+  return get_int(inst, "autoDenoise", t, 1) || get_double(inst, "denoise", t, 0) > 0;
+}
+
+// The frames either side of t the denoiser uses: 0 when it does not run, so no neighbour is
+// fetched for nothing. Scripts can send any integer; the range is the parameter's.
+int temporal_radius(Instance* inst, OfxTime t) {
+  if (!denoise_on(inst, t)) return 0;
+  return std::clamp(get_int(inst, "temporalRadius", t, kTemporalRadiusDefault), 0,
+                    kTemporalRadiusMax);
+}
+
+// The source clip's first and last frame: the clip's own range, else the effect's. False when
+// the host gives neither (then a fetch beyond the clip simply fails).
+bool source_frame_range(Instance* inst, double* first, double* last) {
+  double r[2] = {0, 0};
+  OfxPropertySetHandle props = nullptr;
+  bool ok = g.effect->clipGetPropertySet(inst->src, &props) == kOfxStatOK && props &&
+            g.prop->propGetDoubleN(props, kOfxImageEffectPropFrameRange, 2, r) == kOfxStatOK;
+  if (!ok && g.effect->getPropertySet(inst->handle, &props) == kOfxStatOK && props)
+    ok = g.prop->propGetDoubleN(props, kOfxImageEffectPropFrameRange, 2, r) == kOfxStatOK;
+  if (!ok || !(r[0] <= r[1])) return false;  // NaN or an inverted range says nothing
+  *first = r[0];
+  *last = r[1];
+  return true;
+}
+
+// [t - r, t + r] of the source, clamped to the clip's frames (t itself always included).
+OfxStatus on_frames_needed(OfxImageEffectHandle h, OfxPropertySetHandle in,
+                           OfxPropertySetHandle out) {
+  Instance* inst = instance_of(h);
+  if (!inst || !in || !out) return kOfxStatReplyDefault;
+  OfxTime t = 0;
+  g.prop->propGetDouble(in, kOfxPropTime, 0, &t);
+  const int r = temporal_radius(inst, t);
+  double range[2] = {t - r, t + r};
+  double first = 0, last = 0;
+  if (source_frame_range(inst, &first, &last)) {
+    range[0] = std::max(range[0], std::min(first, t));
+    range[1] = std::min(range[1], std::max(last, t));
+  }
+  g.prop->propSetDoubleN(
+      out,
+      (std::string(kOfxImageClipPropFrameRangePrefix) + kOfxImageEffectSimpleSourceClipName)
+          .c_str(),
+      2, range);
+  return kOfxStatOK;
+}
+
+// Releases a fetched image whatever path the render takes. Movable, so neighbours can be held
+// in a vector; never copied, so each image is released once.
 struct ImageHold {
   OfxPropertySetHandle img = nullptr;
+  ImageHold() = default;
+  explicit ImageHold(OfxPropertySetHandle i) : img(i) {}
+  ImageHold(ImageHold&& o) noexcept : img(o.img) { o.img = nullptr; }
+  ImageHold(const ImageHold&) = delete;
+  ImageHold& operator=(const ImageHold&) = delete;
+  ImageHold& operator=(ImageHold&&) = delete;
   ~ImageHold() {
     if (img) g.effect->clipReleaseImage(img);
   }
@@ -410,6 +498,16 @@ bool read_image(OfxPropertySetHandle img, kwaflux::HostImage& out) {
   std::string c = comps ? comps : "";
   out.channels = c == kOfxImageComponentRGBA ? 4 : c == kOfxImageComponentRGB ? 3 : 0;
   return out.data != nullptr;
+}
+
+// Why rows of `im` cannot be read safely ("" when they can): a row shorter than the width would
+// make rows overlap, and reading or writing them could run past the host's buffer.
+std::string rows_problem(const kwaflux::HostImage& im) {
+  const long bpc = im.depth == kOfxBitDepthByte ? 1 : im.depth == kOfxBitDepthFloat ? 4 : 2;
+  const long row = long(std::max(0, im.bounds.x2 - im.bounds.x1)) * im.channels * bpc;
+  if (std::labs(im.row_bytes) >= row) return "";
+  return "the host's image rows (" + std::to_string(im.row_bytes) +
+         " bytes) are shorter than its width needs (" + std::to_string(row) + ")";
 }
 
 // Every parameter's value at time t, by name, as Python gets them (push buttons have none).
@@ -441,6 +539,55 @@ std::vector<kwaflux::ParamValue> param_values(Instance* inst, OfxTime t) {
   return values;
 }
 
+std::atomic<bool> g_no_temporal_logged{false};
+
+std::string time_text(OfxTime t) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", t);
+  return buf;
+}
+
+// The source frames around t that the denoiser sees, into call.neighbours (offset, image). A
+// frame the host cannot give, or one whose size, depth or components differ from t's, is
+// left out: the window is smaller there, the render goes on.
+void fetch_neighbours(Instance* inst, OfxTime t, kwaflux::RenderCall& call,
+                      std::vector<ImageHold>& held) {
+  const int r = temporal_radius(inst, t);
+  if (r == 0) return;
+  if (!g.host_temporal) {
+    if (!g_no_temporal_logged.exchange(true))
+      kwaflux::log_line("the host " + g.host_name +
+                        " offers no temporal clip access: Temporal radius is ignored, every "
+                        "frame is denoised on its own");
+    return;
+  }
+  double first = -HUGE_VAL, last = HUGE_VAL;
+  source_frame_range(inst, &first, &last);
+  held.reserve(2 * r);
+  for (int k = -r; k <= r; ++k) {
+    const OfxTime nt = t + k;
+    if (k == 0 || nt < first || nt > last) continue;  // beyond the clip: a shorter window
+    OfxPropertySetHandle img = nullptr;
+    if (g.effect->clipGetImage(inst->src, nt, nullptr, &img) != kOfxStatOK || !img) {
+      kwaflux::log_line("render t=" + time_text(t) + ": no source frame at t=" + time_text(nt) +
+                        "; denoising without it");
+      continue;
+    }
+    held.emplace_back(img);
+    kwaflux::HostImage im;
+    const kwaflux::HostImage& c = call.src;
+    if (!read_image(img, im) || !rows_problem(im).empty() || im.depth != c.depth ||
+        im.channels != c.channels || im.bounds.x1 != c.bounds.x1 || im.bounds.y1 != c.bounds.y1 ||
+        im.bounds.x2 != c.bounds.x2 || im.bounds.y2 != c.bounds.y2) {
+      kwaflux::log_line("render t=" + time_text(t) + ": the source frame at t=" + time_text(nt) +
+                        " differs from this one in size, depth or components; denoising "
+                        "without it");
+      continue;
+    }
+    call.neighbours.emplace_back(k, im);
+  }
+}
+
 OfxStatus on_render(OfxImageEffectHandle h, OfxPropertySetHandle in) {
   Instance* inst = instance_of(h);
   if (!inst) return kOfxStatErrBadHandle;
@@ -469,15 +616,15 @@ OfxStatus on_render(OfxImageEffectHandle h, OfxPropertySetHandle in) {
     return kOfxStatFailed;
   }
   for (const kwaflux::HostImage* im : {&call.src, &call.dst}) {
-    const long bpc = im->depth == kOfxBitDepthByte ? 1 : im->depth == kOfxBitDepthFloat ? 4 : 2;
-    const long row = long(std::max(0, im->bounds.x2 - im->bounds.x1)) * im->channels * bpc;
-    if (std::labs(im->row_bytes) < row) {
-      // Rows would overlap: reading or writing them could run past the host's buffer.
-      show_error(h, "the host's image rows (" + std::to_string(im->row_bytes) +
-                        " bytes) are shorter than its width needs (" + std::to_string(row) + ")");
+    if (std::string why = rows_problem(*im); !why.empty()) {
+      show_error(h, why);
       return kOfxStatFailed;
     }
   }
+  // Declared after src and dst, so the neighbours are released first; Python's views of them
+  // are gone by then (kwaflux::render drops every Python object before it returns).
+  std::vector<ImageHold> neighbours;
+  fetch_neighbours(inst, t, call, neighbours);
   call.effect = inst->kind == Kind::Denoise ? "denoise" : "sr";
   call.host_multires = g.host_multires;
   call.host_name = g.host_name;
@@ -558,6 +705,7 @@ OfxStatus main_entry(Kind kind, const char* action, const void* handle, OfxPrope
     if (a == kOfxImageEffectActionGetRegionOfDefinition) return on_region_of_definition(h, in, out);
     if (a == kOfxImageEffectActionGetRegionsOfInterest) return on_regions_of_interest(h, in, out);
     if (a == kOfxImageEffectActionIsIdentity) return on_is_identity(h, in, out);
+    if (a == kOfxImageEffectActionGetFramesNeeded) return on_frames_needed(h, in, out);
     if (a == kOfxImageEffectActionRender) return on_render(h, in);
     if (a == kOfxActionInstanceChanged) return on_instance_changed(h, in);
     if (a == kOfxImageEffectActionBeginSequenceRender ||
@@ -600,6 +748,12 @@ void set_host(OfxHost* host) {
     if (g.prop->propGetInt(host->host, kOfxImageEffectPropSupportsMultiResolution, 0, &multires) ==
         kOfxStatOK)
       g.host_multires = multires != 0;
+    // A host that does not say it offers temporal access may hand the current frame for any
+    // time: neighbours are fetched only where it says so.
+    int temporal = 0;
+    g.host_temporal = g.prop->propGetInt(host->host, kOfxImageEffectPropTemporalClipAccess, 0,
+                                         &temporal) == kOfxStatOK &&
+                      temporal != 0;
     char* name = nullptr;
     if (g.prop->propGetString(host->host, kOfxPropName, 0, &name) == kOfxStatOK && name)
       g.host_name = name;

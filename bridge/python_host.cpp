@@ -358,7 +358,12 @@ std::string render(const RenderCall& call) {
     t1 = std::chrono::steady_clock::now();
     py::array src = view_of(call.src, false);
     py::array dst = view_of(call.dst, true);
-    py::object result = py::handle(g_entry).attr("render")(src, dst, params_of(call));
+    // Read-only views like the source's, dropped with this scope: before the host's images.
+    py::list neighbours;
+    for (const auto& [offset, image] : call.neighbours)
+      neighbours.append(py::make_tuple(offset, view_of(image, false)));
+    py::object result = py::handle(g_entry).attr("render")(src, dst, params_of(call),
+                                                           py::arg("neighbours") = neighbours);
     if (!result.is_none()) engine_s = result.cast<double>();
     t2 = std::chrono::steady_clock::now();
   });

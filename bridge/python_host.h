@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ofx/ofx_abi.h"
@@ -36,6 +37,9 @@ struct RenderCall {
   bool host_multires = true;
   std::string host_name;
   std::vector<ParamValue> params;
+  // Source frames around `time` for the denoiser, as (offset in frames, image): offsets in
+  // -radius..radius, never 0, in time order; frames the host could not give are absent.
+  std::vector<std::pair<int, HostImage>> neighbours;
 };
 
 // Runs ofx_entry.render. Returns "" on success, else one line for the user; details are logged.

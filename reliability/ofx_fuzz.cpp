@@ -1,7 +1,8 @@
 // OFX boundary fuzzer: the test host's whole action sequence (load, describe, create instance,
 // regions, render on N threads, destroy, unload) run many times in one process, each time with a
 // random image size, depth, components, rowBytes (negative, padded), bounds offset, render scale,
-// host flavour and parameter values (out-of-range ones included). One process keeps the embedded
+// host flavour, parameter values (out-of-range ones included), temporal radius, render order and
+// failing neighbour fetches. One process keeps the embedded
 // Python warm, so thousands of configurations cost seconds, not an interpreter start each.
 //
 // Built by reliability/campaigns.py (optionally with -fsanitize=address,undefined). The host's
@@ -226,6 +227,17 @@ int main(int argc, char** argv) {
     }
     if (f.chance(0.4)) param("tileSize", integer(f, 0, 300));
     if (f.chance(0.3)) param("device", integer(f, 0, 2));
+    // Temporal access: the radius (odd values too), neighbours fetched in another order (which
+    // must not change a pixel) and a neighbour the host cannot give (a smaller window).
+    if (f.chance(0.5)) param("temporalRadius", integer(f, 0, 3));
+    if (f.chance(0.3)) {
+      layout.push_back("--render-order");
+      layout.push_back("reverse");
+    }
+    if (f.chance(0.1)) {
+      args.push_back("--fail-fetch");
+      args.push_back(std::to_string(f.uniform(0, 2)));
+    }
 
     std::string line;
     for (size_t k = 1; k < args.size(); ++k) line += (k > 1 ? " " : "") + args[k];

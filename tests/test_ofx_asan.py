@@ -60,8 +60,11 @@ def test_asan_good_and_bad_frames(asan_build, tmp_path):
     )  # fmt: skip
     assert "AddressSanitizer" not in good.stderr, good.stderr[-4000:]
     assert good.returncode == 0, good.stdout + good.stderr[-3000:]
-    ref = Engine(device="cpu").process(np.roll(img, 2, axis=1), scale=2, sr_model=model)
+    # Auto denoise and Temporal radius 2 are the defaults: frame 2 is denoised with frames 0, 1.
+    frames = [np.roll(img, t, axis=1) for t in range(3)]
+    ref = Engine(device="cpu").process_window(frames, 2, scale=2, denoise="auto", sr_model=model)
     np.testing.assert_array_equal(np.load(tmp_path / "out.2.npy"), ref)
+    assert good.stdout.count("host: fetch t=") == 2 + 2 + 2
 
     broken = failing_model(tmp_path / "fails.onnx")
     bad = run_asan(

@@ -70,3 +70,29 @@ def test_bad_parameters_raise_clear_errors(sr_model):
         ofx_entry.render(src, dst, p | {"device": "TPU"})
     with pytest.raises(KwafluxError, match="strength must be auto or between 0 and 1"):
         ofx_entry.render(src, dst, p | {"model": str(sr_model), "denoise": 1.5})
+
+
+def test_neighbours_go_to_the_temporal_path_within_the_radius(tmp_path, sr_model):
+    from tests.support.onnx_models import noise_denoiser
+
+    dn = noise_denoiser(tmp_path / "dn.onnx", meta={"noise_level": "rms"})
+    rng = np.random.default_rng(6)
+    # One picture under independent noise: the neighbours agree, so they count.
+    base = np.linspace(0.2, 0.8, 6 * 8 * 3, dtype=np.float32).reshape(6, 8, 3)
+    frames = [base + rng.normal(0, 0.04, base.shape).astype(np.float32) for _ in range(5)]
+    src = frames[2]
+    # Offsets as the shell passes them, in any order; 2 is beyond a radius of 1.
+    neighbours = [(1, frames[3]), (-2, frames[0]), (-1, frames[1]), (2, frames[4])]
+    p = params(effect="denoise", autoStrength=False, strength=0.5, model=str(dn), temporalRadius=1)
+    p |= {"src_bounds": (0, 0, 8, 6), "dst_bounds": (0, 0, 8, 6), "window": (0, 0, 8, 6)}
+    engine = Engine(device="cpu")
+    kw = {"denoise": 0.5, "denoise_model": dn}
+    dst = host_view(6, 8, 3)
+    ofx_entry.render(src, dst, p, neighbours=neighbours)
+    np.testing.assert_array_equal(dst, engine.process_window(frames[1:4], 1, **kw))
+    assert not np.array_equal(dst, engine.process(src, **kw))
+    # Radius 0, or no neighbour at all: the frame alone, exactly as process().
+    for extra, nbs in (({"temporalRadius": 0}, neighbours), ({}, [])):
+        dst = host_view(6, 8, 3)
+        ofx_entry.render(src, dst, p | extra, neighbours=nbs)
+        np.testing.assert_array_equal(dst, engine.process(src, **kw))

@@ -46,8 +46,10 @@ def test_every_numeric_param_has_range_and_display_range(tmp_path, plugin):
         expected |= {"scale", "autoDenoise", "denoise", "splitView", "sourceScale"}
     else:
         expected |= {"autoStrength", "strength"}
-    expected |= {"measuredNoise", "measureNoise"}
+    expected |= {"measuredNoise", "measureNoise", "temporalRadius"}
     assert names == expected
+    radius = next(ln for ln in params if ln.startswith("param temporalRadius "))
+    assert "type=OfxParamTypeInteger Default=2 Min=0 Max=3 DisplayMin=0 DisplayMax=3" in radius
     assert "thread safety OfxImageEffectRenderFullySafe" in proc.stdout
 
 

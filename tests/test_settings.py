@@ -34,6 +34,24 @@ def test_plugin_scale_choices_are_the_settings():
     assert set(settings.SR_EFFECT_SCALES) <= set(settings.SCALES)
 
 
+def test_plugin_temporal_radius_is_the_settings():
+    text = PLUGIN_CPP.read_text()
+    consts = dict(re.findall(r"constexpr int (kTemporalRadius\w+) = (\d+);", text))
+    assert int(consts["kTemporalRadiusDefault"]) == settings.TEMPORAL_RADIUS_DEFAULT
+    assert int(consts["kTemporalRadiusMax"]) == settings.TEMPORAL_RADIUS_MAX
+    # The parameter uses them: default, range 0..max, display range 0..max.
+    m = re.search(r"\{\"temporalRadius\",\s*kOfxParamTypeInteger,(.*?),\s*\{\}\}\);", text, re.S)
+    assert m, "no integer parameter temporalRadius in plugin.cpp"
+    values = [v.strip() for v in m.group(1).split('",')[-1].split(",")][-5:]
+    assert values == [
+        "kTemporalRadiusDefault",
+        "0",
+        "kTemporalRadiusMax",
+        "0",
+        "kTemporalRadiusMax",
+    ]
+
+
 @pytest.mark.parametrize("name", ["strength", "denoise"])
 def test_plugin_denoise_range_is_the_settings(name):
     _, lo, hi, display_lo, display_hi = _cpp_double_param(name)

@@ -208,6 +208,7 @@ typedef struct OfxMultiThreadSuiteV1 {
 #define kOfxImageEffectActionBeginSequenceRender "OfxImageEffectActionBeginSequenceRender"
 #define kOfxImageEffectActionRender "OfxImageEffectActionRender"
 #define kOfxImageEffectActionEndSequenceRender "OfxImageEffectActionEndSequenceRender"
+#define kOfxImageEffectActionGetFramesNeeded "OfxImageEffectActionGetFramesNeeded"
 
 // General properties
 #define kOfxPropType "OfxPropType"
@@ -233,6 +234,7 @@ typedef struct OfxMultiThreadSuiteV1 {
 #define kOfxImageEffectPropSupportsMultiResolution "OfxImageEffectPropSupportsMultiResolution"
 #define kOfxImageEffectPropSupportsTiles "OfxImageEffectPropSupportsTiles"
 #define kOfxImageEffectPropTemporalClipAccess "OfxImageEffectPropTemporalClipAccess"
+#define kOfxImageEffectPropFrameRange "OfxImageEffectPropFrameRange"
 #define kOfxImageEffectPropSupportsMultipleClipDepths "OfxImageEffectPropSupportsMultipleClipDepths"
 #define kOfxImageEffectPropSupportsMultipleClipPARs "OfxImageEffectPropSupportsMultipleClipPARs"
 #define kOfxImageEffectPluginRenderThreadSafety "OfxImageEffectPluginRenderThreadSafety"
@@ -258,6 +260,9 @@ typedef struct OfxMultiThreadSuiteV1 {
 #define kOfxImageClipPropOptional "OfxImageClipPropOptional"
 #define kOfxImageClipPropConnected "OfxImageClipPropConnected"
 #define kOfxImageClipPropRoIPrefix "OfxImageClipPropRoI_"
+// GetFramesNeeded's answer per input clip: this prefix plus the clip's name (the specification
+// spells the string out without naming a constant), min/max pairs of frame times.
+#define kOfxImageClipPropFrameRangePrefix "OfxImageClipPropFrameRange_"
 #define kOfxImagePropData "OfxImagePropData"
 #define kOfxImagePropBounds "OfxImagePropBounds"
 #define kOfxImagePropRegionOfDefinition "OfxImagePropRegionOfDefinition"

@@ -2,11 +2,13 @@
 // (dlopen RTLD_LOCAL from an OFX_PLUGIN_PATH layout) and runs the whole action sequence on
 // real pixels read from and written to .npy files. Flags emulate the host differences that
 // matter to the plugin: multi-resolution, row order, bounds offsets, render scale, threads,
-// a host that already runs its own Python.
+// a host that already runs its own Python, temporal clip access (frames at other times, frames
+// rendered out of order, a fetch that fails).
 #include <dirent.h>
 #include <dlfcn.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -265,6 +267,10 @@ struct Options {
   bool multires = true, negative_rowbytes = false, list = false, doctor = false;
   bool disconnect_source = false, emulate_resolve = false, same_buffers = false;
   bool unpremultiplied = false;
+  bool temporal = true;         // the host offers temporal clip access
+  std::string render_order;     // "", "reverse" or a list of frames ("4,0,2")
+  std::vector<int> fail_fetch;  // frames whose fetch as a neighbour fails
+  std::vector<int> odd_frames;  // frames that, as neighbours, come one pixel narrower
   int offset_x = 0, offset_y = 0, row_pad = 0, threads = 1, frames = 1, scale_down = 1;
   long report_rowbytes = 0;  // nonzero: a buggy host that reports this instead of the truth
 };
@@ -358,6 +364,16 @@ struct Image : PropertySet {
 
 PropertySet g_host_props{"host"};
 std::atomic<int> g_messages{0};
+std::atomic<int> g_live_images{0};  // fetched and not yet released: 0 after every action
+
+// The render (or frames-needed) action this thread is inside: its time, and the source frames
+// the plugin said it needs. A fetch at another time is checked against both.
+struct RenderContext {
+  bool active = false;
+  double time = 0;
+  std::vector<double> needed;  // min/max pairs
+};
+thread_local RenderContext t_render;
 
 // ---------------------------------------------------------------- image effect suite
 OfxStatus getPropertySet(OfxImageEffectHandle h, OfxPropertySetHandle* out) {
@@ -397,6 +413,34 @@ OfxStatus clipGetPropertySet(OfxImageClipHandle h, OfxPropertySetHandle* out) {
   return kOfxStatOK;
 }
 
+// A source fetch at a time other than the render's, as a host with temporal access answers it:
+// only when the host, the effect and the clip all declared it; --fail-fetch frames and frames
+// beyond the clip fail (the caller fails those outside 0..N-1). Prints what happened.
+bool neighbour_allowed(Clip* c, OfxTime t) {
+  const double at = t_render.time;
+  int declared_effect = int(c->effect->props.get_double(kOfxImageEffectPropTemporalClipAccess));
+  int declared_clip = int(c->props.get_double(kOfxImageEffectPropTemporalClipAccess));
+  if (!g_opt.temporal || !declared_effect || !declared_clip) {
+    std::printf("host: refused fetch t=%g at render t=%g (no temporal access)\n", t, at);
+    return false;
+  }
+  bool inside = false;
+  for (size_t k = 0; k + 1 < t_render.needed.size(); k += 2)
+    inside = inside || (t >= t_render.needed[k] && t <= t_render.needed[k + 1]);
+  if (!inside) std::printf("host: fetch t=%g at render t=%g outside the frames needed\n", t, at);
+  if (std::find(g_opt.fail_fetch.begin(), g_opt.fail_fetch.end(), int(std::lround(t))) !=
+      g_opt.fail_fetch.end()) {
+    std::printf("host: fetch t=%g at render t=%g failed (--fail-fetch)\n", t, at);
+    return false;
+  }
+  if (t < 0 || t > g_opt.frames - 1) {
+    std::printf("host: fetch t=%g at render t=%g: beyond the clip\n", t, at);
+    return false;
+  }
+  std::printf("host: fetch t=%g at render t=%g\n", t, at);
+  return true;
+}
+
 int frame_index(Effect* e, OfxTime t) {
   int k = g_opt.same_buffers ? 0 : int(std::lround(t));
   return k >= 0 && k < int(e->frames.size()) ? k : -1;
@@ -409,12 +453,20 @@ OfxStatus clipGetImage(OfxImageClipHandle h, OfxTime t, const OfxRectD*,
   *out = nullptr;
   bool is_source = c->name == kOfxImageEffectSimpleSourceClipName;
   if (is_source && g_opt.disconnect_source) return kOfxStatFailed;  // Resolve: unconnected clip
+  if (is_source && t_render.active && t != t_render.time && !neighbour_allowed(c, t))
+    return kOfxStatFailed;
   int k = frame_index(c->effect, t);
   if (k < 0) return kOfxStatFailed;
+  ++g_live_images;
   Buffer& b = is_source ? c->effect->frames[k].src : c->effect->frames[k].dst;
+  // --odd-frame: a neighbour of another size (as after a mid-clip format change); narrower
+  // than the buffer, so reading it stays inside.
+  const bool odd = is_source && t_render.active && t != t_render.time &&
+                   std::count(g_opt.odd_frames.begin(), g_opt.odd_frames.end(), k) > 0;
+  const int x2 = odd ? std::max(b.bounds.x1, b.bounds.x2 - 1) : b.bounds.x2;
   auto* img = new Image();
   img->set_pointer(kOfxImagePropData, b.data);
-  img->set_int(kOfxImagePropBounds, {b.bounds.x1, b.bounds.y1, b.bounds.x2, b.bounds.y2});
+  img->set_int(kOfxImagePropBounds, {b.bounds.x1, b.bounds.y1, x2, b.bounds.y2});
   img->set_int(kOfxImagePropRegionOfDefinition,
                {b.bounds.x1, b.bounds.y1, b.bounds.x2, b.bounds.y2});
   img->set_int(kOfxImagePropRowBytes,
@@ -436,6 +488,7 @@ OfxStatus clipGetImage(OfxImageClipHandle h, OfxTime t, const OfxRectD*,
 }
 OfxStatus clipReleaseImage(OfxPropertySetHandle h) {
   if (!h) return kOfxStatErrBadHandle;
+  --g_live_images;
   delete static_cast<Image*>(PropertySet::from(h));
   return kOfxStatOK;
 }
@@ -731,6 +784,12 @@ std::vector<std::string> find_binaries() {
   return out;
 }
 
+std::string format_time(double t) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", t);
+  return buf;
+}
+
 int depth_bytes(const std::string& descr) { return descr == "|u1" ? 1 : descr == "<f4" ? 4 : 2; }
 std::string depth_name(const std::string& descr) {
   if (descr == "|u1") return kOfxBitDepthByte;
@@ -833,7 +892,8 @@ void usage() {
       "  [--multires 0|1] [--resolve] [--negative-rowbytes] [--offset X,Y] [--row-pad N]\n"
       "  [--render-scale-down K] [--threads N] [--frames N] [--host-python LIBPYTHON]\n"
       "  [--disconnect-source] [--same-buffers] [--unpremultiplied] [--report-rowbytes N]\n"
-      "  [--changed PARAM]...\n");
+      "  [--changed PARAM]... [--no-temporal] [--render-order reverse|T,T,...]\n"
+      "  [--fail-fetch T]... [--odd-frame T]...\n");
   std::exit(2);
 }
 
@@ -892,6 +952,14 @@ void parse(int argc, char** argv) {
       g_opt.same_buffers = true;  // one image pair for all frames
     else if (a == "--changed")
       g_opt.changed.push_back(next());
+    else if (a == "--no-temporal")
+      g_opt.temporal = false;  // a host without temporal clip access
+    else if (a == "--render-order")
+      g_opt.render_order = next();
+    else if (a == "--fail-fetch")
+      g_opt.fail_fetch.push_back(std::stoi(next()));
+    else if (a == "--odd-frame")
+      g_opt.odd_frames.push_back(std::stoi(next()));
     else if (a == "--param") {
       std::string kv = next();
       size_t eq = kv.find('=');
@@ -923,6 +991,9 @@ void start_host_python() {
 
 int main(int argc, char** argv) {
   parse(argc, argv);
+  g_live_images = 0;  // the fuzzer runs main many times in one process
+  // One buffer pair stands for every time: a neighbour would be the frame itself.
+  if (g_opt.same_buffers) g_opt.temporal = false;
   if (!g_opt.host_python.empty()) start_host_python();
 
   g_host_props.set_string(kOfxPropName, {g_opt.host_name});
@@ -930,7 +1001,7 @@ int main(int argc, char** argv) {
   g_host_props.set_int(kOfxImageEffectHostPropIsBackground, {1});
   g_host_props.set_int(kOfxImageEffectPropSupportsMultiResolution, {g_opt.multires ? 1 : 0});
   g_host_props.set_int(kOfxImageEffectPropSupportsTiles, {g_opt.emulate_resolve ? 0 : 1});
-  g_host_props.set_int(kOfxImageEffectPropTemporalClipAccess, {0});
+  g_host_props.set_int(kOfxImageEffectPropTemporalClipAccess, {g_opt.temporal ? 1 : 0});
   g_host_props.set_int(kOfxImageEffectPropSupportsMultipleClipDepths, {0});
   g_host_props.set_string(kOfxImageEffectPropSupportedComponents,
                           {kOfxImageComponentRGBA, kOfxImageComponentRGB});
@@ -1077,7 +1148,10 @@ int main(int argc, char** argv) {
         kOfxImageClipPropConnected,
         {name == kOfxImageEffectSimpleSourceClipName && g_opt.disconnect_source ? 0 : 1});
     clip->props.set_double(kOfxImagePropPixelAspectRatio, {1.0});
+    // Frames 0..N-1, as the plugin reads them to clamp its window at the clip's ends.
+    clip->props.set_double(kOfxImageEffectPropFrameRange, {0.0, double(g_opt.frames - 1)});
   }
+  inst.props.set_double(kOfxImageEffectPropFrameRange, {0.0, double(g_opt.frames - 1)});
   inst.props.set_double(kOfxImageEffectPropProjectSize,
                         {inst.src_rod.x2 - inst.src_rod.x1, inst.src_rod.y2 - inst.src_rod.y1});
 
@@ -1136,6 +1210,25 @@ int main(int argc, char** argv) {
   }
 
   if (g_opt.same_buffers) g_opt.threads = 1;
+  // Which frames the workers take, in what order: all in order unless --render-order says.
+  std::vector<int> order;
+  if (g_opt.render_order.empty() || g_opt.render_order == "reverse") {
+    for (int t = 0; t < g_opt.frames; ++t) order.push_back(t);
+    if (!g_opt.render_order.empty()) std::reverse(order.begin(), order.end());
+  } else {
+    for (size_t at = 0; at < g_opt.render_order.size();) {
+      size_t end = g_opt.render_order.find(',', at);
+      if (end == std::string::npos) end = g_opt.render_order.size();
+      const std::string item = g_opt.render_order.substr(at, end - at);
+      char* stop = nullptr;
+      long t = std::strtol(item.c_str(), &stop, 10);
+      if (item.empty() || *stop || t < 0 || t >= g_opt.frames)
+        die("--render-order: " + item + " is not a frame in 0.." +
+            std::to_string(g_opt.frames - 1));
+      order.push_back(int(t));
+      at = end + 1;
+    }
+  }
   inst.frames.resize(g_opt.same_buffers ? 1 : g_opt.frames);
   for (int t = 0; t < int(inst.frames.size()); ++t) {
     Frame& f = inst.frames[t];
@@ -1168,12 +1261,40 @@ int main(int argc, char** argv) {
   seq_in.set_double(kOfxImageEffectPropRenderScale, {rs, rs});
   call(plugin, kOfxImageEffectActionBeginSequenceRender, inst.handle(), &seq_in, nullptr);
 
+  const bool temporal =
+      g_opt.temporal && int(inst.props.get_double(kOfxImageEffectPropTemporalClipAccess)) != 0;
+
   std::atomic<int> next_frame{0};
   std::atomic<int> failures{0};
   std::mutex print_mutex;
   auto worker = [&] {
-    for (int t; (t = next_frame++) < g_opt.frames;) {
+    for (int n; (n = next_frame++) < int(order.size());) {
+      const int t = order[n];
       Frame& f = inst.frames[frame_index(&inst, t)];
+      t_render = RenderContext{true, double(t), {double(t), double(t)}};
+      if (temporal) {
+        // A host with temporal access asks which source frames the render will read.
+        PropertySet fn_in, fn_out;
+        fn_in.set_double(kOfxPropTime, {double(t)});
+        fn_in.set_double(kOfxImageEffectPropRenderScale, {rs, rs});
+        OfxStatus fs = plugin->mainEntry(kOfxImageEffectActionGetFramesNeeded, inst.handle(),
+                                         fn_in.handle(), fn_out.handle());
+        const std::string key =
+            std::string(kOfxImageClipPropFrameRangePrefix) + kOfxImageEffectSimpleSourceClipName;
+        std::string text;
+        if (fs == kOfxStatOK && fn_out.has(key)) {
+          std::lock_guard<std::mutex> lock(fn_out.mutex);
+          t_render.needed = fn_out.props[key].d;
+          if (t_render.needed.size() % 2) t_render.needed.pop_back();
+          for (size_t k = 0; k + 1 < t_render.needed.size(); k += 2)
+            text += (k ? ", " : "") + format_time(t_render.needed[k]) + ".." +
+                    format_time(t_render.needed[k + 1]);
+        } else {
+          text = std::to_string(t) + ".." + std::to_string(t) + " (default)";
+        }
+        std::lock_guard<std::mutex> lock(print_mutex);
+        std::printf("frames needed t=%d: %s\n", t, text.c_str());
+      }
       PropertySet in, id_out;
       in.set_double(kOfxPropTime, {double(t)});
       in.set_string(kOfxImageEffectPropFieldToRender, {"OfxFieldNone"});
@@ -1205,6 +1326,7 @@ int main(int argc, char** argv) {
                  std::chrono::steady_clock::now() - t0)
                  .count();
       }
+      t_render = RenderContext{};
       if (s != kOfxStatOK) failures++;
       std::lock_guard<std::mutex> lock(print_mutex);
       std::printf("render t=%d status=%d identity=%d us=%lld\n", t, s, id == kOfxStatOK ? 1 : 0,
@@ -1232,6 +1354,11 @@ int main(int argc, char** argv) {
       }
       npy::write(path, picture_from(f.dst, picture.descr));
     }
+  }
+  if (int live = g_live_images.load()) {
+    // Images are valid only inside the action that fetched them: one kept is a leak at best.
+    std::fprintf(stderr, "host: error: %d images fetched and never released\n", live);
+    status_all = 4;
   }
   std::printf("output bounds %d %d %d %d\n", dst_bounds.x1, dst_bounds.y1, dst_bounds.x2,
               dst_bounds.y2);

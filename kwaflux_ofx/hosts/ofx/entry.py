@@ -113,13 +113,34 @@ def _effect_scale(choice) -> int:
     return int(scale)
 
 
-def render(src: np.ndarray, dst: np.ndarray, params: dict) -> float:
+def _window(
+    src: np.ndarray, neighbours, params: dict, kwargs: dict
+) -> tuple[list[np.ndarray], int] | None:
+    """The frames the denoiser sees, in time order, and the index of `src` among them; None
+    when the frame is rendered alone (radius 0, denoise off, or no neighbour came)."""
+    radius = int(params.get("temporalRadius", 0))
+    denoising = kwargs["denoise"] == settings.DENOISE_AUTO or kwargs["denoise"] > 0
+    if radius <= 0 or not denoising or not neighbours:
+        return None
+    # The shell fetches only within the radius; a stray offset is dropped, not trusted.
+    near = sorted((int(k), f) for k, f in neighbours if k != 0 and abs(int(k)) <= radius)
+    if not near:
+        return None
+    before = [f for k, f in near if k < 0]
+    return before + [src] + [f for k, f in near if k > 0], len(before)
+
+
+def render(src: np.ndarray, dst: np.ndarray, params: dict, neighbours=()) -> float:
     """Render one frame into `dst`; returns the seconds spent in the Engine.
 
     `src` and `dst` are top-down views (row 0 = top) of the host's buffers, with the host's
     strides: never keep a reference after returning, the host frees them.
     `params` holds the effect's parameters plus window, src_bounds, dst_bounds (pixel rects),
     render_scale and host_multires.
+    `neighbours` holds (offset, view) pairs: the source frames around this one in time
+    (offset -temporalRadius..temporalRadius, never 0), read-only views like `src`, the frames
+    the host could not give left out. With the denoise stage on they go to the engine's
+    temporal path (process_window); otherwise the frame is rendered alone.
     """
     engine, scale, kwargs = _engine_args(params)
     src_b: Rect = tuple(params["src_bounds"])
@@ -127,20 +148,30 @@ def render(src: np.ndarray, dst: np.ndarray, params: dict) -> float:
     win: Rect = tuple(params["window"])
     if src.size == 0 or dst.size == 0 or win[2] <= win[0] or win[3] <= win[1]:
         return 0.0
+    window = _window(src, neighbours, params, kwargs)
     t0 = time.perf_counter()
     sr = params["effect"] == "sr"
     if sr and not params.get("host_multires", True):
         before = src
         before_b = src_b
-        out = _timeline_resolution_sr(engine, src, scale, kwargs, float(params["sourceScale"]))
+        source_scale = float(params["sourceScale"])
+        out = _timeline_resolution_sr(engine, src, scale, kwargs, source_scale, window)
         _place(out, src_b, dst, dst_b, win)
     else:
         out_b = _scaled(src_b, scale)
         if out_b == dst_b and win == dst_b:
             # The common case: the engine writes straight into the host's buffer.
-            engine.process_into(src, dst, **kwargs)
+            if window:
+                engine.process_window_into(*window, dst, **kwargs)
+            else:
+                engine.process_into(src, dst, **kwargs)
         else:
-            _place(engine.process(src, **kwargs), out_b, dst, dst_b, win)
+            out = (
+                engine.process_window(*window, **kwargs)
+                if window
+                else engine.process(src, **kwargs)
+            )
+            _place(out, out_b, dst, dst_b, win)
         before, before_b = src, src_b
         if sr and params.get("splitView"):
             before = np.repeat(np.repeat(src, scale, axis=0), scale, axis=1)
@@ -153,22 +184,34 @@ def render(src: np.ndarray, dst: np.ndarray, params: dict) -> float:
 
 
 def _timeline_resolution_sr(
-    engine: Engine, src: np.ndarray, scale: int, kwargs: dict, source_scale: float
+    engine: Engine,
+    src: np.ndarray,
+    scale: int,
+    kwargs: dict,
+    source_scale: float,
+    window: tuple[list[np.ndarray], int] | None = None,
 ) -> np.ndarray:
     """Hosts without multi-resolution (Resolve): output stays at timeline size.
 
     The host already enlarged the source to the timeline; bring it back to the size the source
     had (source_scale x timeline, 0 = 1/scale), run the SR model up, and fit the result to the
-    timeline frame.
+    timeline frame. A temporal `window` (frames, index of src) is brought back alike.
     """
     h, w = src.shape[:2]
     if not 0.0 <= source_scale <= 1.0:  # NaN fails this too; a script can send any number
         raise KwafluxError(f"source scale must be between 0 and 1, not {source_scale}")
     ss = source_scale if source_scale > 0 else 1.0 / scale
     sh, sw = max(1, round(h * ss)), max(1, round(w * ss))
-    frame = to_float(src)
-    small = frame if (sh, sw) == (h, w) else resize(frame, sh, sw, "area")
-    up = engine.process(small, **kwargs)
+
+    def shrink(frame: np.ndarray) -> np.ndarray:
+        frame = to_float(frame)
+        return frame if (sh, sw) == (h, w) else resize(frame, sh, sw, "area")
+
+    if window:
+        frames, centre = window
+        up = engine.process_window([shrink(f) for f in frames], centre, **kwargs)
+    else:
+        up = engine.process(shrink(src), **kwargs)
     if up.shape[:2] != (h, w):
         up = resize(up, h, w, "lanczos3")
     return from_float(up, src.dtype)
