@@ -2,8 +2,8 @@
 // regions, render on N threads, destroy, unload) run many times in one process, each time with a
 // random image size, depth, components, rowBytes (negative, padded), bounds offset, render scale,
 // host flavour, parameter values (out-of-range ones included), temporal radius, render order and
-// failing neighbour fetches. One process keeps the embedded
-// Python warm, so thousands of configurations cost seconds, not an interpreter start each.
+// neighbours that fail or come in another size. One process keeps the embedded Python warm, so
+// thousands of configurations cost seconds, not an interpreter start each.
 //
 // Built by reliability/campaigns.py (optionally with -fsanitize=address,undefined). The host's
 // source is included, not copied: its main() becomes a function this loop calls.
@@ -236,6 +236,10 @@ int main(int argc, char** argv) {
     }
     if (f.chance(0.1)) {
       args.push_back("--fail-fetch");
+      args.push_back(std::to_string(f.uniform(0, 2)));
+    }
+    if (f.chance(0.05)) {
+      args.push_back("--odd-frame");  // a neighbour one pixel narrower: left out
       args.push_back(std::to_string(f.uniform(0, 2)));
     }
 
