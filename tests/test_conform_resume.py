@@ -97,8 +97,8 @@ def test_kill9_then_rerun_finishes(tmp_path, model):
     proc = popen("conform", *args, "--model", model, "--progress", "json")
     try:
         wait_for_frames(proc, unit=1, at_least=20)
-        partial = tmp_path / "media" / ".long.kwaflux-partial.mov"
-        assert partial.exists()  # mid-write: the unfinished output is under its temp name
+        parts = tmp_path / "media" / ".long.kwaflux-partial.mov.parts"
+        assert parts.is_dir()  # mid-write: the unfinished output's segments, under a temp name
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
@@ -152,8 +152,13 @@ def test_ctrl_c_stops_cleanly(tmp_path, model):
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1] == "kwaflux: interrupted"
     assert "Traceback" not in err
-    # the unfinished output's temp file is gone, the finished one stays, no timeline written
-    assert sorted(os.listdir(tmp_path / "media")) == ["short.mov"]
+    # the finished output stays; of the unfinished one only its finished segments (kept for a
+    # rerun to resume from), never a partial segment; no timeline written
+    media = sorted(os.listdir(tmp_path / "media"))
+    assert media in (["short.mov"], [".long.kwaflux-partial.mov.parts", "short.mov"])
+    if len(media) == 2:
+        kept = os.listdir(tmp_path / "media" / media[0])
+        assert all(n == "fingerprint" or n[0].isdigit() for n in kept), kept
     assert not (tmp_path / "out.otio").exists()
 
 

@@ -179,6 +179,7 @@ def run_clips(
                 "reason": res.get("reason", ""),
                 "frames": u.frames,
                 "written": res.get("frames", 0),
+                "resumed": res.get("resumed", 0),  # frames kept from an earlier, killed run
                 "first": frames_to_timecode(u.start_tc, u.media.rate, u.media.drop_frame),
                 "seconds": round(res.get("seconds", 0.0), 3),
                 **unit_strength(u),

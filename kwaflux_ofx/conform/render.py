@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import queue
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from collections.abc import Callable
 import numpy as np
 
 from kwaflux_ofx.conform.plan import ConformSettings, WorkUnit
+from kwaflux_ofx.conform.segments import remove as _remove
+from kwaflux_ofx.conform.segments import render_segments
 from kwaflux_ofx.errors import KwafluxError, first_line
 from kwaflux_ofx.media.codecs import CODECS
 from kwaflux_ofx.media.decode import read_frames
@@ -86,13 +87,6 @@ def output_is_complete(unit: WorkUnit, settings: ConformSettings | None = None) 
     return (info.frames, info.width, info.height) == (unit.frames, unit.out_width, unit.out_height)
 
 
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.unlink(path)
-
-
 def make_processor(
     engine, settings: ConformSettings, unit: WorkUnit
 ) -> Callable[[np.ndarray], np.ndarray]:
@@ -118,10 +112,11 @@ def render_unit(
     stop: threading.Event | None = None,
     infer_workers: int = 2,
 ) -> dict:
-    """Render `unit` to its output; returns {"status", "reason", "frames", "seconds"}.
+    """Render `unit` to its output; returns {"status", "reason", "frames", "seconds", "resumed"}.
 
-    Decoding runs in its own thread, frames go through the engine on a small pool (onnxruntime
-    releases the GIL), and encoding runs here; bounded queues keep the pipeline's memory flat.
+    A video renders in segments, each finished one kept under its own name, so a rerun after a
+    kill starts at the first missing segment; the segments are joined (packets copied) into the
+    temp name, renamed to the output when complete. An image sequence renders whole.
     """
     t0 = time.perf_counter()
     if output_is_complete(unit, settings):
@@ -130,30 +125,91 @@ def render_unit(
             "reason": "already complete (kept from an earlier run)",
             "frames": unit.frames,
             "seconds": 0.0,
+            "resumed": unit.frames,
         }
     stop = stop or threading.Event()
-    tmp = temp_path(unit)
-    _remove(tmp)  # a partial file left by a killed run
     os.makedirs(os.path.dirname(unit.output), exist_ok=True)
-    info = unit.media
-    keep_alpha = info.channels == 4 and CODECS[unit.codec].alpha
+    keep_alpha = unit.media.channels == 4 and CODECS[unit.codec].alpha
+    tag = fingerprint(unit, settings)
+    tmp = temp_path(unit)
+    count = {"written": 0}
+
+    def counted(n: int) -> None:
+        count["written"] += n
+        if on_frames:
+            on_frames(n)
+
+    def run(writer, start: int, end: int) -> int:
+        return _pipeline(
+            unit, process, writer, start, end, counted, stop, infer_workers, keep_alpha
+        )
+
+    resumed = 0
     try:
-        writer = _open_writer(unit, tmp, keep_alpha, fingerprint(unit, settings))
-    except (KwafluxError, OSError, ValueError) as exc:
+        if CODECS[unit.codec].is_sequence:
+            _render_whole(unit, tmp, keep_alpha, tag, run)
+        else:
+            resumed = render_segments(unit, tmp, keep_alpha, tag, run, on_frames, _open_writer)
+        _remove(unit.output)  # an incomplete output from an earlier run
+        os.replace(tmp, unit.output)
+    except Cancelled:
         _remove(tmp)
+        raise
+    except Exception as exc:
+        _remove(tmp)
+        reason = first_line(exc)
+        log.error("%s: %s", unit.output, reason)
         return {
             "status": "failed",
-            "reason": first_line(exc),
-            "frames": 0,
+            "reason": reason,
+            "frames": count["written"],
             "seconds": time.perf_counter() - t0,
+            "resumed": resumed,
         }
+    return {
+        "status": "done",
+        "reason": "",
+        "frames": unit.frames,
+        "seconds": time.perf_counter() - t0,
+        "resumed": resumed,
+    }
+
+
+def _render_whole(unit: WorkUnit, tmp: str, keep_alpha: bool, tag: str, run) -> None:
+    """Render every frame into one writer at `tmp` (image sequences)."""
+    _remove(tmp)  # a partial output left by a killed run
+    writer = _open_writer(unit, tmp, keep_alpha, tag)
+    try:
+        written = run(writer, unit.start, unit.stop)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    if written != unit.frames:
+        raise KwafluxError(f"wrote {written} frames, {unit.frames} expected", unit.output)
+
+
+def _pipeline(
+    unit: WorkUnit,
+    process: Callable,
+    writer,
+    start: int,
+    end: int,
+    on_frames: ProgressFn,
+    stop: threading.Event,
+    infer_workers: int,
+    keep_alpha: bool,
+) -> int:
+    """Frames start..end of the unit's media through `process` into `writer`; returns how many
+    were written. Decoding runs in its own thread, frames go through the engine on a small pool
+    (onnxruntime releases the GIL), and encoding runs here; bounded queues keep memory flat."""
+    info = unit.media
     pending: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
     failure: list[BaseException] = []
     pool = concurrent.futures.ThreadPoolExecutor(
         max(1, infer_workers), thread_name_prefix="kwaflux-infer"
     )
-
-    halt = threading.Event()  # this unit only: set when the encoding side gives up
+    halt = threading.Event()  # this pipeline only: set when the encoding side gives up
 
     def stopped() -> bool:
         return stop.is_set() or halt.is_set()
@@ -169,8 +225,8 @@ def render_unit(
 
     def decode() -> None:
         try:
-            expected = unit.start
-            for idx, frame in read_frames(info, unit.start, unit.stop):
+            expected = start
+            for idx, frame in read_frames(info, start, end):
                 if idx != expected:
                     raise KwafluxError(
                         f"frame {expected} is missing (decoder gave {idx})", info.path
@@ -180,10 +236,8 @@ def render_unit(
                     frame = frame[:, :, :3]
                 if not put(pool.submit(process, frame)):
                     return
-            if expected != unit.stop:
-                raise KwafluxError(
-                    f"media ends at frame {expected}, {unit.stop} expected", info.path
-                )
+            if expected != end:
+                raise KwafluxError(f"media ends at frame {expected}, {end} expected", info.path)
         except BaseException as exc:  # noqa: BLE001 - handed to the encoding side to report
             failure.append(exc)
         finally:
@@ -192,7 +246,6 @@ def render_unit(
     reader = threading.Thread(target=decode, name="kwaflux-decode", daemon=True)
     reader.start()
     written = 0
-    ok = False
     try:
         while True:
             if stop.is_set():
@@ -205,45 +258,26 @@ def render_unit(
                 break
             writer.write(item.result())
             written += 1
-            if on_frames:
-                on_frames(1)
+            on_frames(1)
         if failure:
             raise failure[0]
-        writer.close()
-        if written != unit.frames:
-            raise KwafluxError(f"wrote {written} frames, {unit.frames} expected", unit.output)
-        _remove(unit.output)  # an incomplete output from an earlier run
-        os.replace(tmp, unit.output)
-        ok = True
-    except Exception as exc:
-        writer.abort()
-        if isinstance(exc, Cancelled):
-            raise
-        reason = first_line(exc)
-        log.error("%s: %s", unit.output, reason)
-        return {
-            "status": "failed",
-            "reason": reason,
-            "frames": written,
-            "seconds": time.perf_counter() - t0,
-        }
     finally:
-        if not ok:
-            halt.set()  # the decoder's put() sees it within 0.2 s and returns
+        halt.set()  # the decoder's put() sees it within 0.2 s and returns
         reader.join()
         pool.shutdown(wait=True, cancel_futures=True)
-        if not ok:
-            _remove(tmp)
-    return {"status": "done", "reason": "", "frames": written, "seconds": time.perf_counter() - t0}
+    return written
 
 
-def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str):
-    """The writer for a unit's temp output; audio is copied through for the same span."""
+def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str | None, whole=True):
+    """The writer for a unit's temp output (or, not `whole`, one video segment of it: no audio,
+    timecode or comment, which the join adds); audio is copied through for the same span."""
     codec = CODECS[unit.codec]
     info = unit.media
     if not codec.is_sequence:
         audio = (
-            (info.path, unit.start / info.rate, unit.stop / info.rate) if info.has_audio else None
+            (info.path, unit.start / info.rate, unit.stop / info.rate)
+            if info.has_audio and whole
+            else None
         )
         return VideoWriter(
             tmp,
@@ -251,7 +285,7 @@ def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str):
             unit.out_width,
             unit.out_height,
             info.rate,
-            unit.start_tc,
+            unit.start_tc if whole else None,
             high_bit=info.bits > 8,
             color=info.color,
             alpha=keep_alpha,

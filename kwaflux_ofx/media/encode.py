@@ -105,41 +105,7 @@ class VideoWriter:
             log.debug("cannot tag colour on %s: %s", self.path, exc)
 
     def _copy_audio(self, source: str, t0: float, t1: float) -> None:
-        """Copy the source's first audio stream for [t0, t1) seconds, packets untouched.
-
-        Audio goes in before any video: it is small, and the muxer's interleaving queue then
-        holds only audio while the video streams in.
-        """
-        import av
-
-        with av.open(source) as src:
-            if not src.streams.audio:
-                return
-            a_in = src.streams.audio[0]
-            try:
-                a_out = self.container.add_stream_from_template(a_in)
-            except (ValueError, av.error.FFmpegError) as exc:
-                log.warning(
-                    "%s: audio (%s) not copied: %s", self.path, a_in.codec_context.name, exc
-                )
-                return
-            tb = a_in.time_base
-            first = a_in.start_time or 0
-            offset = first + int(t0 / tb)
-            end = first + int(t1 / tb)
-            if t0 > 0:
-                src.seek(offset, stream=a_in, backward=True)
-            for packet in src.demux(a_in):
-                if packet.pts is None or packet.size == 0:
-                    continue
-                if packet.pts < offset:
-                    continue
-                if packet.pts >= end:
-                    break
-                packet.pts -= offset
-                packet.dts = packet.pts if packet.dts is None else packet.dts - offset
-                packet.stream = a_out
-                self.container.mux(packet)
+        copy_audio(self.container, self.path, source, t0, t1)
 
     def write(self, array: np.ndarray) -> None:
         import av
@@ -172,6 +138,47 @@ class VideoWriter:
             self.container.close()
         except Exception as exc:  # noqa: BLE001 - already broken; the caller removes the temp file
             log.debug("closing %s after an error: %s", self.path, exc)
+
+
+def copy_audio(container, path: str, source: str, t0: float, t1: float) -> None:
+    """Copy every audio stream of the source for [t0, t1) seconds into `container` (being
+    written to `path`), packets untouched.
+
+    Audio goes in before any video: it is small, and the muxer's interleaving queue then
+    holds only audio while the video streams in.
+    """
+    import av
+
+    with av.open(source) as src:
+        spans = {}  # input stream index -> (output stream, first pts kept, end pts)
+        for a_in in src.streams.audio:
+            try:
+                a_out = container.add_stream_from_template(a_in)
+            except (ValueError, av.error.FFmpegError) as exc:
+                name = a_in.codec_context.name
+                log.warning("%s: audio (%s) not copied: %s", path, name, exc)
+                continue
+            tb = a_in.time_base
+            first = a_in.start_time or 0
+            spans[a_in.index] = (a_out, first + int(t0 / tb), first + int(t1 / tb))
+        if not spans:
+            return
+        streams = [src.streams[i] for i in spans]
+        if t0 > 0:
+            src.seek(spans[streams[0].index][1], stream=streams[0], backward=True)
+        past_end: set[int] = set()
+        for packet in src.demux(streams):
+            a_out, offset, end = spans[packet.stream.index]
+            if packet.pts is not None and packet.pts >= end:
+                past_end.add(packet.stream.index)
+                if len(past_end) == len(spans):
+                    break  # every stream is past the span: the rest of the file is not read
+            if packet.pts is None or packet.size == 0 or not offset <= packet.pts < end:
+                continue
+            packet.pts -= offset
+            packet.dts = packet.pts if packet.dts is None else packet.dts - offset
+            packet.stream = a_out
+            container.mux(packet)
 
 
 class SequenceWriter:
