@@ -117,6 +117,13 @@ def test_wrapped_matches_for_every_model_form(models, name):
     assert [g for g in engine.sessions._graphs.values() if g is not None]  # it was wrapped
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_shipped_models_give_the_same_pixels_wrapped(dtype):
+    x = frame((48, 64, 4), dtype, seed=8)
+    a, b = both(x, scale=2, denoise=0.3)  # the built-in denoiser, then the built-in x2
+    np.testing.assert_array_equal(a, b)
+
+
 def test_translucent_alpha_keeps_the_numpy_path_and_its_pixels(models):
     x = frame((30, 34, 4), np.uint16, seed=3, alpha=0.5)
     engine = Engine(device="cpu")
