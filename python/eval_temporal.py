@@ -370,11 +370,14 @@ def goals(results: dict, speed: dict, bm4d_ms: float) -> list[str]:
             f"{single['flicker']:.2f}) and <= clean + 10% ({temp['flicker_vs_clean']:.2f}x): "
             f"{mark(temp['flicker'] <= single['flicker'] and temp['flicker_vs_clean'] <= 1.1)}"
         )
-        lines.append(
-            f"- `{clip}` sigma 25: no ghosting, error in moving areas <= single-frame "
-            f"({temp['moving_err']:.2f} vs {single['moving_err']:.2f}): "
-            f"{mark(temp['moving_err'] <= single['moving_err'])}"
-        )
+        if np.isfinite(single["moving_err"]):
+            lines.append(
+                f"- `{clip}` sigma 25: no ghosting, error in moving areas <= single-frame "
+                f"({temp['moving_err']:.2f} vs {single['moving_err']:.2f}): "
+                f"{mark(temp['moving_err'] <= single['moving_err'])}"
+            )
+        else:
+            lines.append(f"- `{clip}`: no pixel moves by more than 1 px: ghosting n/a")
         sr, lz = results[(clip, "sr")]
         lines.append(f"- `{clip}`: SR x2 after temporal flickers no more than Lanczos ({sr:.2f} vs "
                      f"{lz:.2f}): {mark(sr <= lz)}")  # fmt: skip
