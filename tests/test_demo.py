@@ -68,3 +68,15 @@ def test_ofx_frame_equals_engine(demo_out):
     assert summary["ofx"].endswith("max difference from the engine: 0")
     out = np.load(demo_out / "ofx" / "frame_x2.npy")
     assert out.shape == (2 * H, 2 * W, 4) and out.dtype == np.uint8
+
+
+def test_real_footage_is_upscaled_and_cropped_beside_lanczos(demo_out):
+    from kwaflux_ofx.demo.real import CROP
+
+    clip = probe(demo_out / "real" / "bikes_x2.mov")
+    assert (clip.width, clip.height, clip.frames) == (1280, 544, FRAMES)
+    crop = read_image(demo_out / "real" / "bikes_crop_lanczos_vs_kwaflux.png")[0]
+    w, h = CROP[2] * 2, CROP[3] * 2
+    assert crop.shape == (h, 2 * w + 4, 3)
+    left, right = crop[:, :w].astype(float), crop[:, w + 4 :].astype(float)
+    assert np.abs(left - right).mean() < 40  # the same stretch of picture on both sides

@@ -149,3 +149,23 @@ def test_json_progress_carries_fps_and_eta_and_resolve_shows_it(tmp_path, mdir, 
     print_progress(events[0])
     print_progress({"event": "frames", "unit": 0, "done": 3, "job_fps": 2.0, "job_eta": 75})
     assert "50%, 2.0 fps, 1 min 15 s left" in capsys.readouterr().out
+
+
+def test_zero_byte_and_audio_only_inputs_fail_in_one_line(tmp_path, capsys):
+    import av
+
+    empty = tmp_path / "empty.mov"
+    empty.write_bytes(b"")
+    audio = tmp_path / "audio.mkv"
+    with av.open(str(audio), "w") as c:
+        s = c.add_stream("pcm_s16le", rate=48000, layout="mono")
+        frame = av.AudioFrame(format="s16", layout="mono", samples=480)
+        frame.sample_rate, frame.pts = 48000, 0
+        for p in [*s.encode(frame), *s.encode()]:
+            c.mux(p)
+    for src, why in ((empty, "cannot read video"), (audio, "has no video stream")):
+        out = tmp_path / f"{src.stem}_x2.mov"
+        assert main(["upscale", str(src), str(out), "--denoise", "0", "-q"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and src.name in err[0] and why in err[0]
+        assert not out.exists()

@@ -22,6 +22,7 @@ from kwaflux_ofx.media.codecs import CODECS
 from kwaflux_ofx.media.decode import read_frames
 from kwaflux_ofx.media.encode import SequenceWriter, VideoWriter
 from kwaflux_ofx.media.probe import probe
+from kwaflux_ofx.media.timecode import frames_to_timecode
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,9 @@ def _pipeline(
             for idx, frame in read_frames(info, start, end):
                 if idx != expected:
                     raise KwafluxError(
-                        f"frame {expected} is missing (decoder gave {idx})", info.path
+                        f"frame {expected} ({_timecode(unit, expected)}) is missing or damaged "
+                        f"(decoder gave {idx})",
+                        info.path,
                     )
                 expected += 1
                 if not keep_alpha and frame.shape[2] == 4:
@@ -237,7 +240,11 @@ def _pipeline(
                 if not put(pool.submit(process, frame)):
                     return
             if expected != end:
-                raise KwafluxError(f"media ends at frame {expected}, {end} expected", info.path)
+                raise KwafluxError(
+                    f"media ends at frame {expected} ({_timecode(unit, expected)}), "
+                    f"{end} expected (cut short or damaged?)",
+                    info.path,
+                )
         except BaseException as exc:  # noqa: BLE001 - handed to the encoding side to report
             failure.append(exc)
         finally:
@@ -266,6 +273,11 @@ def _pipeline(
         reader.join()
         pool.shutdown(wait=True, cancel_futures=True)
     return written
+
+
+def _timecode(unit: WorkUnit, index: int) -> str:
+    """Frame `index` of the unit's media as its source timecode (what an editor looks up)."""
+    return frames_to_timecode(unit.origin + index, unit.media.rate, unit.media.drop_frame)
 
 
 def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str | None, whole=True):
