@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 
 from kwaflux_ofx.conform.plan import ConformSettings, WorkUnit
-from kwaflux_ofx.errors import KwafluxError
+from kwaflux_ofx.errors import MediaError
 from kwaflux_ofx.media.decode import read_frames
+
+log = logging.getLogger(__name__)
 
 SAMPLES = 5  # frames measured per clip: enough to steady the estimate, cheap next to rendering
 
 
 def sample_frames(unit: WorkUnit, count: int = SAMPLES) -> list:
-    """`count` frames spread evenly over the unit's range (each read with a seek)."""
+    """`count` frames spread evenly over the unit's range (each read with a seek); a damaged
+    one is left out (rendering reports it), MediaError when none decodes."""
     n = unit.frames
     picks = sorted({unit.start + (2 * k + 1) * n // (2 * count) for k in range(min(count, n))})
     frames = []
     for idx in picks:
-        for _, frame in read_frames(unit.media, idx, idx + 1):
-            frames.append(frame[:, :, :3])
+        try:
+            for _, frame in read_frames(unit.media, idx, idx + 1):
+                frames.append(frame[:, :, :3])
+        except MediaError as exc:
+            log.info("%s: frame %d not measured: %s", unit.media.path, idx, exc)
     if not frames:
-        raise KwafluxError("no frame decoded to measure its noise", unit.media.path)
+        raise MediaError("no frame decoded to measure its noise", unit.media.path)
     return frames
 
 
@@ -39,7 +46,17 @@ def resolve_auto(
     for unit in units:
         key = unit.media.path
         if key not in measured:
-            est = engine.auto_strength(sample_frames(unit), denoise_model=settings.denoise_model)
+            try:
+                frames = sample_frames(unit)
+            except MediaError as exc:
+                # Damaged media fails its own clip when it renders, not the whole job here.
+                measured[key] = (0.0, {"error": str(exc)})
+                note(
+                    f"{os.path.basename(key)}: cannot measure its noise; denoise 0", {"media": key}
+                )
+                unit.denoise, unit.auto = measured[key]
+                continue
+            est = engine.auto_strength(frames, denoise_model=settings.denoise_model)
             measured[key] = (est.strength, est.as_dict())
             name = os.path.basename(key)
             note(f"{name}: {est.describe()}", {"media": key, **est.as_dict()})

@@ -123,7 +123,7 @@ def print_report(report: dict, stream) -> None:
     for c in report["clips"]:
         if c["status"] != "done":
             stream.write(f"  {c['status']}: {c['name']}: {c['reason']}\n")
-        elif "auto_denoise" in c:
+        elif "strength" in c.get("auto_denoise", {}):
             a = c["auto_denoise"]
             stream.write(
                 f"  {c['name']}: auto denoise {a['strength']:.2f} (noise "
