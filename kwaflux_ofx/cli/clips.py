@@ -66,6 +66,7 @@ def cmd_clips(args, engine, scale_of) -> int:
     chosen = ConformSettings(
         scale=scale_of(args, engine),
         denoise=args.denoise,
+        temporal_radius=args.temporal_radius,
         model=args.model,
         denoise_model=args.denoise_model,
         codec=codec,

@@ -31,6 +31,7 @@ def register(subparsers) -> None:
         settings.DENOISE_AUTO,
         "denoise strength before upscaling (0 = off; auto = measured on each clip)",
     )
+    options.add_temporal_radius(p)
     p.add_argument("--model", default=None, help="SR model: registry name or .onnx path")
     p.add_argument("--denoise-model", default=None, help="denoise model: name or .onnx path")
     p.add_argument("--handles", type=int, default=12, help="extra frames each side of a clip")
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ConformSettings(
         scale=args.scale,
         denoise=args.denoise,
+        temporal_radius=args.temporal_radius,
         model=args.model,
         denoise_model=args.denoise_model,
         handles=args.handles,

@@ -31,6 +31,17 @@ def add_denoise(p: argparse.ArgumentParser, default: float | str | None, help: s
     )
 
 
+def add_temporal_radius(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--temporal-radius",
+        type=int,
+        default=None,
+        metavar=f"0..{settings.TEMPORAL_RADIUS_MAX}",
+        help=f"frames each side the denoiser also looks at (default {settings.TEMPORAL_RADIUS_DEFAULT} "
+        "when denoise is on, 0 = frame by frame)",
+    )
+
+
 def add_codec(p: argparse.ArgumentParser, default: str | None, help: str) -> None:
     p.add_argument("--codec", choices=tuple(settings.CODECS), default=default, help=help)
 

@@ -46,6 +46,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
         settings.DENOISE_AUTO,
         "denoise strength before upscaling (0 = off, exact pass-through; auto = measured)",
     )
+    options.add_temporal_radius(p)  # videos and sequences; a still has no neighbours
     p.add_argument("--model", default=None, metavar="NAME|PATH", help="super-resolution model")
     p.add_argument("--denoise-model", default=None, metavar="NAME|PATH", help="denoise model")
     p.add_argument(

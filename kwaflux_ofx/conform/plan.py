@@ -41,10 +41,17 @@ class ConformSettings:
     threads: int | None = None
     # Two used ranges of one media closer than this many frames are rendered as one output.
     merge_gap: int | None = None
+    # Frames each side the denoiser looks at; None: the default when denoise is on, else 0.
+    temporal_radius: int | None = None
 
     def __post_init__(self):
         self.scale = checked(settings.check_scale, self.scale, "--scale")
         self.denoise = checked(settings.check_denoise_or_auto, self.denoise, "--denoise")
+        if self.temporal_radius is None:
+            self.temporal_radius = settings.TEMPORAL_RADIUS_DEFAULT if self.denoise else 0
+        self.temporal_radius = checked(
+            settings.check_temporal_radius, self.temporal_radius, "--temporal-radius"
+        )
         checked(settings.check_codec, self.codec, "--codec")
         if self.handles < 0:
             raise KwafluxError(f"--handles must be 0 or more, not {self.handles}")
@@ -58,6 +65,7 @@ class ConformSettings:
             "denoise": self.denoise,
             "model": self.model or "",
             "denoise_model": self.denoise_model or "",
+            "temporal_radius": self.temporal_radius,
         }
 
     def as_dict(self) -> dict:

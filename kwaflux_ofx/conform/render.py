@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import dataclasses
 import hashlib
 import json
 import logging
@@ -88,21 +90,32 @@ def output_is_complete(unit: WorkUnit, settings: ConformSettings | None = None) 
     return (info.frames, info.width, info.height) == (unit.frames, unit.out_width, unit.out_height)
 
 
-def make_processor(
-    engine, settings: ConformSettings, unit: WorkUnit
-) -> Callable[[np.ndarray], np.ndarray]:
-    denoise = unit.strength(settings)  # auto was resolved per clip before rendering
+@dataclasses.dataclass(frozen=True)
+class Processor:
+    """What a unit's frames go through: the engine at the unit's strength, each frame with up
+    to `radius` frames of the media on each side (temporal denoise; 0: frame by frame)."""
 
-    def process(frame: np.ndarray) -> np.ndarray:
-        return engine.process(
-            frame,
-            scale=settings.scale,
-            denoise=denoise,
-            sr_model=settings.model,
-            denoise_model=settings.denoise_model,
+    engine: object
+    settings: ConformSettings
+    strength: float
+    radius: int
+
+    def __call__(self, window: list[np.ndarray], centre: int) -> np.ndarray:
+        options = dict(
+            scale=self.settings.scale,
+            denoise=self.strength,
+            sr_model=self.settings.model,
+            denoise_model=self.settings.denoise_model,
         )
+        if len(window) == 1:
+            return self.engine.process(window[0], **options)
+        return self.engine.process_window(window, centre, **options)
 
-    return process
+
+def make_processor(engine, settings: ConformSettings, unit: WorkUnit) -> Processor:
+    strength = unit.strength(settings)  # auto was resolved per clip before rendering
+    radius = settings.temporal_radius if strength > 0 else 0
+    return Processor(engine, settings, strength, radius)
 
 
 def render_unit(
@@ -224,10 +237,24 @@ def _pipeline(
                 continue
         return False
 
+    # Temporal denoise: neighbours come from the media beyond the range (a cut's first frame is
+    # cleaned with the frames before it), as far as the media goes.
+    radius = getattr(process, "radius", 0)
+    lo, hi = max(0, start - radius), min(info.frames, end + radius) if radius else end
+    held: collections.deque = collections.deque()  # (index, frame) of the media, at most 2r+1
+
+    def emit(k: int) -> bool:
+        """Hand frame k, with the held frames around it, to the pool."""
+        while held and held[0][0] < k - radius:
+            held.popleft()
+        window = [f for i, f in held if i <= k + radius]
+        centre = next(n for n, (i, _) in enumerate(held) if i == k)
+        return put(pool.submit(process, window, centre))
+
     def decode() -> None:
         try:
-            expected = start
-            for idx, frame in read_frames(info, start, end):
+            expected, out = lo, start
+            for idx, frame in read_frames(info, lo, hi):
                 if idx != expected:
                     raise KwafluxError(
                         f"frame {expected} ({_timecode(unit, expected)}) is missing or damaged "
@@ -237,14 +264,21 @@ def _pipeline(
                 expected += 1
                 if not keep_alpha and frame.shape[2] == 4:
                     frame = frame[:, :, :3]
-                if not put(pool.submit(process, frame)):
-                    return
-            if expected != end:
+                held.append((idx, frame))
+                while out < end and out + radius < expected:
+                    if not emit(out):
+                        return
+                    out += 1
+            if expected < end:  # neighbours past the end are optional; the range is not
                 raise KwafluxError(
                     f"media ends at frame {expected} ({_timecode(unit, expected)}), "
                     f"{end} expected (cut short or damaged?)",
                     info.path,
                 )
+            while out < end:  # the last frames: no more neighbours after them
+                if not emit(out):
+                    return
+                out += 1
         except BaseException as exc:  # noqa: BLE001 - handed to the encoding side to report
             failure.append(exc)
         finally:
