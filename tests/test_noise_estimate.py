@@ -82,3 +82,12 @@ def test_clip_estimate_is_the_median_of_sampled_frames():
     est = noise.estimate_clip(frames)
     assert abs(est.level * 255 - 20) < 3
     assert noise.estimate_clip([]).level == 0.0
+
+
+def test_mostly_black_noisy_frame_errs_low_but_not_to_zero():
+    """A night sky: most patches touch black, where clipping hides half the noise. The estimate
+    must not fall to zero (no denoise at all) and must not exceed the truth."""
+    sky = skdata.hubble_deep_field()[200:456, 200:456, :3]
+    for sigma in (25, 50):
+        est = noise.estimate(_noisy(sky, sigma, seed=sigma)).level * 255
+        assert 0.5 * sigma < est <= 1.05 * sigma, (sigma, est)

@@ -128,11 +128,15 @@ def _pca_sigma(chan: np.ndarray, rng: np.random.Generator) -> float:
     idx = rng.choice(n, size=min(n, MAX_PATCHES), replace=False)
     ys, xs = np.divmod(idx, windows.shape[1])
     patches = windows[ys, xs].reshape(len(idx), PATCH * PATCH).astype(np.float64)
-    # Clipped pixels (black or white) hide noise: leave out patches that touch either end.
-    lo, hi = patches.min(axis=1), patches.max(axis=1)
-    patches = patches[(lo > 1.0 / 255.0) & (hi < 254.0 / 255.0)]
+    # Clipped pixels (black or white) hide noise: leave out patches that touch either end,
+    # unless that leaves too few (a noisy night sky is mostly clipped). Then clipped patches
+    # are measured too: clipping shrinks their variance, so the estimate stays low, not zero.
     enough = 4 * PATCH * PATCH
-    if len(patches) < enough:
+    lo, hi = patches.min(axis=1), patches.max(axis=1)
+    unclipped = patches[(lo > 1.0 / 255.0) & (hi < 254.0 / 255.0)]
+    if len(unclipped) >= enough:
+        patches = unclipped
+    elif len(patches) < enough:
         return 0.0
     sigma = _spectrum_sigma(patches)
     energy = _gradient_energy(patches)
