@@ -26,14 +26,7 @@ def add_clip_options(p: argparse.ArgumentParser) -> None:
         default=VfrMode.CFR.value,
         help="variable frame rate: conform to the base rate, or keep every frame once",
     )
-    p.add_argument("--report", default=None, metavar="PATH.json", help="write the JSON report")
-    p.add_argument(
-        "--progress",
-        choices=("bar", "json", "none"),
-        default=None,
-        help="progress as tqdm bars (default), JSON lines on stdout, or nothing",
-    )
-    p.add_argument("--threads", type=int, default=None, help="inference threads per session")
+    options.add_run_options(p)
 
 
 def _output_for(source: str, out_dir: str, codec: str) -> str:

@@ -59,14 +59,7 @@ def register(subparsers) -> None:
         help="Dask distributed scheduler, e.g. tcp://host:8786",
     )
     options.add_device(p)
-    p.add_argument("--threads", type=int, default=None, help="inference threads per session")
-    p.add_argument("--report", default=None, metavar="PATH.json", help="write the JSON report")
-    p.add_argument(
-        "--progress",
-        choices=("bar", "json", "none"),
-        default=None,
-        help="progress as tqdm bars (default), JSON lines on stdout, or nothing",
-    )
+    options.add_run_options(p)
     p.set_defaults(func=run)
 
 

@@ -48,3 +48,15 @@ def add_codec(p: argparse.ArgumentParser, default: str | None, help: str) -> Non
 
 def add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=DEVICES, default="auto", help="where the models run")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """What a long render shares: inference threads, the JSON report and how progress shows."""
+    p.add_argument("--threads", type=int, default=None, help="inference threads per session")
+    p.add_argument("--report", default=None, metavar="PATH.json", help="write the JSON report")
+    p.add_argument(
+        "--progress",
+        choices=("bar", "json", "none"),
+        default=None,
+        help="progress as tqdm bars (default), JSON lines on stdout, or nothing",
+    )
