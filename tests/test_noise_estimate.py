@@ -91,3 +91,13 @@ def test_mostly_black_noisy_frame_errs_low_but_not_to_zero():
     for sigma in (25, 50):
         est = noise.estimate(_noisy(sky, sigma, seed=sigma)).level * 255
         assert 0.5 * sigma < est <= 1.05 * sigma, (sigma, est)
+
+
+def test_non_finite_and_huge_float_pixels_give_a_number():
+    rng = np.random.default_rng(3)
+    x = rng.random((9, 85, 4)).astype(np.float16)
+    x[0, :5] = np.nan
+    x[2, :7] = np.inf
+    x[4, :3] = -65504.0
+    est = noise.estimate(x)
+    assert np.isfinite(est.level) and est.level >= 0.0

@@ -84,7 +84,8 @@ def _channels(frame: np.ndarray) -> list[np.ndarray]:
     if x.dtype.kind == "u":
         x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
     else:
-        x = x.astype(np.float32, copy=False)
+        # Float frames from a comp can carry NaN/inf (the engine renders them black or white).
+        x = np.nan_to_num(x.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     if x.ndim == 2:
         return [x]
     return [x[..., c] for c in range(min(x.shape[-1], 3))]  # colour only, never alpha
@@ -109,7 +110,10 @@ def _noise_only_energy_q99() -> float:
 
 def _spectrum_sigma(patches: np.ndarray) -> float:
     centred = patches - patches.mean(axis=0)
-    eig = np.linalg.eigvalsh(centred.T @ centred / len(centred))[::-1]  # descending
+    try:
+        eig = np.linalg.eigvalsh(centred.T @ centred / len(centred))[::-1]  # descending
+    except np.linalg.LinAlgError:  # huge out-of-range values: nothing to measure
+        return 0.0
     eig = np.maximum(eig, 0.0)
     for i in range(len(eig)):
         tail = eig[i:]
