@@ -134,10 +134,7 @@ class Engine:
         if denoise == settings.DENOISE_AUTO:
             denoise = self.auto_strength([src], denoise_model=denoise_model).strength
         h, w, c = src.shape
-        if dst.shape != (h * scale, w * scale, c):
-            raise KwafluxError(
-                f"destination is {dst.shape}, expected {(h * scale, w * scale, c)} for x{scale}"
-            )
+        self._check_destination(src, dst, scale)
         dn, sr = self._models(scale, denoise, sr_model, denoise_model)
         if dn is None and sr is None:
             # Nothing to do: an exact pass-through, bit for bit.
@@ -218,12 +215,8 @@ class Engine:
                 log.info("%s takes no noise level: denoising frame by frame", dn.name)
             self.process_into(first, dst, scale=scale, denoise=denoise, **options)
             return
-        self._check_frame(dst, "destination")
+        self._check_destination(first, self._check_frame(dst, "destination"), scale)
         h, w, c = first.shape
-        if dst.shape != (h * scale, w * scale, c):
-            raise KwafluxError(
-                f"destination is {dst.shape}, expected {(h * scale, w * scale, c)} for x{scale}"
-            )
         job = TemporalJob(self, frames, centre, dst, scale, denoise, dn, sr, premultiplied)
         job.run(TilePlan.plan(h, w, self._tile_size(job), job.margin, align=job.align), None)
 
@@ -315,6 +308,14 @@ class Engine:
         if frame.shape[0] < 1 or frame.shape[1] < 1:
             raise KwafluxError(f"{what} is empty: {frame.shape}")
         return frame
+
+    @staticmethod
+    def _check_destination(src: np.ndarray, dst: np.ndarray, scale: int) -> None:
+        h, w, c = src.shape
+        if dst.shape != (h * scale, w * scale, c):
+            raise KwafluxError(
+                f"destination is {dst.shape}, expected {(h * scale, w * scale, c)} for x{scale}"
+            )
 
     def _tile_size(self, job: FrameJob) -> int:
         if self.tile is not None:
