@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kwaflux_ofx.engine import shuffle
 from kwaflux_ofx.engine import wrap as wrapping
 from kwaflux_ofx.engine.spec import ModelSpec
 from kwaflux_ofx.errors import KwafluxError, ModelError, first_line
@@ -113,11 +114,19 @@ class GraphRunner:
     """Runs a wrapped model (wrap.py): host pixels in, host pixels out, through IO binding into
     buffers the caller owns, so no frame-sized array is made in Python."""
 
-    def __init__(self, spec: ModelSpec, wrap: wrapping.Wrap, pool: SessionPool, provider: str):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        wrap: wrapping.Wrap,
+        pool: SessionPool,
+        provider: str,
+        block: int = 0,
+    ):
         self.spec = spec
         self.wrap = wrap
         self.pool = pool
         self.provider = provider
+        self.block = block  # r: the graph gives OUT as 1×H×r×W×r×C (wrap.out_block)
 
     def run_into(self, pixels: np.ndarray, out: np.ndarray, strength: float | None) -> bool:
         """Process C-contiguous H×W×C `pixels` into C-contiguous `out`; False when the model's
@@ -132,7 +141,11 @@ class GraphRunner:
             if wrapping.takes_strength(self.spec):
                 value = np.array([strength or 0.0], np.float32)
                 binding.bind_cpu_input(wrapping.STRENGTH, value)
-            binding.bind_output(wrapping.OUT, "cpu", 0, out.dtype, out.shape, out.ctypes.data)
+            shape = out.shape
+            if self.block:  # the same C-contiguous memory, in the rebuilt shuffle's bands
+                r, (oh, ow, c) = self.block, out.shape
+                shape = (1, oh // r, r, ow // r, r, c)
+            binding.bind_output(wrapping.OUT, "cpu", 0, out.dtype, shape, out.ctypes.data)
             binding.bind_output(wrapping.CHECK, "cpu", 0, check.dtype, [], check.ctypes.data)
             sess.run_with_iobinding(binding)
         return bool(np.isfinite(check))
@@ -208,13 +221,16 @@ class SessionCache:
             opts.intra_op_num_threads = int(self.threads)
         return opts
 
-    def _start(self, source, path: Path, providers: list[str]):
+    def _start(self, source, path: Path, providers: list[str], disabled=None):
         """A session from a file name or serialized model; None when CUDA did not start (then
-        this cache renders on the CPU from now on, after one warning)."""
+        this cache renders on the CPU from now on, after one warning). `disabled`: onnxruntime
+        graph optimizers to leave out."""
         import onnxruntime as ort
 
         try:
-            sess = ort.InferenceSession(source, self._options(), providers=providers)
+            sess = ort.InferenceSession(
+                source, self._options(), providers=providers, disabled_optimizers=disabled
+            )
         except Exception as exc:
             if providers[0] != CUDA:
                 raise ModelError(f"onnxruntime cannot load it: {first_line(exc)}", path) from None
@@ -258,12 +274,17 @@ class SessionCache:
 
         run_spec = spec if path == spec.path else ModelSpec.from_onnx(path)
         first = source = None
+        block = 0
         try:
             model = onnx.load(str(path))
             reason = wrapping.unwrappable(model, run_spec)
             if reason is None:
-                source = wrapping.wrap_model(model, run_spec, wrap).SerializeToString()
-                first = self._start(source, path, providers)
+                # A final pixel shuffle is rebuilt for the CPU, where transposes cost most.
+                wrapped = wrapping.wrap_model(model, run_spec, wrap, bands=providers[0] == CPU)
+                block = wrapping.out_block(wrapped)
+                disabled = shuffle.DISABLED_OPTIMIZERS if block else None
+                source = wrapped.SerializeToString()
+                first = self._start(source, path, providers, disabled)
         except Exception as exc:
             reason = f"its wrapped graph does not load ({first_line(exc, 160)})"
         if reason is not None:
@@ -278,7 +299,7 @@ class SessionCache:
         sessions = [first]
         if exclusive:
             sessions += [self._start(source, path, providers) for _ in range(self.streams - 1)]
-        return GraphRunner(run_spec, wrap, SessionPool(sessions, exclusive), provider)
+        return GraphRunner(run_spec, wrap, SessionPool(sessions, exclusive), provider, block)
 
     @property
     def providers_in_use(self) -> list[str]:

@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 
+from kwaflux_ofx.engine import shuffle
 from kwaflux_ofx.engine.spec import ModelSpec
 
 PREFIX = "kwaflux_wrap/"
@@ -126,18 +127,11 @@ def _pixels_in(b: _Builder, spec: ModelSpec, wrap: Wrap) -> str | None:
     Same operations in the same order as engine.to_float and FrameJob._run, so the wrapped and
     the numpy path give the same numbers. Non-finite float pixels are not cleaned here: the
     output check sees them and the tile is redone on the numpy path, which cleans them."""
-    grey = spec.channels == 1
-    # RGB models: 1×H×W×C, converted, then one NHWC->NCHW transpose straight into the model,
-    # which onnxruntime's CPU provider folds into the reorder its first convolution does anyway.
-    # Grey models: 3×H×W, each colour a grey image of its own (3×1×H×W).
-    x = (
-        b.op("Transpose", PIXELS, perm=[2, 0, 1])
-        if grey
-        else b.op("Unsqueeze", PIXELS, _axes(b, 0))
-    )
+    # The transpose to planes comes first, in the host type: a quarter of the bytes for 8-bit
+    # pixels, half for 16-bit ones (each value is converted alike in either order).
+    x = b.op("Transpose", PIXELS, perm=[2, 0, 1])
     if wrap.in_channels == 4:  # alpha is opaque: leave it out
-        axis = 0 if grey else 3
-        x = b.op("Slice", x, b.const([0], np.int64), b.const([3], np.int64), _axes(b, axis))
+        x = b.op("Slice", x, b.const([0], np.int64), b.const([3], np.int64), _axes(b, 0))
     full = peak(wrap.in_dtype)
     if full is not None:
         # One pass: DequantizeLinear is float(x) × scale, which is to_float's cast and multiply.
@@ -151,13 +145,11 @@ def _pixels_in(b: _Builder, spec: ModelSpec, wrap: Wrap) -> str | None:
         x = b.op("Add", b.const(np.float32(lo)), b.op("Mul", x, b.const(np.float32(hi - lo))))
     if spec.input_dtype == "float16":
         x = b.op("Cast", x, to=_tensor_type("float16"))
-    if grey:
-        b.op("Unsqueeze", x, _axes(b, 1), out=spec.input_name)
+    # RGB models take 1×3×H×W; grey models 3×1×H×W, each colour a grey image of its own.
+    b.op("Unsqueeze", x, _axes(b, 1 if spec.channels == 1 else 0), out=spec.input_name)
+    if spec.channels == 1:
         return colour
-    b.op("Transpose", x, perm=[0, 3, 1, 2], out=spec.input_name)
-    if spec.kind == "denoise" and not spec.noise_input:
-        return b.op("Squeeze", b.op("Transpose", colour, perm=[0, 3, 1, 2]), _axes(b, 0))
-    return None
+    return colour if spec.kind == "denoise" and not spec.noise_input else None
 
 
 def _axes(b: _Builder, axis: int) -> str:
@@ -195,37 +187,73 @@ def _to_host_type(b: _Builder, y: str, dtype: str) -> str:
     return b.op("QuantizeLinear", y, b.const(np.float32(1.0)), zero, domain=_quant_domain(dtype))
 
 
-def _layout_out(b: _Builder, y: str, wrap: Wrap) -> None:
-    """Host-typed C×H×W output -> OUT: opaque alpha added as a full-scale plane, then one
-    transpose to channels-last. (Folding a final pixel shuffle into this transpose was tried:
-    onnxruntime's 6-D transpose took longer than its DepthToSpace and this transpose together.)"""
-    if wrap.out_channels == 4:
-        alpha = b.const(peak(wrap.out_dtype) or 1.0, np.dtype(wrap.out_dtype))
-        y = b.op("Pad", y, b.const([0, 0, 0, 1, 0, 0], np.int64), alpha, mode="constant")
-    b.op("Transpose", y, perm=[1, 2, 0], out=OUT)
+def _host_out(b: _Builder, y: str, wrap: Wrap, rank: int, axis: int) -> str:
+    """float32 at full scale 1.0 -> the host type, with opaque alpha added as a full-scale
+    plane after the colours on `axis` for RGBA. onnxruntime's CPU Pad takes no uint16: there
+    alpha is added as 1.0 before the conversion, which makes it exactly 65535."""
+    if wrap.out_channels != 4:
+        return _to_host_type(b, y, wrap.out_dtype)
+    before = wrap.out_dtype == "uint16"
+    if not before:
+        y = _to_host_type(b, y, wrap.out_dtype)
+    kind = np.dtype("float32" if before else wrap.out_dtype)
+    alpha = b.const(1.0 if before else (peak(wrap.out_dtype) or 1.0), kind)
+    pads = [0] * (2 * rank)
+    pads[rank + axis] = 1
+    y = b.op("Pad", y, b.const(pads, np.int64), alpha, mode="constant")
+    return _to_host_type(b, y, wrap.out_dtype) if before else y
 
 
-def _pixels_out(b: _Builder, spec: ModelSpec, wrap: Wrap, chw: str | None) -> None:
-    """The model's N×C×H'×W' output -> host H'×W'×C pixels, plus CHECK: the sum of the model's
-    output, finite exactly when every value is (the numpy path's NaN/inf test, in one pass)."""
-    y = spec.output_name
+def _to_unit(b: _Builder, spec: ModelSpec, y: str, check: str | None = None) -> tuple[str, str]:
+    """Model output values -> float32 at full scale 1.0, and their sum: finite exactly when
+    every value is (the numpy path's NaN/inf test, in one pass)."""
     if spec.input_dtype == "float16":
         y = b.op("Cast", y, to=_tensor_type("float32"))
-    b.op("ReduceSum", y, keepdims=0, out=CHECK)
+    total = b.op("ReduceSum", y, keepdims=0, out=check)
     lo, hi = spec.value_range
     if (lo, hi) != (0.0, 1.0):
         y = b.op("Div", b.op("Sub", y, b.const(np.float32(lo))), b.const(np.float32(hi - lo)))
+    return y, total
+
+
+def _pixels_out(b: _Builder, spec: ModelSpec, wrap: Wrap, chw: str | None) -> None:
+    """The model's N×C×H'×W' output -> host H'×W'×C pixels in OUT, and CHECK."""
+    y, _ = _to_unit(b, spec, spec.output_name, CHECK)
     y = b.op("Squeeze", y, _axes(b, 0 if spec.channels == 3 else 1))
     if chw is not None:
         # A denoiser without a noise input: strength blends it with the source (1: model only).
         mixed = b.op("Add", chw, b.op("Mul", STRENGTH, b.op("Sub", y, chw)))
         y = b.op("Where", b.op("Less", STRENGTH, b.const(np.float32(1.0))), mixed, y)
-    _layout_out(b, _to_host_type(b, y, wrap.out_dtype), wrap)
+    b.op("Transpose", _host_out(b, y, wrap, 3, 0), perm=[1, 2, 0], out=OUT)
 
 
-def wrap_model(model, spec: ModelSpec, wrap: Wrap):
+def _bands_out(b: _Builder, spec: ModelSpec, wrap: Wrap, model, tail: shuffle.Tail) -> None:
+    """The rebuilt pixel shuffle (shuffle.py): each sub-row piece, 1×H×W×(r·C), converted to
+    the host type on its own, then one Concat lays the bands into OUT, 1×H×r×W×r×C."""
+    r, bands, sums = tail.block, [], []
+    for y in shuffle.split_tail(b, model, tail, spec.channels):
+        y, total = _to_unit(b, spec, y)
+        sums.append(total)
+        y = b.op("Unsqueeze", y, _axes(b, 2))
+        y = b.op("Reshape", y, b.const([0, 0, 0, 0, r, spec.channels], np.int64))
+        bands.append(_host_out(b, y, wrap, 6, 5))
+    b.op("Sum", *sums, out=CHECK)
+    b.op("Concat", *bands, axis=2, out=OUT)
+
+
+def out_block(model) -> int:
+    """r when the wrapped model gives OUT as 1×H×r×W×r×C (a rebuilt pixel shuffle), else 0:
+    the caller binds its H·r×W·r×C buffer with that shape, which is the same memory."""
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    return int(dims[2].dim_value) if len(dims) == 6 else 0
+
+
+def wrap_model(model, spec: ModelSpec, wrap: Wrap, bands: bool = False):
     """A copy of `model` whose graph takes PIXELS (H×W×C, wrap.in_dtype) and STRENGTH (float32
-    [1]) and gives OUT (H·s×W·s×C, wrap.out_dtype) and CHECK (float32 scalar)."""
+    [1]) and gives OUT (H·s×W·s×C, wrap.out_dtype) and CHECK (float32 scalar).
+
+    bands: rebuild a final pixel shuffle so that OUT comes channels-last without a full-frame
+    transpose (shuffle.py; out_block says whether it did). Same pixels; faster on the CPU."""
     import onnx
     from onnx import helper
 
@@ -236,7 +264,13 @@ def wrap_model(model, spec: ModelSpec, wrap: Wrap):
     chw = _pixels_in(b, spec, wrap)
     if spec.noise_input:
         _noise_map(b, spec)
-    _pixels_out(b, spec, wrap, chw)
+    tail = None
+    if bands and chw is None and spec.channels == 3:
+        tail = shuffle.find_tail(wrapped, spec.output_name, spec.channels)
+    if tail is None:
+        _pixels_out(b, spec, wrap, chw)
+    else:
+        _bands_out(b, spec, wrap, wrapped, tail)
     if not any(o.domain == "com.microsoft" for o in wrapped.opset_import):
         wrapped.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     model_inputs = {spec.input_name, spec.noise_input}
@@ -256,13 +290,16 @@ def wrap_model(model, spec: ModelSpec, wrap: Wrap):
             helper.make_tensor_value_info(
                 OUT,
                 _tensor_type(wrap.out_dtype),
-                ["OH", "OW", wrap.out_channels],
+                ["OH", "OW", wrap.out_channels]
+                if tail is None
+                else [1, "H", tail.block, "W", tail.block, wrap.out_channels],
             ),
             helper.make_tensor_value_info(CHECK, _tensor_type("float32"), []),
         ]
     )
     # The model's own nodes stay first: wrapper nodes feeding its input go before them.
-    model_nodes = list(graph.node)
+    rebuilt = {n.output[0] for n in tail.nodes} if tail else set()
+    model_nodes = [n for n in graph.node if n.output[0] not in rebuilt]
     n_in = next(i for i, n in enumerate(b.nodes) if spec.input_name in n.output)
     n_noise = next(
         (i for i, n in enumerate(b.nodes) if spec.noise_input and spec.noise_input in n.output),
@@ -272,4 +309,6 @@ def wrap_model(model, spec: ModelSpec, wrap: Wrap):
     del graph.node[:]
     graph.node.extend(b.nodes[:split] + model_nodes + b.nodes[split:])
     graph.initializer.extend(b.inits)
+    if tail is not None:
+        shuffle.drop_unused_initializers(graph)
     return wrapped
