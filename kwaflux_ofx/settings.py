@@ -109,6 +109,9 @@ class Codec(NamedTuple):
     even_size: bool = False  # chroma subsampling needs even width and height
     # other file extensions (containers) that carry it, beside `ext`
     also_in: "tuple[str, ...]" = ()
+    crf: "tuple[int, int] | None" = None  # the --crf range (lower is better), where it has one
+    presets: "tuple[str, ...]" = ()  # the --preset choices, fastest first
+    compressions: "tuple[str, ...]" = ()  # the --compression choices, the default first
 
     @property
     def is_sequence(self) -> bool:
@@ -119,25 +122,69 @@ class Codec(NamedTuple):
         return (self.ext,) + self.also_in
 
 
+# x264 and x265 name the same speed/size trade-offs.
+X26X_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
+# SVT-AV1 numbers them, 0 the slowest.
+SVT_AV1_PRESETS = tuple(str(n) for n in range(13, -1, -1))
+# Each pairing was written and read back with the bundled PyAV (tests/test_delivery.py): MP4
+# takes no ProRes or DNxHR, Matroska no DNxHR, MOV no AV1 or FFV1, MXF only ProRes and DNxHR.
+_PRO = (".mkv", ".mxf")
+_DNX = dict(min_size=(256, 120), also_in=(".mxf",))  # DNxHR refuses frames under 256x120
+_X26X = dict(even_size=True, also_in=(".mp4", ".mkv"), crf=(0, 51), presets=X26X_PRESETS)
+
 CODECS = {
     c.name: c
     for c in (
-        Codec("prores_422hq", Output.VIDEO, ".mov", also_in=(".mkv",)),
-        Codec("prores_4444", Output.VIDEO, ".mov", alpha=True, also_in=(".mkv",)),
-        # DNxHR HQX is a 10-bit profile; the encoder refuses frames under 256x120.
-        Codec("dnxhr_hqx", Output.VIDEO, ".mov", min_size=(256, 120), also_in=(".mkv",)),
-        Codec("h264", Output.VIDEO, ".mov", even_size=True, also_in=(".mp4", ".mkv")),
-        Codec("h265", Output.VIDEO, ".mov", even_size=True, also_in=(".mp4", ".mkv")),
+        # ProRes profiles, prores_ks 0..5
+        Codec("prores_proxy", Output.VIDEO, ".mov", also_in=_PRO),
+        Codec("prores_lt", Output.VIDEO, ".mov", also_in=_PRO),
+        Codec("prores_422", Output.VIDEO, ".mov", also_in=_PRO),
+        Codec("prores_422hq", Output.VIDEO, ".mov", also_in=_PRO),
+        Codec("prores_4444", Output.VIDEO, ".mov", alpha=True, also_in=_PRO),
+        Codec("prores_4444xq", Output.VIDEO, ".mov", alpha=True, also_in=_PRO),
+        # DNxHR: LB, SQ and HQ are 8-bit 4:2:2, HQX 10-bit 4:2:2, 444 10-bit 4:4:4
+        Codec("dnxhr_lb", Output.VIDEO, ".mov", **_DNX),
+        Codec("dnxhr_sq", Output.VIDEO, ".mov", **_DNX),
+        Codec("dnxhr_hq", Output.VIDEO, ".mov", **_DNX),
+        Codec("dnxhr_hqx", Output.VIDEO, ".mov", **_DNX),
+        Codec("dnxhr_444", Output.VIDEO, ".mov", **_DNX),
+        Codec("h264", Output.VIDEO, ".mov", **_X26X),
+        Codec("h265", Output.VIDEO, ".mov", **_X26X),
+        Codec(
+            "av1",
+            Output.VIDEO,
+            ".mp4",
+            even_size=True,
+            also_in=(".mkv",),
+            crf=(0, 63),
+            presets=SVT_AV1_PRESETS,
+        ),
         # The mov muxer has no FFV1 tag; Matroska carries it (and the timecode as a tag).
         Codec("ffv1", Output.VIDEO, ".mkv"),
-        Codec("exr", Output.SEQUENCE, ".exr", alpha=True),
+        Codec("exr", Output.SEQUENCE, ".exr", alpha=True, compressions=("zip", "piz", "dwaa")),
+        Codec(
+            "exr_float", Output.SEQUENCE, ".exr", alpha=True, compressions=("zip", "piz", "dwaa")
+        ),
+        Codec("dpx", Output.SEQUENCE, ".dpx"),  # 10-bit RGB
         Codec("png", Output.SEQUENCE, ".png", alpha=True),
         Codec("tiff", Output.SEQUENCE, ".tif", alpha=True),
     )
 }
 DEFAULT_CODEC = "prores_422hq"
 # The codec a video output gets from its extension when none is asked for.
-CONTAINER_CODECS = {".mov": DEFAULT_CODEC, ".mp4": "h264", ".mkv": "ffv1"}
+CONTAINER_CODECS = {".mov": DEFAULT_CODEC, ".mp4": "h264", ".mkv": "ffv1", ".mxf": DEFAULT_CODEC}
+# The containers a video output may be written in (`--container`, or the output's extension).
+CONTAINERS = tuple(CONTAINER_CODECS)
 
 
 def check_codec(value: object, what: str = "codec") -> Codec:
@@ -146,3 +193,20 @@ def check_codec(value: object, what: str = "codec") -> Codec:
     if codec is None:
         raise ValueError(f"{what} must be one of {', '.join(CODECS)}, not {value!r}")
     return codec
+
+
+def check_container(codec: Codec, ext: str) -> str:
+    """`ext` (".mkv") as a container the video codec goes in; ValueError naming them otherwise."""
+    if codec.is_sequence:
+        raise ValueError(f"{codec.name} writes an image sequence (a folder), not a {ext} file")
+    if ext not in codec.containers:
+        raise ValueError(
+            f"{codec.name} goes in {', '.join(codec.containers)}, not {ext or 'no extension'!r}"
+        )
+    return ext
+
+
+def codecs_with(field: str) -> str:
+    """'h264, h265, av1': the codecs whose Codec.<field> is set (crf, presets, compressions), as
+    help and error messages name them."""
+    return ", ".join(c.name for c in CODECS.values() if getattr(c, field))

@@ -125,6 +125,7 @@ def conform_argv(timeline: Path, out: Path, media_dir: Path, model: Path, *extra
         "2",
         "--handles",
         "0",
+        "--overwrite",  # reruns of one job replace its timeline
         "--device",
         "cpu",
         "--threads",

@@ -234,12 +234,14 @@ def test_rerun_with_other_settings_redoes_the_output(tmp_path, model):
     kw = dict(search_paths=[src], codec="ffv1", handles=1)
     first = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", model=model, **kw)
     assert first["clips"][0]["reason"] == ""
-    again = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", model=model, **kw)
+    again = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", model=model, overwrite=True, **kw)
     assert "already complete" in again["clips"][0]["reason"]
     # same size and length, other model: the old output must not be kept
     other = tmp_path / "other_x2.onnx"
     other.write_bytes(open(model, "rb").read())
-    redo = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", model=str(other), **kw)
+    redo = run_conform(
+        tl, tmp_path / "o.otio", tmp_path / "m", model=str(other), overwrite=True, **kw
+    )
     assert redo["clips"][0]["status"] == "done" and redo["clips"][0]["reason"] == ""
     assert decode_indices(tmp_path / "m" / "a.mkv")[0] == list(range(1, 13))
 

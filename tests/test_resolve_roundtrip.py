@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kwaflux_ofx import settings
 from kwaflux_ofx.hosts.resolve import install as resolve_cli
 from kwaflux_ofx.hosts.resolve import roundtrip as rt
 from tests.support.media import decode_indices, make_video
@@ -434,7 +435,7 @@ def test_menu_script_dialog(env, capsys, click):
     ui = _UI(
         {
             "Scale": ("CurrentIndex", 1),
-            "Codec": ("CurrentIndex", 5),
+            "Codec": ("CurrentIndex", list(settings.CODECS).index("ffv1")),
             "Denoise": ("Value", 0.2),
             "MediaDir": ("Text", str(env / "chosen")),
         },

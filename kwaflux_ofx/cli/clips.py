@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import os
 import sys
@@ -16,6 +17,9 @@ from kwaflux_ofx.media.timing import VfrMode
 
 def add_clip_options(p: argparse.ArgumentParser) -> None:
     options.add_codec(p, None, "codec of a video output (default: from its extension)")
+    options.add_delivery_options(
+        p, "container of a batch's outputs (default: the codec's own); one output: its extension"
+    )
     p.add_argument("--start", default=None, metavar="TC|FRAME", help="first frame rendered")
     p.add_argument(
         "--end", default=None, metavar="TC|FRAME", help="first frame NOT rendered (default: end)"
@@ -29,12 +33,12 @@ def add_clip_options(p: argparse.ArgumentParser) -> None:
     options.add_run_options(p)
 
 
-def _output_for(source: str, out_dir: str, codec: str) -> str:
+def _output_for(source: str, out_dir: str, codec: str, delivery) -> str:
     from kwaflux_ofx.conform.plan import safe_stem
 
     stem = safe_stem(os.path.splitext(os.path.basename(source))[0])
     spec = settings.CODECS[codec]
-    return os.path.join(out_dir, stem if spec.is_sequence else stem + spec.ext)
+    return os.path.join(out_dir, stem if spec.is_sequence else stem + delivery.extension(codec))
 
 
 def cmd_clips(args, engine, scale_of) -> int:
@@ -46,16 +50,17 @@ def cmd_clips(args, engine, scale_of) -> int:
     sources = clip_inputs(text)
     batch = os.path.isdir(text) or (glob.has_magic(text) and not os.path.exists(text))
     out = str(args.output)
+    delivery = options.delivery_from(args)
     if batch:
         codec = args.codec or settings.DEFAULT_CODEC
-        os.makedirs(out, exist_ok=True)
-        targets = [_output_for(s, out, codec) for s in sources]
     else:
         seq_out = args.codec is not None and settings.CODECS[args.codec].is_sequence
         codec = args.codec if seq_out else pick_codec(out, args.codec)
-        if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-            raise KwafluxError("output folder does not exist", os.path.dirname(out))
-        targets = [out]
+        ext = os.path.splitext(out)[1].lower()
+        if delivery.container not in (None, ext) and not seq_out:
+            raise KwafluxError(f"--container {args.container} but the output is {ext!r}", out)
+        if not seq_out:
+            delivery = dataclasses.replace(delivery, container=ext)
     chosen = ConformSettings(
         scale=scale_of(args, engine),
         denoise=args.denoise,
@@ -65,7 +70,15 @@ def cmd_clips(args, engine, scale_of) -> int:
         codec=codec,
         device=args.device,
         threads=args.threads,
+        delivery=delivery,
     )
+    if batch:  # the choices are checked (ConformSettings) before the folder is made
+        os.makedirs(out, exist_ok=True)
+        targets = [_output_for(s, out, codec, delivery) for s in sources]
+    else:
+        if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+            raise KwafluxError("output folder does not exist", os.path.dirname(out))
+        targets = [out]
     units = [
         plan_clip(
             s,

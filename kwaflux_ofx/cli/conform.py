@@ -8,6 +8,13 @@ import sys
 from kwaflux_ofx import settings
 from kwaflux_ofx.cli import options
 
+CONFORM_EXAMPLES = """examples:
+  kwaflux conform cut.otio -o cut_x2.otio --media-dir media_x2
+  kwaflux conform cut.edl -o cut_x2.edl --media-dir media_x2 --rate 25 --search-path footage
+  kwaflux conform cut.xml -o cut_x2.xml --media-dir media_x2 --codec dnxhr_hq --container mxf
+  kwaflux conform cut.otio -o cut_x2.otio --media-dir media_x2 --codec h265 --crf 18 --overwrite
+"""
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -15,6 +22,7 @@ def register(subparsers) -> None:
         help="upscale/denoise the media a timeline uses and write a relinked timeline",
         description="Read a timeline (OTIO, EDL, FCP7 XML), render only the frames the cut uses "
         "(plus handles) through the engine into new media, and write a timeline pointing at it.",
+        epilog=CONFORM_EXAMPLES,
     )
     p.add_argument("timeline", help="input timeline: .otio, .otioz, .edl, .xml, .fcpxml")
     p.add_argument(
@@ -36,6 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("--denoise-model", default=None, help="denoise model: name or .onnx path")
     p.add_argument("--handles", type=int, default=12, help="extra frames each side of a clip")
     options.add_codec(p, settings.DEFAULT_CODEC, "codec of the new media")
+    options.add_delivery_options(p, "container of the new media (default: the codec's own)")
     p.add_argument(
         "--search-path",
         action="append",
@@ -60,6 +69,9 @@ def register(subparsers) -> None:
     )
     options.add_device(p)
     options.add_run_options(p)
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace OUT_TIMELINE if it exists already"
+    )
     p.set_defaults(func=run)
 
 
@@ -81,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         device=args.device,
         threads=args.threads,
+        delivery=options.delivery_from(args),
     )
     mode = args.progress or ("none" if getattr(args, "quiet", False) else "bar")
     report = run_conform(
@@ -92,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         report_path=args.report,
         progress=mode,
+        overwrite=args.overwrite,
     )
     if not args.dry_run:
         # With JSON progress stdout belongs to the wrapper; the human summary goes to stderr.

@@ -60,3 +60,91 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="progress as tqdm bars (default), JSON lines on stdout, or nothing",
     )
+
+
+def encoder_option(text: str) -> tuple[str, str]:
+    """-e KEY=VALUE, split at the first '='."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"must be KEY=VALUE, not {text!r}")
+    return key.strip(), value
+
+
+def add_delivery_options(p: argparse.ArgumentParser, container_help: str) -> None:
+    """How the new media is written beyond --codec (checked against the codec in
+    media/delivery.py once the codec is known)."""
+    from kwaflux_ofx.media.delivery import COLORSPACES
+
+    g = p.add_argument_group("delivery")
+    g.add_argument(
+        "--container",
+        choices=[c.lstrip(".") for c in settings.CONTAINERS],
+        default=None,
+        help=container_help,
+    )
+    g.add_argument(
+        "--crf",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"quality, lower is better ({settings.codecs_with('crf')})",
+    )
+    g.add_argument(
+        "--preset",
+        default=None,
+        metavar="NAME",
+        help=f"encoder speed ({settings.codecs_with('presets')}): x264/x265 "
+        "ultrafast..veryslow, AV1 13..0",
+    )
+    g.add_argument(
+        "--pix-fmt",
+        default=None,
+        metavar="FMT",
+        help="pixel format, one the encoder takes (e.g. yuv422p10le; default: from the codec "
+        "and the source's depth)",
+    )
+    g.add_argument(
+        "--compression",
+        choices=tuple(dict.fromkeys(x for c in settings.CODECS.values() for x in c.compressions)),
+        default=None,
+        help=f"image compression ({settings.codecs_with('compressions')}; default zip)",
+    )
+    g.add_argument(
+        "-e",
+        "--encoder-option",
+        dest="encoder_options",
+        type=encoder_option,
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="passed to the encoder (repeatable), e.g. -e x264-params=keyint=48; for image "
+        "sequences an OpenImageIO attribute",
+    )
+    g.add_argument(
+        "--no-audio",
+        action="store_true",
+        help="drop the audio (every audio and subtitle stream, the chapters and the timecode "
+        "are copied by default)",
+    )
+    g.add_argument(
+        "--colorspace",
+        choices=tuple(COLORSPACES),
+        default=None,
+        help="colour tags for a source that has none (a source's own tags are kept)",
+    )
+
+
+def delivery_from(args: argparse.Namespace):
+    """The Delivery the delivery options ask for (checked with the codec, by ConformSettings)."""
+    from kwaflux_ofx.media.delivery import Delivery
+
+    return Delivery(
+        container=f".{args.container}" if args.container else None,
+        crf=args.crf,
+        preset=args.preset,
+        pix_fmt=args.pix_fmt,
+        compression=args.compression,
+        encoder_options=tuple(args.encoder_options or ()),
+        audio=not args.no_audio,
+        colorspace=args.colorspace,
+    )

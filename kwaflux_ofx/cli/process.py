@@ -27,7 +27,9 @@ UPSCALE_EXAMPLES = """examples:
   kwaflux upscale clip.avi clip_x2.mov --scale 2
   kwaflux upscale clip.mp4 part.mov --start 00:00:10:00 --end 00:00:20:00
   kwaflux upscale "shoot/*.mp4" upscaled/ --codec h264
-  kwaflux upscale shot.####.exr shot_x2 --codec exr
+  kwaflux upscale shot.####.exr shot_x2 --codec exr --compression piz
+  kwaflux upscale clip.mov clip_x2.mxf --codec dnxhr_hqx
+  kwaflux upscale clip.mp4 clip_x2.mp4 --codec h265 --crf 18 --preset slow -e x265-params=keyint=48
   kwaflux upscale photo.png photo_x2.png --denoise 0.3
 """
 

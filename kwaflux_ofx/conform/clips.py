@@ -72,8 +72,11 @@ def pick_codec(output: str, codec: str | None) -> str:
             )
         return rules.CONTAINER_CODECS[ext]
     spec = rules.CODECS[codec]
-    if not spec.is_sequence and ext not in spec.containers:
-        raise KwafluxError(f"{codec} goes in {', '.join(spec.containers)}, not {ext!r}", output)
+    if not spec.is_sequence:
+        try:
+            rules.check_container(spec, ext)
+        except ValueError as exc:
+            raise KwafluxError(str(exc), output) from None
     return codec
 
 
@@ -126,6 +129,7 @@ def plan_clip(
         codec=chosen.codec,
         out_width=info.width * chosen.scale,
         out_height=info.height * chosen.scale,
+        delivery=chosen.delivery,
     )
 
 

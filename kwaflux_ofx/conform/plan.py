@@ -16,6 +16,7 @@ from kwaflux_ofx.conform.locate import MediaIndex, base_name, locate
 from kwaflux_ofx.conform.timeline import ClipUse, clip_use, video_clips
 from kwaflux_ofx.errors import KwafluxError, MediaError, checked
 from kwaflux_ofx.media.codecs import CODECS
+from kwaflux_ofx.media.delivery import Delivery
 from kwaflux_ofx.media.probe import MediaInfo, probe
 from kwaflux_ofx.media.timecode import frames_to_timecode
 
@@ -43,6 +44,8 @@ class ConformSettings:
     merge_gap: int | None = None
     # Frames each side the denoiser looks at; None: the default when denoise is on, else 0.
     temporal_radius: int | None = None
+    # How the new media is written beyond its codec: container, quality, streams, colour.
+    delivery: Delivery = Delivery()
 
     def __post_init__(self):
         self.scale = checked(settings.check_scale, self.scale, "--scale")
@@ -53,6 +56,7 @@ class ConformSettings:
             settings.check_temporal_radius, self.temporal_radius, "--temporal-radius"
         )
         checked(settings.check_codec, self.codec, "--codec")
+        self.delivery.check(self.codec)
         if self.handles < 0:
             raise KwafluxError(f"--handles must be 0 or more, not {self.handles}")
         if self.jobs < 1:
@@ -118,6 +122,7 @@ class WorkUnit:
     # The strength this unit renders at: --denoise, or what auto measured on its media.
     denoise: float | None = None
     auto: dict | None = None  # the measurement behind an auto strength (for the report)
+    delivery: Delivery = Delivery()
 
     @property
     def frames(self) -> int:
@@ -133,7 +138,7 @@ class WorkUnit:
     @property
     def stem(self) -> str:
         name = os.path.basename(self.output)
-        return name[: -len(CODECS[self.codec].ext)] if not CODECS[self.codec].is_sequence else name
+        return name if CODECS[self.codec].is_sequence else os.path.splitext(name)[0]
 
 
 @dataclasses.dataclass
@@ -225,6 +230,7 @@ def build_plan(
 ) -> ConformPlan:
     index = MediaIndex(search_paths, exclude=[media_dir]) if search_paths else None
     codec = CODECS[settings.codec]
+    ext = "" if codec.is_sequence else settings.delivery.extension(settings.codec)
     infos: dict[str, MediaInfo] = {}
     errors: dict[str, str] = {}
     plans: list[ClipPlan] = []
@@ -320,7 +326,7 @@ def build_plan(
         stems[stem] = key
         for start, stop, clip_ids in merged:
             name = stem if len(merged) == 1 else f"{stem}_{origin + start}-{origin + stop - 1}"
-            out = os.path.join(media_dir, name + (codec.ext if not codec.is_sequence else ""))
+            out = os.path.join(media_dir, name + ext)
             unit = WorkUnit(
                 id=len(units),
                 media=info,
@@ -332,6 +338,7 @@ def build_plan(
                 out_width=info.width * settings.scale,
                 out_height=info.height * settings.scale,
                 clips=sorted(clip_ids),
+                delivery=settings.delivery,
             )
             units.append(unit)
             for cid in clip_ids:

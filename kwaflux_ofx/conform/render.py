@@ -60,6 +60,7 @@ def fingerprint(unit: WorkUnit, settings: ConformSettings) -> str:
         **settings.processing(),
         "denoise": settings.denoise if unit.denoise is None else unit.denoise,
         "codec": unit.codec,
+        "delivery": dataclasses.asdict(unit.delivery),
     }
     digest = hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
     return f"kwaflux conform {digest}"
@@ -316,13 +317,14 @@ def _timecode(unit: WorkUnit, index: int) -> str:
 
 def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str | None, whole=True):
     """The writer for a unit's temp output (or, not `whole`, one video segment of it: no audio,
-    timecode or comment, which the join adds); audio is copied through for the same span."""
+    subtitles, timecode or comment, which the join adds); a whole file gets the source's audio,
+    subtitles and chapters of the same span."""
     codec = CODECS[unit.codec]
     info = unit.media
     if not codec.is_sequence:
         audio = (
             (info.path, unit.start / info.rate, unit.stop / info.rate)
-            if info.has_audio and whole
+            if info.kind == "video" and whole
             else None
         )
         return VideoWriter(
@@ -339,6 +341,8 @@ def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str | None
             comment=comment,
             drop_frame=info.drop_frame,
             sample_aspect=info.sample_aspect,
+            delivery=unit.delivery,
+            hdr=info.hdr,
         )
     return SequenceWriter(
         tmp,
@@ -348,4 +352,5 @@ def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str | None
         rate=info.rate,
         start_tc=unit.start_tc,
         comment=comment,
+        delivery=unit.delivery,
     )

@@ -35,12 +35,15 @@ def run_conform(
     report_path: str | os.PathLike | None = None,
     progress: str | Progress = "none",
     engine=None,
+    overwrite: bool = False,
     **setting_kwargs,
 ) -> dict:
     """Conform `timeline` into new media under `media_dir` and a relinked `output_timeline`.
 
     Returns the report dict (also written to `report_path` as JSON). Settings come as a
-    ConformSettings or as keyword arguments (scale=2, codec="ffv1", ...).
+    ConformSettings or as keyword arguments (scale=2, codec="ffv1", ...). An existing output
+    timeline is replaced only with `overwrite`, and is always written whole (temp name, then
+    rename), so it is never left half written.
     """
     settings = settings or ConformSettings(**setting_kwargs)
     if settings.scheduler:
@@ -51,6 +54,9 @@ def run_conform(
     searches = [os.fspath(p) for p in (search_paths or [])]
     if os.path.exists(out_path) and os.path.samefile(out_path, timeline_path):
         raise KwafluxError("the output timeline would overwrite the input timeline", out_path)
+    if os.path.lexists(out_path) and not overwrite and not dry_run:
+        # Checked before any rendering: hours of it must not end in a refusal.
+        raise KwafluxError("exists already (pass --overwrite to replace it)", out_path)
     for sp in searches:
         if os.path.realpath(sp) == os.path.realpath(media_dir):
             raise KwafluxError(

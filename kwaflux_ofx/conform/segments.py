@@ -83,9 +83,18 @@ def render_segments(
         raise
     remove(tmp)
     info = unit.media
-    audio = (info.path, unit.start / info.rate, unit.stop / info.rate) if info.has_audio else None
+    # audio, subtitles and chapters of the same span (an image sequence has none)
+    span = (info.path, unit.start / info.rate, unit.stop / info.rate)
     tc = frames_to_timecode(unit.start_tc, info.rate, info.drop_frame)
-    frames = join_segments(parts, tmp, info.rate, timecode=tc, comment=tag, audio=audio)
+    frames = join_segments(
+        parts,
+        tmp,
+        info.rate,
+        timecode=tc,
+        comment=tag,
+        streams_from=span if info.kind == "video" else None,
+        audio=unit.delivery.audio,
+    )
     if frames != unit.frames:
         raise KwafluxError(f"joined {frames} frames, {unit.frames} expected", unit.output)
     remove(folder)

@@ -160,6 +160,7 @@ def timeline_demo(out: Path, size: tuple[int, int], frames: int, quiet: bool) ->
             "prores_422hq",
             "--report",
             str(report_path),
+            "--overwrite",  # a second `make demo` replaces the first one's timeline
         ]
     )
     report = json.loads(report_path.read_text())

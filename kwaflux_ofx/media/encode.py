@@ -10,6 +10,9 @@ import numpy as np
 
 from kwaflux_ofx.errors import MediaError
 from kwaflux_ofx.media.codecs import CodecSpec
+from kwaflux_ofx.media.delivery import Delivery
+from kwaflux_ofx.media.hdr import params_for
+from kwaflux_ofx.media.streams import copy_streams
 from kwaflux_ofx.media.timecode import frames_to_smpte, frames_to_timecode
 
 log = logging.getLogger(__name__)
@@ -46,8 +49,12 @@ class VideoWriter:
         comment: str | None = None,
         drop_frame: bool = False,
         sample_aspect: tuple[int, int] = (1, 1),
+        delivery: Delivery | None = None,
+        hdr: dict | None = None,
     ):
         import av
+
+        delivery = delivery or Delivery()
 
         if width < codec.min_size[0] or height < codec.min_size[1]:
             raise MediaError(
@@ -62,19 +69,16 @@ class VideoWriter:
         self.path = path
         self.container = av.open(path, "w")
         fr = fractions.Fraction(rate).limit_denominator(1001 * 1000)
-        self.stream = self.container.add_stream(
-            codec.av_codec, rate=fr, options=dict(codec.options)
-        )
+        options = delivery.video_options(codec, params_for(codec.av_codec, hdr))
+        self.stream = self.container.add_stream(codec.av_codec, rate=fr, options=options)
         self.stream.width, self.stream.height = width, height
-        pix = codec.pix_fmt_hi if high_bit else codec.pix_fmt_8
-        if alpha and codec.alpha and codec.pix_fmt_alpha:
-            pix = codec.pix_fmt_alpha
-        self.stream.pix_fmt = pix
+        self.stream.pix_fmt = delivery.video_pix_fmt(codec, high_bit, alpha)
         if tuple(sample_aspect) != (1, 1):
             # Non-square pixels stay non-square: the same ratio on a uniformly scaled frame.
             self.stream.codec_context.sample_aspect_ratio = fractions.Fraction(*sample_aspect)
         self.matrix = None
-        self._tag_colour(color or {})
+        self.range = "MPEG"
+        self._tag_colour(delivery.colour_tags(color or {}, codec))
         if start_tc is not None:
             tc = frames_to_timecode(start_tc, rate, drop_frame)
             self.stream.metadata["timecode"] = tc
@@ -84,28 +88,26 @@ class VideoWriter:
         self.in_fmt = None
         self.frames = 0
         if audio_from is not None:
-            self._copy_audio(*audio_from)
+            copy_streams(self.container, path, *audio_from, audio=delivery.audio)
 
-    def _tag_colour(self, color: dict) -> None:
-        """Carry the source's colour tags, and convert RGB to YUV with the matrix the tags name
-        (swscale would otherwise use BT.601 whatever the tag says). Output is limited range."""
+    def _tag_colour(self, tags: dict) -> None:
+        """Carry the colour tags (Delivery.colour_tags), and convert RGB to YUV with the matrix
+        and range they name (swscale would otherwise use BT.601 limited whatever they say)."""
         if self.stream.pix_fmt.startswith(("rgb", "bgr", "gbr")):
             return
         cc = self.stream.codec_context
-        matrix = _SWS_MATRIX.get(color.get("colorspace") or 2)
+        matrix = _SWS_MATRIX.get(tags.get("colorspace") or 2)
         try:
             if matrix is not None:
                 self.matrix = matrix
-                cc.colorspace = color["colorspace"]
-                cc.color_range = 1  # MPEG/limited: what the conversion below produces
+                self.range = "JPEG" if tags["color_range"] == 2 else "MPEG"
+                cc.colorspace = tags["colorspace"]
+                cc.color_range = tags["color_range"]  # what the conversion in write() produces
             for key in ("color_primaries", "color_trc"):
-                if color.get(key) not in (None, 0, 2):  # 2 = unspecified
-                    setattr(cc, key, color[key])
+                if key in tags:
+                    setattr(cc, key, tags[key])
         except (AttributeError, TypeError, ValueError) as exc:
             log.debug("cannot tag colour on %s: %s", self.path, exc)
-
-    def _copy_audio(self, source: str, t0: float, t1: float) -> None:
-        copy_audio(self.container, self.path, source, t0, t1)
 
     def write(self, array: np.ndarray) -> None:
         import av
@@ -121,7 +123,7 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=self.in_fmt)
         if self.matrix is not None:
             frame = frame.reformat(
-                format=self.stream.pix_fmt, dst_colorspace=self.matrix, dst_color_range="MPEG"
+                format=self.stream.pix_fmt, dst_colorspace=self.matrix, dst_color_range=self.range
             )
         frame.pts = self.frames
         for packet in self.stream.encode(frame):
@@ -140,49 +142,9 @@ class VideoWriter:
             log.debug("closing %s after an error: %s", self.path, exc)
 
 
-def copy_audio(container, path: str, source: str, t0: float, t1: float) -> None:
-    """Copy every audio stream of the source for [t0, t1) seconds into `container` (being
-    written to `path`), packets untouched.
-
-    Audio goes in before any video: it is small, and the muxer's interleaving queue then
-    holds only audio while the video streams in.
-    """
-    import av
-
-    with av.open(source) as src:
-        spans = {}  # input stream index -> (output stream, first pts kept, end pts)
-        for a_in in src.streams.audio:
-            try:
-                a_out = container.add_stream_from_template(a_in)
-            except (ValueError, av.error.FFmpegError) as exc:
-                name = a_in.codec_context.name
-                log.warning("%s: audio (%s) not copied: %s", path, name, exc)
-                continue
-            tb = a_in.time_base
-            first = a_in.start_time or 0
-            spans[a_in.index] = (a_out, first + int(t0 / tb), first + int(t1 / tb))
-        if not spans:
-            return
-        streams = [src.streams[i] for i in spans]
-        if t0 > 0:
-            src.seek(spans[streams[0].index][1], stream=streams[0], backward=True)
-        past_end: set[int] = set()
-        for packet in src.demux(streams):
-            a_out, offset, end = spans[packet.stream.index]
-            if packet.pts is not None and packet.pts >= end:
-                past_end.add(packet.stream.index)
-                if len(past_end) == len(spans):
-                    break  # every stream is past the span: the rest of the file is not read
-            if packet.pts is None or packet.size == 0 or not offset <= packet.pts < end:
-                continue
-            packet.pts -= offset
-            packet.dts = packet.pts if packet.dts is None else packet.dts - offset
-            packet.stream = a_out
-            container.mux(packet)
-
-
 class SequenceWriter:
-    """Write frames as numbered images (EXR half, 16-bit PNG/TIFF) into one folder."""
+    """Write frames as numbered images (EXR half or float, 10-bit DPX, 16-bit PNG/TIFF) into one
+    folder."""
 
     def __init__(
         self,
@@ -194,7 +156,9 @@ class SequenceWriter:
         start_tc: int | None,
         padding: int = 7,
         comment: str | None = None,
+        delivery: Delivery | None = None,
     ):
+        self.attributes = (delivery or Delivery()).oiio_attributes(codec)
         self.directory = directory
         self.comment = comment
         self.stem = stem
@@ -221,7 +185,7 @@ class SequenceWriter:
                 oiio.TypeDesc("timecode"),
                 (frames_to_smpte(self.start_tc + self.frames, self.rate), 0),
             )
-        for key, value in self.codec.oiio_attributes:
+        for key, value in self.attributes:
             spec.attribute(key, value)
         if self.comment:
             spec.attribute("ImageDescription", self.comment)

@@ -17,38 +17,46 @@ def join_segments(
     *,
     timecode: str | None = None,
     comment: str | None = None,
-    audio: tuple[str, float, float] | None = None,
+    streams_from: tuple[str, float, float] | None = None,
+    audio: bool = True,
 ) -> int:
     """Write `parts` (video-only files of one codec, in order) into `out` one after another,
-    with the source's audio for [t0, t1) seconds, the timecode and the comment; returns the
-    number of video frames written. Intra-frame codecs only: every part starts on its own."""
+    with the source's subtitles, chapters and (with `audio`) audio for [t0, t1) seconds of
+    `streams_from` (source, t0, t1), the timecode and the comment; returns the number of video
+    frames written. Every part starts on a keyframe of its own, so each joins as it is."""
     import av
 
-    from kwaflux_ofx.media.encode import copy_audio
+    from kwaflux_ofx.media.streams import copy_streams
 
     fps = fractions.Fraction(rate).limit_denominator(1001 * 1000)
     step = 1 / fps
     try:
         with av.open(out, "w") as dst:
             with av.open(parts[0]) as first:
-                # the rate, or the mov muxer writes no timecode track
-                v_out = dst.add_stream_from_template(first.streams.video[0], rate=fps)
+                v_in = first.streams.video[0]
+                # opaque: the parameters as they are (AV1's template would otherwise look for an
+                # encoder named after its decoder, libdav1d); the rate, or the mov muxer writes
+                # no timecode track
+                v_out = dst.add_stream_from_template(v_in, rate=fps, opaque=True)
+                # The tag names the ProRes profile (apcs = LT, ap4x = 4444 XQ): the muxer would
+                # otherwise write its default one (apch, HQ) whatever the frames are.
+                v_out.codec_context.codec_tag = v_in.codec_context.codec_tag
             if timecode is not None:
                 v_out.metadata["timecode"] = timecode
                 dst.metadata["timecode"] = timecode
             if comment:
                 dst.metadata["comment"] = comment
-            if audio is not None:
-                copy_audio(dst, out, *audio)  # before the video: see copy_audio
+            if streams_from is not None:
+                copy_streams(dst, out, *streams_from, audio=audio)  # before the video
             frames = 0
             for part in parts:
-                frames += _copy_part(dst, v_out, part, frames * step)
+                frames += _copy_part(dst, v_out, part, frames * step, step)
     except av.FFmpegError as exc:
         raise MediaError(f"cannot join the finished segments: {first_line(exc)}", out) from None
     return frames
 
 
-def _copy_part(dst, v_out, part: str, start: fractions.Fraction) -> int:
+def _copy_part(dst, v_out, part: str, start: fractions.Fraction, step: fractions.Fraction) -> int:
     """Copy one part's video packets, shifted to start at `start` seconds; returns its frames."""
     import av
 
@@ -58,9 +66,8 @@ def _copy_part(dst, v_out, part: str, start: fractions.Fraction) -> int:
         tb = s.time_base
         shift = round(start / tb)
         first = s.start_time or 0
-        for packet in src.demux(s):
-            if packet.size == 0:
-                continue
+        packets = (p for p in src.demux(s) if p.size)
+        for packet in _with_dts(packets, step / tb):
             if packet.pts is not None:
                 packet.pts += shift - first
             if packet.dts is not None:
@@ -71,3 +78,45 @@ def _copy_part(dst, v_out, part: str, start: fractions.Fraction) -> int:
     if n == 0:
         raise av.InvalidDataError(0, f"{part} holds no frames")
     return n
+
+
+# Packets held while looking for the first decode time: more than any encoder reorders.
+_REORDER_MAX = 16
+
+
+def _with_dts(packets, step: fractions.Fraction):
+    """The packets with every decode time set. Matroska stores none: its demuxer leaves the
+    first few of a stream with B-frames unset (a short part, all of them), and the muxer, fed
+    those after another part's, guesses times that run backwards. Those before the first known
+    one are put a frame apart below it; a part with none gets them from its presentation times."""
+    held = []
+    for packet in packets:
+        if held is not None and packet.dts is None and len(held) < _REORDER_MAX:
+            held.append(packet)
+            continue
+        if held:
+            yield from _filled(held, packet.dts, step)
+        held = None
+        if packet.dts is None:  # past _REORDER_MAX with none known: no reordering
+            packet.dts = packet.pts
+        yield packet
+    if held:
+        yield from _filled(held, None, step)
+
+
+def _filled(held: list, known: int | None, step: fractions.Fraction):
+    if any(p.pts is None for p in held):  # nothing to go by: left to the muxer, as before
+        yield from held
+        return
+    if known is not None:
+        for k, p in enumerate(held):
+            p.dts = known - round((len(held) - k) * step)
+            yield p
+        return
+    # In decode order, the presentation times sorted, moved down as far as the most reordered
+    # frame needs: rising, and never after a frame's own presentation.
+    ordered = sorted(p.pts for p in held)
+    lag = max(0, *(t - p.pts for t, p in zip(ordered, held, strict=True)))
+    for t, p in zip(ordered, held, strict=True):
+        p.dts = t - lag
+        yield p

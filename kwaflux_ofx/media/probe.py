@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from kwaflux_ofx.errors import MediaError, first_line
+from kwaflux_ofx.media.hdr import read_hdr
 from kwaflux_ofx.media.timecode import (
     drop_per_minute,
     is_drop_frame,
@@ -59,6 +60,7 @@ class MediaInfo:
     interlaced: bool = False
     sample_aspect: tuple[int, int] = (1, 1)
     container: str = ""
+    hdr: dict | None = None  # HDR10 mastering display / content light (media/hdr.py)
 
     def set_vfr_mode(self, mode: VfrMode) -> None:
         """Number a variable-rate source's frames by slot of the constant rate, or one by one."""
@@ -159,7 +161,7 @@ def _probe_video(path: str) -> MediaInfo:
             frames = timing.slots
             if frames <= 0:
                 raise MediaError("has a video stream with no frames", path)
-            interlaced = _first_frame_interlaced(path)
+            interlaced, hdr = _first_frame(path)
             tc = _meta_get(s.metadata, "timecode") or _meta_get(c.metadata, "timecode")
             for d in c.streams.data:
                 tc = tc or _meta_get(d.metadata, "timecode")
@@ -205,6 +207,7 @@ def _probe_video(path: str) -> MediaInfo:
                 interlaced=interlaced,
                 sample_aspect=sar,
                 container=c.format.name,
+                hdr=hdr,
             )
     except MediaError:
         raise
@@ -212,14 +215,15 @@ def _probe_video(path: str) -> MediaInfo:
         raise MediaError(f"cannot read video: {first_line(exc)}", path) from exc
 
 
-def _first_frame_interlaced(path: str) -> bool:
-    """Whether the first frame says it is interlaced (the stream header often does not)."""
+def _first_frame(path: str) -> tuple[bool, dict | None]:
+    """Whether the first frame says it is interlaced, and its HDR metadata (the stream header
+    often says neither)."""
     import av
 
     with av.open(path) as c:
         for frame in c.decode(video=0):
-            return bool(frame.interlaced_frame)
-    return False
+            return bool(frame.interlaced_frame), read_hdr(frame)
+    return False, None
 
 
 def _meta_get(meta, key: str) -> str | None:

@@ -250,6 +250,7 @@ def run_conform(
         report_path,
         "--progress",
         "json",
+        "--overwrite",  # the job folder's own timeline, from an earlier run of these settings
         *(extra_args or []),
     ]
     log.info("running %s", subprocess.list2cmdline(cmd))
