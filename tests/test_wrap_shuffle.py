@@ -188,3 +188,21 @@ def test_shipped_sized_sr_models_are_rebuilt(tmp_path):
     engine.process(x, scale=4, sr_model=p)
     (runner,) = [g for g in engine.sessions._graphs.values() if g is not None]
     assert runner.block == 4
+
+
+def test_rebuilt_shuffle_of_a_half_model(tmp_path):
+    """A float16 model (what the .fp16.onnx variants are): the pieces are cast like the whole."""
+    p = shuffle_model(tmp_path / "m.onnx", "CRD")
+    half = onnx.load(str(p))
+    for vi in list(half.graph.input) + list(half.graph.output):
+        vi.type.tensor_type.elem_type = TensorProto.FLOAT16
+    for init in half.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32:
+            init.CopyFrom(numpy_helper.from_array(arr.astype(np.float16), init.name))
+    onnx.save(half, str(tmp_path / "half.onnx"))
+    for dtype in ("uint8", "float32"):
+        w = wrap.Wrap(dtype, 3, dtype, 3)
+        x = frame(dtype, 3, seed=9)
+        a = run_wrapped(tmp_path / "half.onnx", w, x, bands=True)
+        np.testing.assert_array_equal(a, run_wrapped(tmp_path / "half.onnx", w, x, bands=False))
