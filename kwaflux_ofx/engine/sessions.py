@@ -233,8 +233,9 @@ class SessionCache:
         import onnxruntime as ort
 
         try:
+            extra = {"disabled_optimizers": disabled} if disabled else {}
             sess = ort.InferenceSession(
-                source, self._options(wrapped), providers=providers, disabled_optimizers=disabled
+                source, self._options(wrapped), providers=providers, **extra
             )
         except Exception as exc:
             if providers[0] != CUDA:
