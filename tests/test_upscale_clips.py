@@ -56,6 +56,16 @@ def test_avi_in_mov_out_every_frame_in_place_audio_kept(tmp_path, mdir):
     assert main(args) == 2
 
 
+def test_scale_1_denoise_0_is_a_plain_transcode(tmp_path):
+    """No model to run: every frame still lands in its place (the tile planner once failed on
+    an empty model list here)."""
+    src = make_video(tmp_path / "in.mp4", 12, rate=25, codec="libx264", size=(64, 48))
+    out = tmp_path / "out.mov"
+    assert main(["upscale", str(src), str(out), "--scale", "1", "--denoise", "0", "-q"]) == 0
+    assert (probe(out).width, probe(out).height) == (64, 48)
+    assert indices(out) == list(range(12))
+
+
 def test_start_and_end_by_frame_and_timecode(tmp_path, mdir):
     src = make_video(tmp_path / "tc.mov", 40, rate=25, start_tc="01:00:00:00")
     model = ["--model", str(mdir / "sr2.onnx"), "--denoise", "0", "-q"]

@@ -321,7 +321,8 @@ class Engine:
         if self.tile is not None:
             tile = self.tile
         else:
-            widest = max(_widest_layer(str(s.path)) for s in job.specs)
+            # No models (scale 1, denoise 0: a plain transcode) need no room for layers.
+            widest = max((_widest_layer(str(s.path)) for s in job.specs), default=0)
             per_px = 4 * (4 * widest + 3 * job.channels * job.scale**2)
             tile = int(math.sqrt(self.memory_budget / per_px)) // 16 * 16
             h, w = job.src.shape[:2]
