@@ -103,7 +103,7 @@ def test_static_noisy_frames_stay_put():
     assert np.array_equal(out[1], noisy[1]) and np.array_equal(out[2], noisy[2])
 
 
-def test_panning_footage_gains_like_static(model, monkeypatch):
+def test_panning_footage_gains_like_static(model):
     clean = _pan(_scene(300, 360), 5, 128, 160, step=(1, 4))
     noisy = _noisy(clean, seed=2)
     strength = SIGMA / 0.2  # the stand-in's max_noise is 0.2
@@ -113,9 +113,9 @@ def test_panning_footage_gains_like_static(model, monkeypatch):
 
     single = psnr(Engine(device="cpu").process(noisy[2], denoise=strength, denoise_model=model))
     aligned = Engine(device="cpu").process_window(noisy, 2, denoise=strength, denoise_model=model)
-    original = temporal.fusion_model
-    monkeypatch.setattr(temporal, "fusion_model", lambda align=True: original(False))
-    unaligned = Engine(device="cpu").process_window(noisy, 2, denoise=strength, denoise_model=model)
+    engine = Engine(device="cpu")
+    temporal.fusion_for(engine, align=False)
+    unaligned = engine.process_window(noisy, 2, denoise=strength, denoise_model=model)
     assert psnr(aligned) - single > 1.5, (psnr(aligned), single)
     assert psnr(aligned) > psnr(unaligned) + 1.0, (psnr(aligned), psnr(unaligned))
 

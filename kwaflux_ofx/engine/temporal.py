@@ -122,14 +122,14 @@ def fusion_model(align: bool = True) -> bytes:
 class Fusion:
     """The fusion graph in one onnxruntime session on the engine's device (thread-safe)."""
 
-    def __init__(self, providers: list[str], threads: int | None):
+    def __init__(self, providers: list[str], threads: int | None, align: bool = True):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(fusion_model(), opts, providers=providers)
+        self.session = ort.InferenceSession(fusion_model(align), opts, providers=providers)
 
     def __call__(self, rgbs: list[np.ndarray], sigma: float) -> tuple[np.ndarray, np.ndarray]:
         """Straight-colour float H×W×3 tiles (the frame rendered first) -> fused H×W×3 and the
@@ -146,11 +146,14 @@ _fusions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _fusions_lock = threading.Lock()
 
 
-def fusion_for(engine) -> Fusion:
+def fusion_for(engine, *, align: bool | None = None) -> Fusion:
+    """The engine's fusion; `align` given makes a new one with or without motion alignment (the
+    evaluation measures both; the engine always aligns)."""
     with _fusions_lock:
         fusion = _fusions.get(engine)
-        if fusion is None:
-            fusion = Fusion(engine.sessions.wanted_providers(), engine.sessions.threads)
+        if fusion is None or align is not None:
+            sessions = engine.sessions
+            fusion = Fusion(sessions.wanted_providers(), sessions.threads, align is not False)
             _fusions[engine] = fusion
         return fusion
 
