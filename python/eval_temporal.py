@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import eval_denoise as evd
 import numpy as np
-from evaluate import ROOT, ffmpeg_has, psnr_y, ssim_y, to_u8, to_y
+from evaluate import ROOT, ffmpeg_frames, ffmpeg_has, nlmeans_strength, psnr_y, ssim_y, to_u8, to_y
 
 log = logging.getLogger("evaluate")
 
@@ -169,7 +168,7 @@ def methods(
         )
     if ffmpeg_has("nlmeans"):
         found["ffmpeg nlmeans"] = lambda clip, s: ffmpeg_clip(
-            clip, f"nlmeans=s={min(max(s / 3.0, 1.0), 30.0):.2f}"
+            clip, f"nlmeans=s={nlmeans_strength(s):.2f}"
         )
     return found
 
@@ -186,17 +185,8 @@ def bm4d_clip(clip: list[np.ndarray], sigma: float) -> list[np.ndarray]:
 
 
 def ffmpeg_clip(clip: list[np.ndarray], vf: str) -> list[np.ndarray]:
-    import imageio_ffmpeg
-
-    h, w = clip[0].shape[:2]
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{w}x{h}", "-i", "-", "-vf", f"format=yuv444p,{vf},format=rgb24",
-           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
-    res = subprocess.run(cmd, input=b"".join(f.tobytes() for f in clip), capture_output=True)
-    if res.returncode != 0:
-        raise RuntimeError(res.stderr.decode(errors="replace")[:200])
-    data = np.frombuffer(res.stdout, np.uint8).reshape(len(clip), h, w, 3)
-    return [f.copy() for f in data]
+    """A temporal ffmpeg filter over the whole clip, in full-resolution chroma."""
+    return ffmpeg_frames(clip, f"format=yuv444p,{vf},format=rgb24")
 
 
 # -- speed -------------------------------------------------------------------------------------

@@ -145,11 +145,14 @@ def gaussian_noise(img: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 
 
 # -- tools --------------------------------------------------------------------------------------
-def ffmpeg(img: np.ndarray, vf: str, out_hw: tuple[int, int] | None = None) -> np.ndarray:
-    """Run one RGB frame through an ffmpeg filter chain (imageio-ffmpeg's static binary)."""
+def ffmpeg_frames(
+    frames: list[np.ndarray], vf: str, out_hw: tuple[int, int] | None = None
+) -> list[np.ndarray]:
+    """Run RGB frames (one clip, in order: temporal filters see their neighbours) through an
+    ffmpeg filter chain (imageio-ffmpeg's static binary)."""
     import imageio_ffmpeg
 
-    h, w = img.shape[:2]
+    h, w = frames[0].shape[:2]
     oh, ow = out_hw or (h, w)
     cmd = [
         imageio_ffmpeg.get_ffmpeg_exe(),
@@ -157,10 +160,21 @@ def ffmpeg(img: np.ndarray, vf: str, out_hw: tuple[int, int] | None = None) -> n
         "-vf", vf, "-sws_flags", "accurate_rnd+full_chroma_int",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
     ]  # fmt: skip
-    res = subprocess.run(cmd, input=img.tobytes(), capture_output=True, check=False)
-    if res.returncode != 0 or len(res.stdout) != oh * ow * 3:
+    data = b"".join(f.tobytes() for f in frames)
+    res = subprocess.run(cmd, input=data, capture_output=True, check=False)
+    if res.returncode != 0 or len(res.stdout) != len(frames) * oh * ow * 3:
         raise RuntimeError(f"ffmpeg {vf!r} failed: {res.stderr.decode(errors='replace')[:200]}")
-    return np.frombuffer(res.stdout, np.uint8).reshape(oh, ow, 3).copy()
+    return [f.copy() for f in np.frombuffer(res.stdout, np.uint8).reshape(-1, oh, ow, 3)]
+
+
+def ffmpeg(img: np.ndarray, vf: str, out_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """One RGB frame through an ffmpeg filter chain."""
+    return ffmpeg_frames([img], vf, out_hw)[0]
+
+
+def nlmeans_strength(sigma: float) -> float:
+    """ffmpeg nlmeans' `s` for noise of `sigma` (0..255): a third of it, within its 1..30."""
+    return min(max(sigma / 3.0, 1.0), 30.0)
 
 
 def ffmpeg_has(filter_name: str) -> bool:
@@ -306,7 +320,7 @@ def denoisers(
         )
     if ffmpeg_has("nlmeans"):
         out["ffmpeg nlmeans"] = lambda x, s: ffmpeg(
-            x, f"format=yuv444p,nlmeans=s={min(max(s / 3.0, 1.0), 30.0):.2f},format=rgb24"
+            x, f"format=yuv444p,nlmeans=s={nlmeans_strength(s):.2f},format=rgb24"
         )
     if ffmpeg_has("hqdn3d"):
         out["ffmpeg hqdn3d"] = lambda x, s: ffmpeg(
