@@ -79,12 +79,7 @@ def run_wrapped(path, w: wrap.Wrap, x: np.ndarray, bands: bool, strength=None) -
     assert bool(block) == bands
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(
-        model.SerializeToString(),
-        opts,
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=shuffle.DISABLED_OPTIMIZERS if block else None,
-    )
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     feeds = {wrap.PIXELS: x}
     if wrap.takes_strength(spec):
         feeds[wrap.STRENGTH] = np.array([strength or 0.0], np.float32)
@@ -190,8 +185,9 @@ def test_shipped_sized_sr_models_are_rebuilt(tmp_path):
     assert runner.block == 4
 
 
-def test_rebuilt_shuffle_of_a_half_model(tmp_path):
-    """A float16 model (what the .fp16.onnx variants are): the pieces are cast like the whole."""
+def test_half_models_keep_their_shuffle(tmp_path):
+    """float16 models (what the .fp16.onnx variants are) are not rebuilt: onnxruntime's CPU
+    provider runs them through casts it places per graph, so bits could differ."""
     p = shuffle_model(tmp_path / "m.onnx", "CRD")
     half = onnx.load(str(p))
     for vi in list(half.graph.input) + list(half.graph.output):
@@ -201,8 +197,6 @@ def test_rebuilt_shuffle_of_a_half_model(tmp_path):
         if arr.dtype == np.float32:
             init.CopyFrom(numpy_helper.from_array(arr.astype(np.float16), init.name))
     onnx.save(half, str(tmp_path / "half.onnx"))
-    for dtype in ("uint8", "float32"):
-        w = wrap.Wrap(dtype, 3, dtype, 3)
-        x = frame(dtype, 3, seed=9)
-        a = run_wrapped(tmp_path / "half.onnx", w, x, bands=True)
-        np.testing.assert_array_equal(a, run_wrapped(tmp_path / "half.onnx", w, x, bands=False))
+    spec = ModelSpec.from_onnx(tmp_path / "half.onnx")
+    w = wrap.Wrap("uint8", 3, "uint8", 3)
+    assert wrap.out_block(wrap.wrap_model(half, spec, w, bands=True)) == 0

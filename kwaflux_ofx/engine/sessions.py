@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from kwaflux_ofx.engine import shuffle
 from kwaflux_ofx.engine import wrap as wrapping
 from kwaflux_ofx.engine.spec import ModelSpec
 from kwaflux_ofx.errors import KwafluxError, ModelError, first_line
@@ -126,7 +125,7 @@ class GraphRunner:
         self.wrap = wrap
         self.pool = pool
         self.provider = provider
-        self.block = block  # r: the graph gives OUT as 1×H×r×W×r×C (wrap.out_block)
+        self.block = block  # r: the graph gives OUT as H×r×(W·r·C) (wrap.out_block)
 
     def run_into(self, pixels: np.ndarray, out: np.ndarray, strength: float | None) -> bool:
         """Process C-contiguous H×W×C `pixels` into C-contiguous `out`; False when the model's
@@ -142,9 +141,9 @@ class GraphRunner:
                 value = np.array([strength or 0.0], np.float32)
                 binding.bind_cpu_input(wrapping.STRENGTH, value)
             shape = out.shape
-            if self.block:  # the same C-contiguous memory, in the rebuilt shuffle's bands
+            if self.block:  # the same C-contiguous memory, as the rebuilt shuffle's row bands
                 r, (oh, ow, c) = self.block, out.shape
-                shape = (1, oh // r, r, ow // r, r, c)
+                shape = (oh // r, r, ow * c)
             binding.bind_output(wrapping.OUT, "cpu", 0, out.dtype, shape, out.ctypes.data)
             binding.bind_output(wrapping.CHECK, "cpu", 0, check.dtype, [], check.ctypes.data)
             sess.run_with_iobinding(binding)
@@ -226,17 +225,14 @@ class SessionCache:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return opts
 
-    def _start(self, source, path: Path, providers: list[str], disabled=None, wrapped=False):
-        """A session from a file name or serialized model; None when CUDA did not start (then
-        this cache renders on the CPU from now on, after one warning). `disabled`: onnxruntime
-        graph optimizers to leave out; `wrapped`: a wrap.py graph."""
+    def _start(self, source, path: Path, providers: list[str], wrapped: bool = False):
+        """A session from a file name or serialized model (`wrapped`: a wrap.py graph); None
+        when CUDA did not start (then this cache renders on the CPU from now on, after one
+        warning)."""
         import onnxruntime as ort
 
         try:
-            extra = {"disabled_optimizers": disabled} if disabled else {}
-            sess = ort.InferenceSession(
-                source, self._options(wrapped), providers=providers, **extra
-            )
+            sess = ort.InferenceSession(source, self._options(wrapped), providers=providers)
         except Exception as exc:
             if providers[0] != CUDA:
                 raise ModelError(f"onnxruntime cannot load it: {first_line(exc)}", path) from None
@@ -288,9 +284,8 @@ class SessionCache:
                 # A final pixel shuffle is rebuilt for the CPU, where transposes cost most.
                 wrapped = wrapping.wrap_model(model, run_spec, wrap, bands=providers[0] == CPU)
                 block = wrapping.out_block(wrapped)
-                disabled = shuffle.DISABLED_OPTIMIZERS if block else None
                 source = wrapped.SerializeToString()
-                first = self._start(source, path, providers, disabled, wrapped=True)
+                first = self._start(source, path, providers, wrapped=True)
         except Exception as exc:
             reason = f"its wrapped graph does not load ({first_line(exc, 160)})"
         if reason is not None:

@@ -1,15 +1,16 @@
-"""A model's final pixel shuffle, rebuilt so the wrapped graph gives channels-last pixels at once.
+"""A model's final pixel shuffle, rebuilt so the wrapped graph gives channels-last pixels cheaply.
 
-Most upscalers end in Conv -> pixel shuffle (DepthToSpace, or PyTorch's Reshape/Transpose/
-Reshape), perhaps followed by elementwise ops with scalar constants. Wrapped as it is, that tail
-costs the shuffle (a 6-D transpose, slow in onnxruntime's CPU provider) and then a full-frame
-NCHW -> HWC transpose. Rebuilt, the last convolution is split by output row phase: piece k makes
-the channels of sub-row k, in (sub-column, colour) order, which onnxruntime writes channels-last
-straight from its blocked convolution (the Transpose folds into the reorder it does anyway).
-Each piece is then one band of output rows, H×1×W×(r·C); a Concat on that axis lays the bands
-into the host's H·r×W·r×C buffer with large contiguous copies. Elementwise work (range, clip,
-cast) runs on the pieces, in the host type where it is smaller. Each output value is the same
-dot product as before, so the pixels are bit-identical.
+Most upscalers end in a pixel shuffle (DepthToSpace, or PyTorch's Reshape/Transpose/Reshape),
+perhaps followed by elementwise ops with scalar constants. Wrapped as it is, that tail costs the
+shuffle (a 6-D transpose, slow in onnxruntime's CPU provider) and then a full-frame NCHW -> HWC
+transpose. Rebuilt, the shuffle's input, 1×(r·r·C)×H×W, is taken in DCR channel order (sub-row,
+sub-column, colour; a CRD model's last Conv has its output channels reordered to match, which
+changes no value) and seen as r×(r·C)×H×W; the elementwise work (the model's, then range, clip
+and cast to the host type) runs there. wrap.py then transposes it once to r×H×W×(r·C), each
+sub-row's pixels channels-last, one band of output rows each, and once more from r×H×(W·r·C)
+to H×r×(W·r·C), which moves whole rows and lays the bands into the host's H·r×W·r×C buffer.
+Both moves are in the host type, a quarter of the bytes for 8-bit frames. Every value is
+computed as before, so the pixels are bit-identical.
 """
 
 from __future__ import annotations
@@ -19,29 +20,21 @@ import dataclasses
 import numpy as np
 
 # Ops that act on each value alone: with scalar constants for their other inputs they commute
-# with any rearrangement of the values, so they may run on the pieces instead.
+# with any rearrangement of the values, so they may run on the rearranged values instead.
 ELEMENTWISE = {
     "Abs", "Add", "Cast", "Ceil", "Clip", "Div", "Elu", "Exp", "Floor", "HardSigmoid",
     "Identity", "LeakyRelu", "Log", "Max", "Min", "Mul", "Neg", "Pow", "Reciprocal", "Relu",
     "Round", "Selu", "Sigmoid", "Softplus", "Sqrt", "Sub", "Tanh",
 }  # fmt: skip
 CRD_PERM, DCR_PERM = [0, 1, 4, 2, 5, 3], [0, 3, 4, 1, 5, 2]
-# onnxruntime's transpose optimizer would merge the pieces' transposes back into one after the
-# Concat (the slow full-frame transpose this module removes): sessions of rebuilt graphs run
-# without it. The second name is its pass in the layout-transformation stage.
-DISABLED_OPTIMIZERS = [
-    "TransposeOptimizer",
-    "TransposeOptimizer_CPUExecutionProvider",
-    "QDQPropagationTransformer",
-]
 
 
 @dataclasses.dataclass(frozen=True)
 class Tail:
-    """The model's last Conv, its pixel shuffle (block r, DCR or CRD) and the elementwise ops
-    between the shuffle and the output."""
+    """The model's pixel shuffle (block r, DCR or CRD), the elementwise ops between it and the
+    output, and for CRD the Conv before it, whose output channels are reordered."""
 
-    conv: object
+    conv: object | None
     shuffle: tuple
     chain: tuple
     block: int
@@ -49,7 +42,8 @@ class Tail:
 
     @property
     def nodes(self) -> list:
-        return [self.conv, *self.shuffle, *self.chain]
+        """The model's nodes the rebuilt tail replaces."""
+        return [n for n in (self.conv, *self.shuffle, *self.chain) if n is not None]
 
 
 class _Graph:
@@ -128,8 +122,9 @@ def _shuffle(g: _Graph, node, channels: int) -> tuple[tuple, int, str, str] | No
 
 
 def find_tail(model, output_name: str, channels: int) -> Tail | None:
-    """The final Conv + pixel shuffle (+ scalar elementwise ops) of `model`, when it ends so
-    and every value on the way is used by the next node alone; None otherwise."""
+    """The final pixel shuffle (+ scalar elementwise ops) of `model`, when it ends so and every
+    value on the way is used by the next node alone (for CRD, after a Conv whose output
+    channels can be reordered); None otherwise."""
     g = _Graph(model.graph)
     chain, name = [], output_name
     node = g.producer.get(name)
@@ -144,65 +139,67 @@ def find_tail(model, output_name: str, channels: int) -> Tail | None:
     found = _shuffle(g, node, channels)
     if found is None:
         return None
-    shuffle, block, mode, conv_out = found
-    conv = g.producer.get(conv_out)
-    if conv is None or conv.op_type != "Conv" or not g.sole_use(conv_out) or block < 2:
+    shuffle, block, mode, shuffled = found
+    if block < 2 or mode not in ("DCR", "CRD"):
         return None
-    if mode not in ("DCR", "CRD") or int(_attr(conv, "group", 1)) != 1:
+    if mode == "DCR":  # already in the order the rebuilt tail takes
+        return Tail(None, tuple(shuffle), tuple(chain), block, mode)
+    conv = g.producer.get(shuffled)
+    if conv is None or conv.op_type != "Conv" or not g.sole_use(shuffled):
+        return None
+    if int(_attr(conv, "group", 1)) != 1:
         return None
     weight = g.array(conv.input[1])
-    bias = g.array(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
+    has_bias = len(conv.input) > 2 and bool(conv.input[2])
     if weight is None or weight.ndim != 4 or weight.shape[0] != channels * block * block:
         return None
-    if len(conv.input) > 2 and conv.input[2] and bias is None:
+    if has_bias and g.array(conv.input[2]) is None:
         return None
     return Tail(conv, tuple(shuffle), tuple(chain), block, mode)
 
 
-def phase_channels(tail: Tail, channels: int, row: int) -> list[int]:
-    """The conv output channels of sub-row `row`, in (sub-column, colour) order."""
-    r = tail.block
-    if tail.mode == "CRD":
-        return [c * r * r + row * r + col for col in range(r) for c in range(channels)]
-    return [(row * r + col) * channels + c for col in range(r) for c in range(channels)]
+def dcr_order(block: int, channels: int) -> list[int]:
+    """CRD channel numbers in DCR order: (sub-row, sub-column, colour), colour fastest."""
+    r = block
+    return [c * r * r + i * r + j for i in range(r) for j in range(r) for c in range(channels)]
 
 
-def split_tail(b, model, tail: Tail, channels: int) -> list[str]:
-    """Emit (through the wrap builder `b`) one Conv per sub-row, each giving channels-last
-    1×H×W×(r·C) values, the chain applied to each; returns the pieces' names."""
+def planes(b, model, tail: Tail, channels: int) -> str:
+    """Emit (through the wrap builder `b`) the shuffle's input in DCR order as r×(r·C)×H×W,
+    the chain applied; returns that value's name (in the model's type)."""
     from onnx import helper
 
     g = _Graph(model.graph)
-    weight = g.array(tail.conv.input[1])
-    bias = g.array(tail.conv.input[2]) if len(tail.conv.input) > 2 and tail.conv.input[2] else None
-    pieces = []
-    for row in range(tail.block):
-        idx = phase_channels(tail, channels, row)
-        inputs = [tail.conv.input[0], b.const(weight[idx], weight.dtype)]
-        if bias is not None:
-            inputs.append(b.const(bias[idx], bias.dtype))
-        out = b.name("conv")
-        conv = helper.make_node("Conv", inputs, [out])
-        conv.attribute.extend(tail.conv.attribute)
-        b.nodes.append(conv)
-        x = b.op("Transpose", out, perm=[0, 2, 3, 1])
-        for node in tail.chain:
-            data = _data_input(g, node)
-            step = helper.make_node(
-                node.op_type,
-                [x if i == data else i for i in node.input],
-                [b.name(node.op_type.lower())],
-                domain=node.domain,
-            )
-            step.attribute.extend(node.attribute)
-            b.nodes.append(step)
-            x = step.output[0]
-        pieces.append(x)
-    return pieces
+    r = tail.block
+    x = tail.shuffle[0].input[0]
+    if tail.conv is not None:
+        conv, order = tail.conv, dcr_order(r, channels)
+        inputs = [conv.input[0]]
+        for name in conv.input[1:3]:
+            if name:
+                value = g.array(name)
+                inputs.append(b.const(value[order], value.dtype))
+        x = b.name("conv")
+        node = helper.make_node("Conv", inputs, [x])
+        node.attribute.extend(conv.attribute)
+        b.nodes.append(node)
+    x = b.op("Reshape", x, b.const([r, r * channels, 0, 0], np.int64))
+    for node in tail.chain:
+        data = _data_input(g, node)
+        step = helper.make_node(
+            node.op_type,
+            [x if i == data else i for i in node.input],
+            [b.name(node.op_type.lower())],
+            domain=node.domain,
+        )
+        step.attribute.extend(node.attribute)
+        b.nodes.append(step)
+        x = step.output[0]
+    return x
 
 
 def drop_unused_initializers(graph) -> None:
-    """Drop the initializers no node reads any more (the split conv's original weights), and
+    """Drop the initializers no node reads any more (a reordered conv's original weights), and
     their graph inputs where an old model lists initializers as inputs too."""
     used = {i for n in graph.node for i in n.input}
     dropped = {t.name for t in graph.initializer if t.name not in used}

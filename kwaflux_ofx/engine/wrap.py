@@ -187,21 +187,18 @@ def _to_host_type(b: _Builder, y: str, dtype: str) -> str:
     return b.op("QuantizeLinear", y, b.const(np.float32(1.0)), zero, domain=_quant_domain(dtype))
 
 
-def _host_out(b: _Builder, y: str, wrap: Wrap, rank: int, axis: int) -> str:
-    """float32 at full scale 1.0 -> the host type, with opaque alpha added as a full-scale
-    plane after the colours on `axis` for RGBA. onnxruntime's CPU Pad takes no uint16: there
-    alpha is added as 1.0 before the conversion, which makes it exactly 65535."""
-    if wrap.out_channels != 4:
-        return _to_host_type(b, y, wrap.out_dtype)
-    before = wrap.out_dtype == "uint16"
-    if not before:
-        y = _to_host_type(b, y, wrap.out_dtype)
-    kind = np.dtype("float32" if before else wrap.out_dtype)
-    alpha = b.const(1.0 if before else (peak(wrap.out_dtype) or 1.0), kind)
+def _pad_alpha(b: _Builder, y: str, dtype: str, rank: int, axis: int) -> str:
+    """Opaque alpha after the colours on `axis`: full scale of `dtype` (1.0 for floats)."""
     pads = [0] * (2 * rank)
     pads[rank + axis] = 1
-    y = b.op("Pad", y, b.const(pads, np.int64), alpha, mode="constant")
-    return _to_host_type(b, y, wrap.out_dtype) if before else y
+    alpha = b.const(peak(dtype) or 1.0, np.dtype(dtype))
+    return b.op("Pad", y, b.const(pads, np.int64), alpha, mode="constant")
+
+
+def _alpha_late(wrap: Wrap) -> bool:
+    """onnxruntime's CPU Pad takes no uint16: RGBA uint16 gets its alpha as 1.0 before the
+    conversion, which makes it exactly 65535."""
+    return wrap.out_channels == 4 and wrap.out_dtype == "uint16"
 
 
 def _to_unit(b: _Builder, spec: ModelSpec, y: str, check: str | None = None) -> tuple[str, str]:
@@ -224,28 +221,35 @@ def _pixels_out(b: _Builder, spec: ModelSpec, wrap: Wrap, chw: str | None) -> No
         # A denoiser without a noise input: strength blends it with the source (1: model only).
         mixed = b.op("Add", chw, b.op("Mul", STRENGTH, b.op("Sub", y, chw)))
         y = b.op("Where", b.op("Less", STRENGTH, b.const(np.float32(1.0))), mixed, y)
-    b.op("Transpose", _host_out(b, y, wrap, 3, 0), perm=[1, 2, 0], out=OUT)
+    late = _alpha_late(wrap)
+    y = y if late else _to_host_type(b, y, wrap.out_dtype)
+    if wrap.out_channels == 4:
+        y = _pad_alpha(b, y, "float32" if late else wrap.out_dtype, 3, 0)
+    y = _to_host_type(b, y, wrap.out_dtype) if late else y
+    b.op("Transpose", y, perm=[1, 2, 0], out=OUT)
 
 
 def _bands_out(b: _Builder, spec: ModelSpec, wrap: Wrap, model, tail: shuffle.Tail) -> None:
-    """The rebuilt pixel shuffle (shuffle.py): each sub-row piece, 1×H×W×(r·C), converted to
-    the host type on its own, then one Concat lays the bands into OUT, 1×H×r×W×r×C."""
-    r, bands, sums = tail.block, [], []
-    for y in shuffle.split_tail(b, model, tail, spec.channels):
-        y, total = _to_unit(b, spec, y)
-        sums.append(total)
-        y = b.op("Unsqueeze", y, _axes(b, 2))
-        y = b.op("Reshape", y, b.const([0, 0, 0, 0, r, spec.channels], np.int64))
-        bands.append(_host_out(b, y, wrap, 6, 5))
-    b.op("Sum", *sums, out=CHECK)
-    b.op("Concat", *bands, axis=2, out=OUT)
+    """The rebuilt pixel shuffle (shuffle.py): r×(r·C)×H×W converted to the host type, one
+    transpose to r×H×W×(r·C) (a band of output rows per sub-row, channels-last; in the host
+    type, where it is smaller), then one row-moving transpose into OUT, H×r×(W·r·C)."""
+    r, c = tail.block, spec.channels
+    y, _ = _to_unit(b, spec, shuffle.planes(b, model, tail, c), CHECK)
+    late = _alpha_late(wrap)
+    y = y if late else _to_host_type(b, y, wrap.out_dtype)
+    y = b.op("Reshape", b.op("Transpose", y, perm=[0, 2, 3, 1]), b.const([0, 0, 0, r, c], np.int64))
+    if wrap.out_channels == 4:
+        y = _pad_alpha(b, y, "float32" if late else wrap.out_dtype, 5, 4)
+    y = _to_host_type(b, y, wrap.out_dtype) if late else y
+    y = b.op("Reshape", y, b.const([r, 0, -1], np.int64))
+    b.op("Transpose", y, perm=[1, 0, 2], out=OUT)
 
 
 def out_block(model) -> int:
-    """r when the wrapped model gives OUT as 1×H×r×W×r×C (a rebuilt pixel shuffle), else 0:
+    """r when the wrapped model gives OUT as H×r×(W·r·C) (a rebuilt pixel shuffle), else 0:
     the caller binds its H·r×W·r×C buffer with that shape, which is the same memory."""
     dims = model.graph.output[0].type.tensor_type.shape.dim
-    return int(dims[2].dim_value) if len(dims) == 6 else 0
+    return int(dims[1].dim_value) if dims[1].HasField("dim_value") else 0
 
 
 def wrap_model(model, spec: ModelSpec, wrap: Wrap, bands: bool = False):
@@ -265,7 +269,9 @@ def wrap_model(model, spec: ModelSpec, wrap: Wrap, bands: bool = False):
     if spec.noise_input:
         _noise_map(b, spec)
     tail = None
-    if bands and chw is None and spec.channels == 3:
+    # float16 models are left alone: onnxruntime's CPU provider runs them through casts that it
+    # places and drops per graph, so a rebuilt tail could round differently.
+    if bands and chw is None and spec.channels == 3 and spec.input_dtype == "float32":
         tail = shuffle.find_tail(wrapped, spec.output_name, spec.channels)
     if tail is None:
         _pixels_out(b, spec, wrap, chw)
@@ -290,9 +296,7 @@ def wrap_model(model, spec: ModelSpec, wrap: Wrap, bands: bool = False):
             helper.make_tensor_value_info(
                 OUT,
                 _tensor_type(wrap.out_dtype),
-                ["OH", "OW", wrap.out_channels]
-                if tail is None
-                else [1, "H", tail.block, "W", tail.block, wrap.out_channels],
+                ["OH", "OW", wrap.out_channels] if tail is None else ["H", tail.block, "WRC"],
             ),
             helper.make_tensor_value_info(CHECK, _tensor_type("float32"), []),
         ]
