@@ -73,6 +73,14 @@ class CliRun:
     def error_lines(self) -> list[str]:
         return [ln for ln in self.err.splitlines() if ln.startswith("kwaflux: error:")]
 
+    def failed_outright(self, campaign: str, name: str) -> list[Case]:
+        """A run that ends neither in success nor in a reported failure (exit 0 or 1) as the
+        campaign's one case (a crash, or an unclear exit); [] when it ended either way."""
+        if not self.exc and self.rc in (0, 1):
+            return []
+        outcome = "CRASH" if self.exc else "UNCLEAR"
+        return [Case(campaign, name, outcome, self.exc or self.err[-300:])]
+
 
 def run_cli(argv: list[str], timeout: float = 120.0) -> CliRun:
     """`kwaflux ARGV` in this process (imports paid once), stdout/stderr captured, under a timeout."""

@@ -178,15 +178,8 @@ def campaign_media(work: Path) -> list[Case]:
     out, media_dir = work / "out.otio", work / "media"
     run = run_cli(conform_argv(tl, out, media_dir, model), timeout=300)
     cases = []
-    if run.exc or run.rc not in (0, 1):
-        return [
-            Case(
-                "media",
-                "conform of broken media",
-                "CRASH" if run.exc else "UNCLEAR",
-                run.exc or run.err[-300:],
-            )
-        ]
+    if failed := run.failed_outright("media", "conform of broken media"):
+        return failed
     report = json.loads(out.with_suffix(".json").read_text())
     by_name = {c["name"]: c for c in report["clips"]}
     for name, (path, want) in media.items():

@@ -95,15 +95,8 @@ def campaign_security(work: Path) -> list[Case]:
         run = run_cli(conform_argv(tl_path, out, media_dir, model), timeout=300)
     finally:
         os.chdir(cwd)
-    if run.exc or run.rc not in (0, 1):
-        return [
-            Case(
-                "security",
-                "hostile timeline",
-                "CRASH" if run.exc else "UNCLEAR",
-                run.exc or run.err[-300:],
-            )
-        ]
+    if failed := run.failed_outright("security", "hostile timeline"):
+        return failed
     report = json.loads(out.with_suffix(".json").read_text())
     real_media = os.path.realpath(media_dir)
     for c in report["clips"]:

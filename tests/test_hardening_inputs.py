@@ -129,3 +129,18 @@ def test_the_judge_tells_crashes_and_vague_errors_from_clear_ones(tmp_path, monk
 
         monkeypatch.setattr(commands, "cmd_upscale", fail)
         assert judge_error(run_cli(argv), [f])[0] == verdict
+
+
+def test_a_run_that_neither_succeeds_nor_reports_is_one_bad_case():
+    from reliability.cases import CliRun
+
+    assert CliRun(0, "", "").failed_outright("media", "x") == []
+    assert CliRun(1, "", "kwaflux: error: a clip failed").failed_outright("media", "x") == []
+    (crash,) = CliRun(None, "", "", exc="ZeroDivisionError: x").failed_outright("media", "x")
+    assert (crash.outcome, crash.detail) == ("CRASH", "ZeroDivisionError: x")
+    (unclear,) = CliRun(2, "", "Traceback...\nboom").failed_outright("security", "y")
+    assert (unclear.campaign, unclear.outcome, unclear.detail) == (
+        "security",
+        "UNCLEAR",
+        "Traceback...\nboom",
+    )
