@@ -237,11 +237,12 @@ def main() -> int:
         f"(onnxruntime allocates its output). Median of {args.light_repeats} rounds; the engine "
         "writes into a reused destination as the OFX host and conform do. Under load the "
         "last column, the engine's share of the bare run, is the steadier figure. "
-        "On the CPU the wrapped graph rebuilds the model's final Conv + DepthToSpace "
-        "(engine/shuffle.py: the conv split by output sub-row, each piece written "
-        "channels-last, one Concat into the host buffer, same pixels), so it skips the "
-        "bare model's DepthToSpace and the full-frame NCHW→HWC transpose: the engine can "
-        "take less time than the bare run, and a negative difference is that gain.\n",
+        "On the CPU the wrapped graph rebuilds the model's final DepthToSpace "
+        "(engine/shuffle.py: the last conv's channels in DCR order, converted to the host "
+        "type, then one transpose to channels-last row bands and one that moves whole rows "
+        "into the host buffer; same pixels), so it skips the bare model's DepthToSpace and the "
+        "full-frame NCHW→HWC transpose: the engine can take less time than the bare run, and "
+        "a negative difference is that gain.\n",
         "| measurement | engine ms | bare run ms | engine − bare ms | (engine − bare) / bare "
         "| goal |",
         "|---|---:|---:|---:|---:|---|",
