@@ -21,8 +21,9 @@ def _truncate(path: Path, frac: float) -> Path:
 
 
 def broken_media(src: Path) -> dict[str, tuple[Path, str]]:
-    """Good and broken sources: {clip name: (media path, expectation)}, expectation "done" or
-    "fail" (the clip must fail alone, naming its file). Clips use the first CLIP_FRAMES frames;
+    """Good and broken sources: {clip name: (media path, expectation)}, expectation "done",
+    "fail" (the clip must fail alone, naming its file), "clamp" (rendered to the end of its
+    media, saying so) or "damaged" (rendered whole, its broken frames listed with timecodes). Clips use the first CLIP_FRAMES frames;
     a damaged video's clip uses all 24, so the damage lies inside what it uses."""
     import numpy as np
 
@@ -49,7 +50,8 @@ def broken_media(src: Path) -> dict[str, tuple[Path, str]]:
     for i in rng.integers(2000, len(garbled), 200):
         garbled[i] ^= 0x55
     (src / "garbled.mkv").write_bytes(bytes(garbled))
-    m["ffv1 mkv with 200 flipped bytes"] = (src / "garbled.mkv", "fail")
+    # Broken frames keep their places (the last good one held) and are reported: "damaged".
+    m["ffv1 mkv with 200 flipped bytes"] = (src / "garbled.mkv", "damaged")
     seq = make_sequence(src / "gap", "gap.", 1, SEQ_FRAMES)
     seq[5].unlink()
     m["image sequence with frame 6 missing"] = (seq[0], "fail")
@@ -194,8 +196,14 @@ def campaign_media(work: Path) -> list[Case]:
                 if "past its media" in ln and (path.name in ln or name in ln)
             ]
             in_report = "past its media" in c["reason"]
-            outcome = "clip clamped" if c["status"] == "done" and warned and in_report else "WRONG"
+            # a file cut short is also reported as such ("damaged"), with the clamp kept
+            rendered = c["status"] in ("done", "damaged")
+            outcome = "clip clamped" if rendered and warned and in_report else "WRONG"
             detail = (warned or [f"status {c['status']}: {c['reason']}"])[0]
+        elif want == "damaged":
+            told = c["status"] == "damaged" and "damaged source frame" in c["reason"]
+            outcome = "clip rendered, damage reported" if told and c.get("damaged") else "WRONG"
+            detail = f"status {c['status']}: {c['reason']}"
         elif c["status"] in ("failed", "missing"):
             names = {path.name, path.parent.name}
             ok = (

@@ -96,4 +96,5 @@ def cmd_clips(args, engine, scale_of) -> int:
     report = run_clips(units, chosen, engine, mode, args.report)
     if not args.quiet:
         print_clips(report, sys.stderr if mode == "json" else sys.stdout)
-    return 1 if report["summary"]["failed"] else 0
+    # a clip from a damaged source is written, but the run says so in its exit code too
+    return 1 if report["summary"]["failed"] or report["summary"]["damaged"] else 0

@@ -111,4 +111,5 @@ def run(args: argparse.Namespace) -> int:
         # With JSON progress stdout belongs to the wrapper; the human summary goes to stderr.
         print_report(report, sys.stderr if mode == "json" else sys.stdout)
     bad = report["summary"]["failed"] + report["summary"]["missing"]
+    bad += report["summary"].get("damaged", 0)  # rendered, broken source frames held
     return 1 if bad else 0

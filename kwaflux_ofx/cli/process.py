@@ -175,8 +175,11 @@ def read_video_frame(path: Path, index: int, at: str | None = None) -> np.ndarra
     index = position(at, info, index)
     if not 0 <= index < info.frames:
         raise MediaError(f"has no frame {index} (it has {info.frames})", path)
-    for _, pixels in read_frames(info, index, index + 1):
+    damaged: dict[int, str] = {}
+    for _, pixels in read_frames(info, index, index + 1, damaged):
         return pixels[:, :, :3]
+    if index in damaged:
+        raise MediaError(f"frame {index} is damaged: it {damaged[index]}", path)
     raise MediaError(f"has no frame {index}", path)
 
 

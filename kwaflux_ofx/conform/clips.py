@@ -15,6 +15,7 @@ from kwaflux_ofx.conform.plan import ConformSettings, WorkUnit
 from kwaflux_ofx.conform.progress import Progress
 from kwaflux_ofx.conform.report import _write_json, unit_strength
 from kwaflux_ofx.errors import KwafluxError
+from kwaflux_ofx.media.delivery import check_rate
 from kwaflux_ofx.media.probe import MediaInfo, probe
 from kwaflux_ofx.media.timecode import frames_to_timecode, timecode_to_frames
 from kwaflux_ofx.media.timing import VfrMode
@@ -119,6 +120,8 @@ def plan_clip(
         raise KwafluxError("output would overwrite the input", output)
     if os.path.lexists(output) and not overwrite:
         raise KwafluxError("exists already (pass --overwrite to replace it)", output)
+    if not rules.CODECS[chosen.codec].is_sequence:
+        check_rate(os.path.splitext(output)[1].lower(), info.rate, source)
     return WorkUnit(
         id=uid,
         media=info,
@@ -187,9 +190,11 @@ def run_clips(
                 "first": frames_to_timecode(u.start_tc, u.media.rate, u.media.drop_frame),
                 "seconds": round(res.get("seconds", 0.0), 3),
                 **unit_strength(u),
+                # the source's broken frames, with timecodes and what stands in their place
+                **({"damaged": res["damaged"]} if res.get("damaged") else {}),
             }
         )
-    summary = {k: sum(1 for c in clips if c["status"] == k) for k in ("done", "failed")}
+    summary = {k: sum(1 for c in clips if c["status"] == k) for k in ("done", "damaged", "failed")}
     report = {
         "settings": chosen.as_dict(),
         "clips": clips,
@@ -203,11 +208,14 @@ def run_clips(
 
 
 def print_clips(report: dict, stream) -> None:
-    """One line per clip: where it went, how many frames, at what strength, or why it failed."""
+    """One line per clip: where it went, how many frames, at what strength, or why it failed;
+    a clip from a damaged source adds a line listing the broken frames with their timecodes."""
     for c in report["clips"]:
-        if c["status"] == "done":
+        if c["status"] in ("done", "damaged"):
             fps = c["frames"] / c["seconds"] if c["seconds"] else 0.0
             dn = f", denoise {c['denoise']:.2f}" if "denoise" in c else ""
             stream.write(f"{c['output']}: {c['frames']} frames{dn} ({fps:.1f} fps)\n")
+            if c["status"] == "damaged":
+                stream.write(f"damaged: {c['reason']}\n")  # the reason names the file
         else:
             stream.write(f"failed: {c['input']}: {c['reason']}\n")

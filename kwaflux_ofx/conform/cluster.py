@@ -101,7 +101,7 @@ def _run_dask(units: list[WorkUnit], settings: ConformSettings, prog: Progress) 
                 with lock:
                     results[unit.id] = res
                     rest = res.get("frames", 0) - shown.get(unit.id, 0)
-                if res["status"] == "done" and rest > 0:
+                if res["status"] in ("done", "damaged") and rest > 0:
                     prog.frames(unit.id, rest)
                 prog.unit_done(unit.id, os.path.basename(unit.output), res)
         except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from kwaflux_ofx.conform.locate import MediaIndex, base_name, locate
 from kwaflux_ofx.conform.timeline import ClipUse, clip_use, video_clips
 from kwaflux_ofx.errors import KwafluxError, MediaError, checked
 from kwaflux_ofx.media.codecs import CODECS
-from kwaflux_ofx.media.delivery import Delivery
+from kwaflux_ofx.media.delivery import Delivery, check_rate
 from kwaflux_ofx.media.probe import MediaInfo, probe
 from kwaflux_ofx.media.timecode import frames_to_timecode
 
@@ -308,6 +308,8 @@ def build_plan(
     units: list[WorkUnit] = []
     for (key, origin), cps in groups.items():
         info = infos[key]
+        # a rate the container cannot hold (MXF at 15 fps) is refused before anything renders
+        check_rate(ext, info.rate, key)
         ranges = [
             (
                 max(0, c.first - settings.handles),

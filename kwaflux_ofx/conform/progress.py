@@ -137,7 +137,7 @@ class Progress:
                     bar.close()
                 if unit_id in self._slots:
                     self._slots[self._slots.index(unit_id)] = None
-                if self._job is not None and result["status"] == "done":
+                if self._job is not None and result["status"] in ("done", "damaged"):
                     # Outputs kept from an earlier run count as done frames too.
                     missing = self._total.get(unit_id, 0) - self._done.get(unit_id, 0)
                     if missing > 0:

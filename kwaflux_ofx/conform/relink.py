@@ -27,7 +27,8 @@ def relink_timeline(
     clips = video_clips(new)
     units = {u.id: u for u in plan.units}
     for cp in plan.clips:
-        if cp.unit is None or results.get(cp.unit, {}).get("status") != "done":
+        # media rendered from a damaged source is complete (broken frames held): relinked too
+        if cp.unit is None or results.get(cp.unit, {}).get("status") not in ("done", "damaged"):
             continue
         unit = units[cp.unit]
         clip = clips[cp.index]

@@ -21,6 +21,9 @@ from kwaflux_ofx.conform.segments import remove as _remove
 from kwaflux_ofx.conform.segments import render_segments
 from kwaflux_ofx.errors import KwafluxError, first_line
 from kwaflux_ofx.media.codecs import CODECS
+from kwaflux_ofx.media.damage import CUT_SHORT, PREDICTED, UNDECODABLE
+from kwaflux_ofx.media.damage import describe as describe_damage
+from kwaflux_ofx.media.damage import ranges as damage_ranges
 from kwaflux_ofx.media.decode import read_frames
 from kwaflux_ofx.media.encode import SequenceWriter, VideoWriter
 from kwaflux_ofx.media.probe import probe
@@ -29,6 +32,7 @@ from kwaflux_ofx.media.timecode import frames_to_timecode
 log = logging.getLogger(__name__)
 
 PARTIAL_TAG = ".kwaflux-partial"
+DAMAGED_MARK = ".kwaflux-damaged"  # in a sequence output made from a damaged source
 QUEUE_FRAMES = 4  # frames in flight per stage: memory stays flat whatever the clip length
 
 ProgressFn = Callable[[int], None]
@@ -77,7 +81,7 @@ def output_is_complete(unit: WorkUnit, settings: ConformSettings | None = None) 
     try:
         if codec.is_sequence:
             names = [n for n in os.listdir(unit.output) if n.endswith(codec.ext)]
-            if len(names) != unit.frames:
+            if len(names) != unit.frames or DAMAGED_MARK in os.listdir(unit.output):
                 return False
             info = probe(os.path.join(unit.output, sorted(names)[0]))
         else:
@@ -148,6 +152,7 @@ def render_unit(
     tag = fingerprint(unit, settings)
     tmp = temp_path(unit)
     count = {"written": 0}
+    damaged: dict[int, str] = {}  # output frames the source could not give: {index: problem}
 
     def counted(n: int) -> None:
         count["written"] += n
@@ -156,15 +161,17 @@ def render_unit(
 
     def run(writer, start: int, end: int) -> int:
         return _pipeline(
-            unit, process, writer, start, end, counted, stop, infer_workers, keep_alpha
+            unit, process, writer, start, end, counted, stop, infer_workers, keep_alpha, damaged
         )
 
     resumed = 0
     try:
         if CODECS[unit.codec].is_sequence:
-            _render_whole(unit, tmp, keep_alpha, tag, run)
+            _render_whole(unit, tmp, keep_alpha, tag, run, damaged)
         else:
-            resumed = render_segments(unit, tmp, keep_alpha, tag, run, on_frames, _open_writer)
+            resumed = render_segments(
+                unit, tmp, keep_alpha, tag, run, on_frames, _open_writer, damaged
+            )
         _remove(unit.output)  # an incomplete output from an earlier run
         os.replace(tmp, unit.output)
     except Cancelled:
@@ -181,17 +188,58 @@ def render_unit(
             "seconds": time.perf_counter() - t0,
             "resumed": resumed,
         }
+    runs = damage_runs(unit, damaged)
+    reason = f"{unit.media.path}: {describe_damage(runs)}" if runs else ""
+    if runs:
+        log.error("%s", reason)
     return {
-        "status": "done",
-        "reason": "",
+        "status": "damaged" if runs else "done",
+        "reason": reason,
         "frames": unit.frames,
         "seconds": time.perf_counter() - t0,
         "resumed": resumed,
+        **({"damaged": runs} if runs else {}),
     }
 
 
-def _render_whole(unit: WorkUnit, tmp: str, keep_alpha: bool, tag: str, run) -> None:
-    """Render every frame into one writer at `tmp` (image sequences)."""
+def damage_runs(unit: WorkUnit, damaged: dict[int, str]) -> list[dict]:
+    """The source's broken frames as runs with source timecodes and what the output holds in
+    their place; a file cut short adds the frames its header announces beyond its end."""
+    frames = dict(damaged)
+    info = unit.media
+    if info.declared_frames and unit.stop >= info.frames:
+        frames.update({k: CUT_SHORT for k in range(info.frames, info.declared_frames)})
+    runs = []
+    for first, last, problem in damage_ranges(frames):
+        if problem == CUT_SHORT:
+            instead = "not rendered (the output ends with the file)"
+        elif problem == PREDICTED:
+            instead = "rendered as decoded (may show the damage)"
+        else:
+            k = first - 1
+            while frames.get(k, PREDICTED) != PREDICTED:  # a frame held or lost itself
+                k -= 1
+            if k < max(0, unit.start - 1):  # nothing good before it: the first good one after
+                k = last + 1
+                while frames.get(k, PREDICTED) != PREDICTED:
+                    k += 1
+            instead = f"frame {k} repeated in its place"
+        tc = _timecode(unit, first)
+        runs.append(
+            {
+                "first": first,
+                "last": last,
+                "timecode": tc if first == last else f"{tc}-{_timecode(unit, last)}",
+                "problem": problem,
+                "rendered_as": instead,
+            }
+        )
+    return runs
+
+
+def _render_whole(unit: WorkUnit, tmp: str, keep_alpha: bool, tag: str, run, damaged) -> None:
+    """Render every frame into one writer at `tmp` (image sequences); one from a damaged
+    source is marked so a rerun renders (and reports) it again instead of keeping it."""
     _remove(tmp)  # a partial output left by a killed run
     writer = _open_writer(unit, tmp, keep_alpha, tag)
     try:
@@ -202,6 +250,9 @@ def _render_whole(unit: WorkUnit, tmp: str, keep_alpha: bool, tag: str, run) -> 
         raise
     if written != unit.frames:
         raise KwafluxError(f"wrote {written} frames, {unit.frames} expected", unit.output)
+    if damaged:
+        with open(os.path.join(tmp, DAMAGED_MARK), "w", encoding="utf-8") as f:
+            json.dump(damaged, f)
 
 
 def _pipeline(
@@ -214,9 +265,11 @@ def _pipeline(
     stop: threading.Event,
     infer_workers: int,
     keep_alpha: bool,
+    damaged: dict[int, str],
 ) -> int:
     """Frames start..end of the unit's media through `process` into `writer`; returns how many
-    were written. Decoding runs in its own thread, frames go through the engine on a small pool
+    were written. A frame the media cannot give is recorded in `damaged` and the last good one
+    written in its place (media/damage.py). Decoding runs in its own thread, frames go through the engine on a small pool
     (onnxruntime releases the GIL), and encoding runs here; bounded queues keep memory flat."""
     info = unit.media
     pending: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
@@ -239,9 +292,10 @@ def _pipeline(
         return False
 
     # Temporal denoise: neighbours come from the media beyond the range (a cut's first frame is
-    # cleaned with the frames before it), as far as the media goes.
+    # cleaned with the frames before it), as far as the media goes. One frame before the range
+    # is read in any case: it stands in for a first frame that cannot be decoded.
     radius = getattr(process, "radius", 0)
-    lo, hi = max(0, start - radius), min(info.frames, end + radius) if radius else end
+    lo, hi = max(0, start - max(radius, 1)), min(info.frames, end + radius) if radius else end
     held: collections.deque = collections.deque()  # (index, frame) of the media, at most 2r+1
 
     def emit(k: int) -> bool:
@@ -252,30 +306,46 @@ def _pipeline(
         centre = next(n for n, (i, _) in enumerate(held) if i == k)
         return put(pool.submit(process, window, centre))
 
+    def push(idx: int, frame) -> bool:
+        """Hold media frame idx; hand every output frame whose window is complete to the pool."""
+        nonlocal out
+        held.append((idx, frame))
+        while out < end and out + radius <= idx:
+            if not emit(out):
+                return False
+            out += 1
+        return True
+
+    out = start
+    source_damage: dict[int, str] = {}
+
     def decode() -> None:
+        nonlocal out
         try:
-            expected, out = lo, start
-            for idx, frame in read_frames(info, lo, hi):
-                if idx != expected:
-                    raise KwafluxError(
-                        f"frame {expected} ({_timecode(unit, expected)}) is missing or damaged "
-                        f"(decoder gave {idx})",
-                        info.path,
-                    )
-                expected += 1
+            expected, good = lo, None  # the next media frame; the last one that decoded
+            for idx, frame in read_frames(info, lo, hi, source_damage):
                 if not keep_alpha and frame.shape[2] == 4:
                     frame = frame[:, :, :3]
-                held.append((idx, frame))
-                while out < end and out + radius < expected:
-                    if not emit(out):
+                # A frame the media did not give keeps its place: the last good frame stands in
+                # for it (the first good one, at the very start), so no later frame shifts.
+                for k in range(expected, idx):
+                    broken(k)
+                    if not push(k, frame if good is None else good):
                         return
-                    out += 1
-            if expected < end:  # neighbours past the end are optional; the range is not
+                if idx in source_damage:  # held by the VFR fill, or given but predicted
+                    broken(idx)
+                good, expected = frame, idx + 1
+                if not push(idx, frame):
+                    return
+            if good is None:
                 raise KwafluxError(
-                    f"media ends at frame {expected} ({_timecode(unit, expected)}), "
-                    f"{end} expected (cut short or damaged?)",
+                    f"no frame of {start}..{end - 1} ({_timecode(unit, start)}) can be decoded",
                     info.path,
                 )
+            for k in range(expected, end):  # the range's last frames, lost: hold the last good
+                broken(k)
+                if not push(k, good):
+                    return
             while out < end:  # the last frames: no more neighbours after them
                 if not emit(out):
                     return
@@ -284,6 +354,10 @@ def _pipeline(
             failure.append(exc)
         finally:
             put(None)
+
+    def broken(k: int) -> None:
+        if start <= k < end:  # neighbours outside the range are not output frames
+            damaged[k] = source_damage.get(k, UNDECODABLE)
 
     reader = threading.Thread(target=decode, name="kwaflux-decode", daemon=True)
     reader.start()

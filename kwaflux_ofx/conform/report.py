@@ -26,6 +26,7 @@ def _report(
     for cp in plan.clips:
         status, reason, output = cp.status, cp.reason, ""
         strength: dict = {}
+        res: dict = {}
         if cp.unit is not None:
             output = units[cp.unit].output
             strength = unit_strength(units[cp.unit])
@@ -36,6 +37,8 @@ def _report(
                 status = res["status"]
                 # A clip whose source ran past its media keeps that note when it is done.
                 reason = res.get("reason", "") or cp.reason
+                if status == "damaged" and cp.reason:
+                    reason = f"{cp.reason}; {reason}"
         clips.append(
             {
                 "name": cp.name,
@@ -45,11 +48,16 @@ def _report(
                 "reason": reason,
                 "frames": cp.frames,
                 **strength,
+                **(
+                    {"damaged": res["damaged"]}
+                    if cp.unit is not None and res.get("damaged")
+                    else {}
+                ),
             }
         )
     summary = {
         k: sum(1 for c in clips if c["status"] == k)
-        for k in ("done", "skipped", "missing", "failed")
+        for k in ("done", "damaged", "skipped", "missing", "failed")
     }
     return {
         "output_timeline": out_path,
@@ -117,8 +125,8 @@ def print_report(report: dict, stream) -> None:
     """The human summary: counts, then each clip that was not done, with why."""
     s = report["summary"]
     stream.write(
-        f"conform: {s['done']} done, {s['skipped']} skipped, {s['missing']} missing, "
-        f"{s['failed']} failed -> {report['output_timeline']}\n"
+        f"conform: {s['done']} done, {s.get('damaged', 0)} from damaged media, {s['skipped']} "
+        f"skipped, {s['missing']} missing, {s['failed']} failed -> {report['output_timeline']}\n"
     )
     for c in report["clips"]:
         if c["status"] != "done":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -21,6 +22,15 @@ SEGMENTS = 20
 SEGMENT_MIN = 12
 SEGMENT_MAX = 1200
 _FINGERPRINT = "fingerprint"
+_DAMAGE = ".damaged.json"  # beside a segment: its broken source frames {index: problem}
+
+
+def _read_damage(segment: str) -> dict[int, str]:
+    try:
+        with open(segment + _DAMAGE, encoding="utf-8") as f:
+            return {int(k): v for k, v in json.load(f).items()}
+    except FileNotFoundError:
+        return {}
 
 
 def remove(path: str) -> None:
@@ -69,14 +79,16 @@ def render_segments(
     run: Callable,
     on_frames: Callable[[int], None] | None,
     open_writer: Callable,
+    damaged: dict[int, str],
 ) -> int:
     """Render the unit's missing segments, join them all into `tmp`; returns the frames kept
     from an earlier run. `run(writer, a, b)` renders frames a..b into a writer and returns how
-    many; `open_writer(unit, path, keep_alpha, comment, whole)` makes one."""
+    many, recording the source's broken frames in `damaged`, which also gets those of segments
+    kept from an earlier run; `open_writer(unit, path, keep_alpha, comment, whole)` makes one."""
     folder = parts_dir(tmp)
     _prepare(folder, tag)
     try:
-        parts, kept = _render_parts(unit, folder, keep_alpha, run, on_frames, open_writer)
+        parts, kept = _render_parts(unit, folder, keep_alpha, run, on_frames, open_writer, damaged)
     except BaseException:
         if not any(n[0].isdigit() for n in os.listdir(folder)):
             remove(folder)  # nothing finished to resume from: leave no trace
@@ -91,7 +103,9 @@ def render_segments(
         tmp,
         info.rate,
         timecode=tc,
-        comment=tag,
+        # an output from a damaged source does not carry the fingerprint: a rerun renders it
+        # again (and reports the damage again) instead of keeping it as complete
+        comment=f"{tag} from damaged source" if damaged else tag,
         streams_from=span if info.kind == "video" else None,
         audio=unit.delivery.audio,
     )
@@ -101,15 +115,19 @@ def render_segments(
     return kept
 
 
-def _render_parts(unit, folder, keep_alpha, run, on_frames, open_writer) -> tuple[list[str], int]:
+def _render_parts(
+    unit, folder, keep_alpha, run, on_frames, open_writer, damaged
+) -> tuple[list[str], int]:
     """Render each missing segment into its own file; returns all segment paths, in order, and
-    the frames that earlier runs had finished."""
+    the frames that earlier runs had finished. A segment's broken source frames are kept beside
+    it (written before it is, so a kept segment always has them)."""
     ext = os.path.splitext(unit.output)[1]
     parts, kept = [], 0
     for a, b in segment_ranges(unit.start, unit.stop):
         path = os.path.join(folder, f"{a:09d}-{b:09d}{ext}")
         parts.append(path)
         if os.path.exists(path):
+            damaged.update(_read_damage(path))
             kept += b - a
             if on_frames:
                 on_frames(b - a)  # done in an earlier run: progress counts it
@@ -127,5 +145,10 @@ def _render_parts(unit, folder, keep_alpha, run, on_frames, open_writer) -> tupl
         if written != b - a:
             remove(partial)
             raise KwafluxError(f"wrote {written} frames of {a}..{b}, {b - a} expected", unit.output)
+        own = {k: v for k, v in damaged.items() if a <= k < b}
+        if own:
+            with open(path + _DAMAGE + ".tmp", "w", encoding="utf-8") as f:
+                json.dump(own, f)
+            os.replace(path + _DAMAGE + ".tmp", path + _DAMAGE)
         os.replace(partial, path)  # finished: a rerun keeps it
     return parts, kept

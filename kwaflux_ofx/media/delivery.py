@@ -7,6 +7,8 @@ settings are made (ConformSettings); the writers then only apply them.
 from __future__ import annotations
 
 import dataclasses
+import fractions
+import os
 
 from kwaflux_ofx import settings
 from kwaflux_ofx.errors import KwafluxError
@@ -21,6 +23,18 @@ COLORSPACES = {
     "bt2020-pq": (9, 16, 9),  # HDR10: SMPTE 2084
     "bt2020-hlg": (9, 18, 9),  # ARIB STD-B67
 }
+# The frame rates FFmpeg's MXF muxer writes (its content package rates); at any other it fails
+# with a bare "Invalid argument", so check_rate refuses the clip first.
+MXF_RATES = tuple(
+    fractions.Fraction(n, d)
+    for base in (24, 30, 48, 60, 72, 90, 96, 120)
+    for n, d in ((base * 1000, 1001), (base, 1))
+) + (
+    fractions.Fraction(25),
+    fractions.Fraction(50),
+    fractions.Fraction(75),
+    fractions.Fraction(100),
+)
 _UNSPECIFIED = (None, 0, 2)  # FFmpeg's "unknown"/"unspecified" primaries, transfer, matrix
 RANGE_LIMITED, RANGE_FULL = 1, 2
 
@@ -131,6 +145,26 @@ class Delivery:
             attrs.append(("compression", compression))
         attrs.extend(self.encoder_options)
         return attrs
+
+
+def _fps(rate: float | fractions.Fraction) -> str:
+    return f"{float(rate):.3f}".rstrip("0").rstrip(".")
+
+
+def check_rate(container: str | None, rate: float, source: str | os.PathLike) -> None:
+    """A clip at `rate` can be written in `container` (".mxf" takes only MXF_RATES); else one
+    line naming the source, its rate and the rates MXF takes. Checked when the clip is planned,
+    before anything renders."""
+    if container != ".mxf":
+        return
+    if fractions.Fraction(rate).limit_denominator(1001 * 1000) in MXF_RATES:
+        return
+    rates = ", ".join(_fps(r) for r in sorted(MXF_RATES))
+    raise KwafluxError(
+        f"is {_fps(rate)} fps, which MXF cannot hold (MXF takes {rates} fps): "
+        "write .mov or .mkv instead",
+        source,
+    )
 
 
 def _ruled(check, *args) -> None:

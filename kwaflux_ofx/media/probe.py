@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from kwaflux_ofx.errors import MediaError, first_line
+from kwaflux_ofx.media.damage import cut_short
 from kwaflux_ofx.media.hdr import read_hdr
 from kwaflux_ofx.media.timecode import (
     drop_per_minute,
@@ -61,6 +62,10 @@ class MediaInfo:
     sample_aspect: tuple[int, int] = (1, 1)
     container: str = ""
     hdr: dict | None = None  # HDR10 mastering display / content light (media/hdr.py)
+    # a file shorter than its container says: (bytes present, bytes announced), and the frames
+    # its header announces (None where it does not say)
+    cut_short: tuple[int, int] | None = None
+    declared_frames: int | None = None
 
     def set_vfr_mode(self, mode: VfrMode) -> None:
         """Number a variable-rate source's frames by slot of the constant rate, or one by one."""
@@ -146,6 +151,7 @@ def probe(path: str | os.PathLike) -> MediaInfo:
 def _probe_video(path: str) -> MediaInfo:
     import av
 
+    cut = cut_short(path)
     try:
         with av.open(path) as c:
             if not c.streams.video:
@@ -208,11 +214,27 @@ def _probe_video(path: str) -> MediaInfo:
                 sample_aspect=sar,
                 container=c.format.name,
                 hdr=hdr,
+                cut_short=cut,
+                declared_frames=_declared_frames(c, s, rate, frames) if cut else None,
             )
     except MediaError:
         raise
     except Exception as exc:  # PyAV raises many types; the user needs the file and the reason
-        raise MediaError(f"cannot read video: {first_line(exc)}", path) from exc
+        why = first_line(exc)
+        if cut:  # FFmpeg's words repeat the path and an errno: the cut is what matters
+            why = re.sub(r"^\[Errno -?\d+\]\s*", "", why.split(": '")[0])
+            why = f"the file is cut short ({cut[0]} of {cut[1]} bytes): {why}"
+        raise MediaError(f"cannot read video: {why}", path) from exc
+
+
+def _declared_frames(c, s, rate: float, present: int) -> int | None:
+    """How many frames the header of a file cut short announces (more than are there)."""
+    if s.frames and s.frames > present:  # AVI and MP4/MOV headers count them
+        return int(s.frames)
+    seconds = float(s.duration * s.time_base) if s.duration and s.time_base else 0.0
+    seconds = seconds or (c.duration or 0) / 1_000_000  # Matroska: the segment's duration
+    announced = round(seconds * rate)
+    return announced if announced > present else None
 
 
 def _first_frame(path: str) -> tuple[bool, dict | None]:

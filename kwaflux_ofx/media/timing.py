@@ -93,6 +93,18 @@ class FrameNumbers:
         self.last = idx
         return idx
 
+    def lost(self, pts: int | None, intra_only: bool) -> int | None:
+        """The number of a frame whose packet the decoder rejected. Counted frames: the next
+        number, taken (exact for intra-only codecs; with B-frames within the reorder depth).
+        Timestamps: the packet's own, where packets come in display order (intra-only); for
+        others the gap shows where the next frame lands, so nothing is placed here."""
+        if not self.by_time:
+            self.last += 1
+            return self.last
+        if intra_only and pts is not None:
+            return round(float((pts - self.first) * self.tb) * self.rate)
+        return None
+
     def pts_for(self, index: int) -> int:
         """The timestamp frame `index` would have (where to seek)."""
         return self.first + int(fractions.Fraction(index) / fractions.Fraction(self.rate) / self.tb)

@@ -382,7 +382,8 @@ def run(
             f"Fix and run again: finished media is kept (report: {report_path})",
             report,
         )
-    done = [c for c in report.get("clips", []) if c.get("status") == "done"]
+    # a clip from a damaged source is rendered whole (broken frames held) and imported too
+    done = [c for c in report.get("clips", []) if c.get("status") in ("done", "damaged")]
     outputs = sorted({c["output"] for c in done})
 
     # 3. Media first, into a bin named after the settings: a timeline imported before its media
