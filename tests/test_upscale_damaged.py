@@ -203,3 +203,32 @@ def test_preview_of_a_damaged_frame_says_so(tmp_path, model, capsys):
     assert err.endswith(f"{src}: frame 20 is damaged: it could not be decoded")
     assert not png.exists()
     assert main([*args[:4], "21", *args[5:]]) == 0  # the next frame is fine
+
+
+def test_a_file_whose_packets_break_off_lists_the_frames_it_announces(tmp_path, model):
+    """Matroska garbled from packet 25 on (its size and its tags intact): the demuxer stops
+    there; the frames the track's own duration announces beyond are listed as missing."""
+    import av
+
+    src = encode(tmp_path, "ffv1.mkv", "-c:v", "ffv1", "-g", "1")
+    with av.open(src) as c:
+        at = [p.pos for p in c.demux(c.streams.video[0]) if p.size][25]
+    data = bytearray(open(src, "rb").read())
+    for i in range(at, len(data) - 300):
+        data[i] = (data[i] * 7 + 13) & 0xFF
+    open(src, "wb").write(bytes(data))
+    out = tmp_path / "out" / "clip_x2.mov"
+    out.parent.mkdir()
+    assert upscale(src, out, model, tmp_path / "r.json") == 1
+    clip = json.loads((tmp_path / "r.json").read_text())["clips"][0]
+    assert clip["frames"] == 25
+    assert clip["damaged"] == [
+        {
+            "first": 25,
+            "last": 39,
+            "timecode": "01:00:01:00-01:00:01:14",
+            "problem": "missing: the file's frames end early (damaged)",
+            "rendered_as": "not rendered (the output ends with the file)",
+        }
+    ]
+    check_output(out, clip, 25)

@@ -21,7 +21,7 @@ from kwaflux_ofx.conform.segments import remove as _remove
 from kwaflux_ofx.conform.segments import render_segments
 from kwaflux_ofx.errors import KwafluxError, first_line
 from kwaflux_ofx.media.codecs import CODECS
-from kwaflux_ofx.media.damage import CUT_SHORT, PREDICTED, UNDECODABLE
+from kwaflux_ofx.media.damage import CUT_SHORT, ENDS_EARLY, PREDICTED, UNDECODABLE
 from kwaflux_ofx.media.damage import describe as describe_damage
 from kwaflux_ofx.media.damage import ranges as damage_ranges
 from kwaflux_ofx.media.decode import read_frames
@@ -208,10 +208,11 @@ def damage_runs(unit: WorkUnit, damaged: dict[int, str]) -> list[dict]:
     frames = dict(damaged)
     info = unit.media
     if info.declared_frames and unit.stop >= info.frames:
-        frames.update({k: CUT_SHORT for k in range(info.frames, info.declared_frames)})
+        why = CUT_SHORT if info.cut_short else ENDS_EARLY
+        frames.update({k: why for k in range(info.frames, info.declared_frames)})
     runs = []
     for first, last, problem in damage_ranges(frames):
-        if problem == CUT_SHORT:
+        if problem in (CUT_SHORT, ENDS_EARLY):
             instead = "not rendered (the output ends with the file)"
         elif problem == PREDICTED:
             instead = "rendered as decoded (may show the damage)"

@@ -16,6 +16,7 @@ import os
 UNDECODABLE = "could not be decoded"
 DECODED_WITH_ERRORS = "decoded with errors"
 CUT_SHORT = "missing: the file is cut short"
+ENDS_EARLY = "missing: the file's frames end early (damaged)"
 PREDICTED = "predicted from a damaged frame"
 
 _EBML = b"\x1a\x45\xdf\xa3"

@@ -62,8 +62,8 @@ class MediaInfo:
     sample_aspect: tuple[int, int] = (1, 1)
     container: str = ""
     hdr: dict | None = None  # HDR10 mastering display / content light (media/hdr.py)
-    # a file shorter than its container says: (bytes present, bytes announced), and the frames
-    # its header announces (None where it does not say)
+    # a file shorter than its container says: (bytes present, bytes announced); the frames the
+    # file announces where more than can be read (cut short, or a demuxer that breaks off)
     cut_short: tuple[int, int] | None = None
     declared_frames: int | None = None
 
@@ -215,7 +215,7 @@ def _probe_video(path: str) -> MediaInfo:
                 container=c.format.name,
                 hdr=hdr,
                 cut_short=cut,
-                declared_frames=_declared_frames(c, s, rate, frames) if cut else None,
+                declared_frames=None if big else _declared_frames(c, s, rate, timing, cut),
             )
     except MediaError:
         raise
@@ -227,8 +227,23 @@ def _probe_video(path: str) -> MediaInfo:
         raise MediaError(f"cannot read video: {why}", path) from exc
 
 
-def _declared_frames(c, s, rate: float, present: int) -> int | None:
-    """How many frames the header of a file cut short announces (more than are there)."""
+def _declared_frames(c, s, rate: float, timing: StreamTiming, cut) -> int | None:
+    """How many frames the file announces, where that is more than can be read: a Matroska
+    track's own duration (which audio does not lengthen) for any file; for a file cut short,
+    also the AVI/MP4 header's count or the container's duration."""
+    present = timing.slots
+    tag = _meta_get(s.metadata, "duration")  # "HH:MM:SS.nnnnnnnnn": where the track ends
+    if tag and not timing.vfr:
+        try:
+            h, m, sec = tag.split(":")
+            end = int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            end = 0.0
+        announced = round((end - float(timing.first_pts * timing.time_base)) * rate)
+        if announced > present + (0 if cut else 1):  # a frame's rounding is not damage
+            return announced
+    if not cut:
+        return None
     if s.frames and s.frames > present:  # AVI and MP4/MOV headers count them
         return int(s.frames)
     seconds = float(s.duration * s.time_base) if s.duration and s.time_base else 0.0
