@@ -1,6 +1,14 @@
 """`kwaflux upscale` on one long 720p clip: pipeline overhead against inference alone, peak
 memory at 100 vs all frames, and how much a rerun after a kill at 70% re-renders; writes
-docs/benchmarks.md. Usage: .venv/bin/python -m bench.upscale [--frames N] [--stand-in]"""
+docs/benchmarks.md, saying what was measured (frames, model) and whether each goal of issue 13
+is met or not measured.
+
+Usage: .venv/bin/python -m bench.upscale [--frames N] [--ratio-frames M] [--stand-in]
+[--ratio-stand-in] [--threads T]. Issue 13's goals ask for 1,000 frames with the shipped x2
+model throughout; where that does not fit (the shipped model takes seconds per 720p frame on a
+loaded CPU), memory and resume can run with a one-layer stand-in (--stand-in: the pipeline's own
+memory and resume, not the model's) and the wall/inference ratio with the shipped model over the
+first M frames."""
 
 from __future__ import annotations
 
@@ -16,6 +24,11 @@ from pathlib import Path
 
 from bench.report import write_section
 
+GOAL_FRAMES = 1000  # issue 13: "a 720p clip of at least 1,000 frames"
+RATIO_GOAL = 1.10  # wall <= 1.10 x inference alone
+RSS_FLAT = 1.10  # peak RSS at all frames within 10% of that at 100 frames counts as flat
+RERENDER_GOAL = 0.10  # a rerun after a kill at 70% re-renders <= 10% of the frames
+
 
 def make_clip(path: Path, frames: int, W: int = 1280, H: int = 720) -> Path:  # noqa: N803
     """An MJPEG clip (720p by default) of moving gradients and noise."""
@@ -23,13 +36,14 @@ def make_clip(path: Path, frames: int, W: int = 1280, H: int = 720) -> Path:  # 
     import numpy as np
 
     rng = np.random.default_rng(0)
+    noise = [rng.normal(0, 6, (H, W, 3)).astype(np.float32) for _ in range(7)]
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     with av.open(str(path), "w") as c:
         s = c.add_stream("mjpeg", rate=25)
         s.width, s.height, s.pix_fmt = W, H, "yuvj420p"
         for k in range(frames):
             base = 128 + 100 * np.sin((xx + 4 * k) / 60.0) * np.cos((yy - 3 * k) / 45.0)
-            img = base[:, :, None] + rng.normal(0, 6, (H, W, 3))
+            img = base[:, :, None] + noise[k % len(noise)]
             img = np.clip(img, 0, 255).astype(np.uint8)
             for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 c.mux(p)
@@ -38,13 +52,14 @@ def make_clip(path: Path, frames: int, W: int = 1280, H: int = 720) -> Path:  # 
     return path
 
 
-def inference_only(clip: Path, model: str | None, frames: int) -> float:
-    """Seconds the engine alone spends on the same frames (decoding not counted)."""
+def inference_only(clip: Path, model: str | None, frames: int, threads: int | None) -> float:
+    """Seconds the engine alone spends on the same frames (decoding not counted), one after
+    another, with the same threads as the pipeline's sessions."""
     from kwaflux_ofx.engine.cache import shared_engine
     from kwaflux_ofx.media.decode import read_frames
     from kwaflux_ofx.media.probe import probe
 
-    engine = shared_engine("cpu")
+    engine = shared_engine("cpu", threads=threads)
     spent = 0.0
     for _, frame in read_frames(probe(clip), 0, frames):
         t = time.perf_counter()
@@ -53,7 +68,15 @@ def inference_only(clip: Path, model: str | None, frames: int) -> float:
     return spent
 
 
-def upscale(clip: Path, out: Path, model: str | None, end: int | None, kill_at: float = 0.0):
+def upscale(
+    clip: Path,
+    out: Path,
+    model: str | None,
+    end: int | None,
+    kill_at: float = 0.0,
+    threads: int | None = None,
+    codec: tuple[str, ...] = (),
+):
     """Run `kwaflux upscale` in a child; returns (wall seconds, peak RSS MiB, report or None,
     frames done). With kill_at, SIGKILL it once that fraction of frames is done."""
     cmd = [sys.executable, "-m", "kwaflux_ofx.cli", "upscale", str(clip), str(out), "--scale",
@@ -61,6 +84,8 @@ def upscale(clip: Path, out: Path, model: str | None, end: int | None, kill_at: 
            "--report", str(out) + ".json"]  # fmt: skip
     cmd += ["--model", model] if model else []
     cmd += ["--end", str(end)] if end else []
+    cmd += ["--threads", str(threads)] if threads else []
+    cmd += list(codec)
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     done = 0
@@ -80,48 +105,119 @@ def upscale(clip: Path, out: Path, model: str | None, end: int | None, kill_at: 
     return wall, usage.ru_maxrss / 1024, report, done
 
 
+def _verdict(ok: bool, complete: bool, why: str = "") -> str:
+    """'met' / 'not met', or what keeps the figure from answering the goal."""
+    if not complete:
+        return f"not measured as asked ({why})" if why else "not measured"
+    return "met" if ok else "not met"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--frames", type=int, default=1000)
+    ap.add_argument("--frames", type=int, default=GOAL_FRAMES, help="frames of the clip")
+    ap.add_argument(
+        "--ratio-frames", type=int, default=None, help="frames for wall vs inference (default all)"
+    )
     ap.add_argument("--size", default="1280x720", help="WxH of the generated clip")
-    ap.add_argument("--stand-in", action="store_true", help="a one-layer x2 model, not shipped")
+    ap.add_argument(
+        "--stand-in",
+        action="store_true",
+        help="memory and resume runs with a one-layer x2 stand-in, not the shipped model",
+    )
+    ap.add_argument(
+        "--ratio-stand-in", action="store_true", help="the wall/inference runs with it too"
+    )
+    ap.add_argument("--threads", type=int, default=None, help="intra-op threads per session")
+    ap.add_argument(
+        "--fast-encode",
+        action="store_true",
+        help="memory and resume runs write H.264 ultrafast, not ProRes 422 HQ (quicker on a CPU)",
+    )
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args()
     n = args.frames
+    m = min(n, args.ratio_frames or n)
+    few = min(100, n // 2)  # the memory baseline: issue 13 compares 100 frames with all
+    shipped = "the shipped kwaflux-sr-x2"
+    stand_in_name = "a one-layer 3x3 stand-in x2 (not the shipped model)"
+    t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kwaflux-bench-") as tmp:
         d = Path(tmp)
         w, h = (int(v) for v in args.size.split("x"))
         clip = make_clip(d / "clip.mov", n, w, h)
-        model = None
-        name = "the shipped kwaflux-sr-x2"
-        if args.stand_in:
+        stand_in = None
+        if args.stand_in or args.ratio_stand_in:
             from tests.support.onnx_models import sr_model
 
-            model = str(sr_model(d / "standin_x2.onnx", 2))
-            name = "a one-layer 3x3 stand-in x2 (not the shipped model)"
-        infer = inference_only(clip, model, n)
-        wall, rss_all, rep, _ = upscale(clip, d / "all.mov", model, None)
-        _, rss_100, _, _ = upscale(clip, d / "hundred.mov", model, 100)
-        _, _, _, at_kill = upscale(clip, d / "resume.mov", model, None, kill_at=0.7)
-        _, _, again, _ = upscale(clip, d / "resume.mov", model, None)
+            stand_in = str(sr_model(d / "standin_x2.onnx", 2))
+        ratio_model = stand_in if args.ratio_stand_in else None
+        memory_model = stand_in if args.stand_in else None
+        th = args.threads
+        print(f"inference alone, {m} frames ...", flush=True)
+        infer = inference_only(clip, ratio_model, m, th)
+        print(f"kwaflux upscale, {m} frames ...", flush=True)
+        wall, rss_m, rep, _ = upscale(clip, d / "ratio.mov", ratio_model, m, threads=th)
+        print(f"  inference {infer:.1f} s, wall {wall:.1f} s: {wall / infer:.2f}", flush=True)
+        enc = ("--codec", "h264", "--preset", "ultrafast") if args.fast_encode else ()
+        if m == n and ratio_model == memory_model and not enc:
+            rss_all, full = rss_m, rep  # the same run answers both
+        else:
+            print(f"kwaflux upscale, {n} frames ...", flush=True)
+            _, rss_all, full, _ = upscale(
+                clip, d / "all.mov", memory_model, None, threads=th, codec=enc
+            )
+        print(f"kwaflux upscale, {few} frames ...", flush=True)
+        _, rss_100, _, _ = upscale(
+            clip, d / "hundred.mov", memory_model, few, threads=th, codec=enc
+        )
+        print(f"  peak RSS {rss_100:.0f} MiB at {few}, {rss_all:.0f} at {n}", flush=True)
+        print("kill at 70%, rerun ...", flush=True)
+        _, _, _, at_kill = upscale(clip, d / "resume.mov", memory_model, None, 0.7, th, enc)
+        _, _, again, _ = upscale(clip, d / "resume.mov", memory_model, None, threads=th, codec=enc)
     resumed = again["clips"][0]["resumed"] if again else 0
     lost = at_kill - resumed  # rendered before the kill, rendered again after it
+    minutes = (time.perf_counter() - t_start) / 60
+    big = w * h >= 1280 * 720
+    why_ratio = []
+    if ratio_model:
+        why_ratio.append("stand-in model")
+    if m < GOAL_FRAMES:
+        why_ratio.append(f"{m} frames, not {GOAL_FRAMES}")
+    why_mem = []
+    if memory_model:
+        why_mem.append("stand-in model")
+    if n < GOAL_FRAMES:
+        why_mem.append(f"{n} frames, not {GOAL_FRAMES}")
+    if not big:
+        why_ratio.append(f"{w}x{h}")
+        why_mem.append(f"{w}x{h}")
+    ratio = wall / infer if infer else float("nan")
+    codec = "ProRes 422 HQ"
     body = f"""## `kwaflux upscale`: one {w}x{h} clip, x2, CPU (bench/upscale.py)
 
-{n} frames of {w}x{h} MJPEG (moving pattern plus noise) to ProRes 422 HQ at {2 * w}x{2 * h}, model:
-{name}, denoise 0, one clip, default pipeline (decode thread, 2 inference workers, encode).
+A {n}-frame {w}x{h} MJPEG clip (moving pattern plus noise) to {codec} at {2 * w}x{2 * h},
+denoise 0, one clip, the default pipeline (a decode thread, 2 inference workers, encoding),
+`--threads {th or "default"}`, run under `nice`. What each figure ran:
 
-| figure | value | goal |
-|---|---|---|
-| inference alone, same frames | {infer:.1f} s ({n / infer:.2f} fps) | |
-| `kwaflux upscale` wall time | {wall:.1f} s ({n / wall:.2f} fps) | |
-| wall / inference | {wall / infer:.2f} | <= 1.10 |
-| peak RSS, 100 frames | {rss_100:.0f} MiB | |
-| peak RSS, {n} frames | {rss_all:.0f} MiB | flat |
-| SIGKILL at 70% ({at_kill} frames done), rerun: done frames rendered again | {lost} ({lost / n:.1%} of the clip) | <= 10% |
-"""
-    if rep is None:
-        body += "\nThe full run failed; figures above are incomplete.\n"
+- wall vs inference: {m} frames (`--end {m}`), model {stand_in_name if ratio_model else shipped};
+  inference alone is the engine's time on the same decoded frames, one after another.
+- memory and resume: {n} frames, model {stand_in_name if memory_model else shipped}, written
+  as {"H.264 (x264 ultrafast), to keep the CPU run short" if args.fast_encode else codec}.
+
+| figure | value | goal (issue 13) | verdict |
+|---|---|---|---|
+| inference alone, {m} frames | {infer:.1f} s ({m / infer:.3f} fps) | | |
+| `kwaflux upscale` wall, {m} frames | {wall:.1f} s ({m / wall:.3f} fps) | | |
+| wall / inference | {ratio:.2f} | <= {RATIO_GOAL:.2f} | {_verdict(ratio <= RATIO_GOAL, not why_ratio, ", ".join(why_ratio))} |
+| peak RSS, {few} frames | {rss_100:.0f} MiB | | |
+| peak RSS, {n} frames | {rss_all:.0f} MiB ({rss_all / rss_100:.2f}x) | flat (within {RSS_FLAT - 1:.0%}) | {_verdict(rss_all <= RSS_FLAT * rss_100, not why_mem, ", ".join(why_mem))} |
+| SIGKILL at 70% ({at_kill} frames done), rerun: frames rendered again | {lost} ({lost / n:.1%}; {resumed} kept) | <= {RERENDER_GOAL:.0%} | {_verdict(lost <= RERENDER_GOAL * n, not why_mem, ", ".join(why_mem))} |
+
+"Not measured as asked" gives the figure for what ran and says what differs from the goal; the
+goal itself is then open. The whole run took {minutes:.0f} min.
+"""  # noqa: E501
+    if full is None or rep is None or again is None:
+        body += "\nA run failed; the figures above are incomplete.\n"
     print(body)
     if not args.no_write:
         write_section("upscale", body)
