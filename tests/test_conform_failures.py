@@ -2,39 +2,33 @@
 
 from __future__ import annotations
 
-import opentimelineio as otio
 import pytest
 
-from kwaflux_ofx.conform import cluster, render, run_conform
+from kwaflux_ofx.conform import cluster, render
+from tests.support.conform import clip, conform, timeline
 from tests.support.media import make_nearest_x2, make_video
-
-RT = otio.opentime.RationalTime
-TR = otio.opentime.TimeRange
 
 
 @pytest.fixture
 def job(tmp_path):
     src = tmp_path / "src"
-    tl = otio.schema.Timeline("t")
-    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
-    tl.tracks.append(track)
+    clips = []
     for name, hour in (("good", 1), ("bad", 2)):
         make_video(src / f"{name}.mov", 12, 24, f"0{hour}:00:00:00")
-        ref = otio.schema.ExternalReference(target_url=(src / f"{name}.mov").as_uri())
-        track.append(otio.schema.Clip(name, ref, TR(RT(86400 * hour + 2, 24), RT(8, 24))))
-    otio.adapters.write_to_file(tl, str(tmp_path / "in.otio"))
+        clips.append(clip(name, (src / f"{name}.mov").as_uri(), 86400 * hour + 2, 8))
+    timeline(tmp_path / "in.otio", *clips)
     model = make_nearest_x2(tmp_path / "nearest_x2.onnx")
     return tmp_path, str(model)
 
 
 def _conform(tmp_path, model, **kw):
-    return run_conform(
+    return conform(
         tmp_path / "in.otio",
-        tmp_path / "out.otio",
-        tmp_path / "media",
+        tmp_path,
+        out="out.otio",
+        media="media",
+        search=None,
         model=str(model),
-        codec="ffv1",
-        handles=0,
         **kw,
     )
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kwaflux_ofx.conform import run_conform
 from kwaflux_ofx.conform.timeline import read_timeline, video_clips
 from kwaflux_ofx.media.probe import probe
+from tests.support.conform import conform
 from tests.support.media import TIMELINES, make_nearest_x2, stand_in_media
 
 
@@ -20,13 +20,12 @@ def test_own_timeline_conforms(tmp_path, model, name):
     src = TIMELINES / name
     stand_in_media(src, tmp_path / "src", margin=2)
     out = tmp_path / "out.otio"
-    report = run_conform(
+    report = conform(
         src,
-        out,
-        tmp_path / "media",
-        search_paths=[tmp_path / "src"],
+        tmp_path,
+        out=out,
+        media="media",
         model=model,
-        codec="ffv1",
         handles=1,
         rate=24 if name.endswith(".edl") else None,
     )

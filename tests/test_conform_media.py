@@ -9,11 +9,11 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from kwaflux_ofx.conform import run_conform
 from kwaflux_ofx.conform.plan import choose_origin
 from kwaflux_ofx.conform.timeline import ClipUse
 from kwaflux_ofx.media.decode import read_frames
 from kwaflux_ofx.media.probe import MediaInfo, probe
+from tests.support.conform import conform, one_clip_timeline
 from tests.support.media import (
     decode_indices,
     make_nearest_x2,
@@ -31,33 +31,12 @@ def model(tmp_path_factory):
     return str(make_nearest_x2(tmp_path_factory.mktemp("model") / "nearest_x2.onnx"))
 
 
-def one_clip_timeline(path, ref, start, dur, rate=24.0, name="c"):
-    tl = otio.schema.Timeline("t")
-    tr = otio.schema.Track()
-    tl.tracks.append(tr)
-    tr.append(
-        otio.schema.Clip(
-            name=name, media_reference=ref, source_range=TR(RT(start, rate), RT(dur, rate))
-        )
-    )
-    otio.adapters.write_to_file(tl, str(path))
-    return path
-
-
 def test_audio_is_copied_for_the_rendered_span(tmp_path, model):
-    src = make_video(tmp_path / "src" / "a.mov", 96, 24, "00:00:10:00", audio=True)
+    make_video(tmp_path / "src" / "a.mov", 96, 24, "00:00:10:00", audio=True)
     tl = one_clip_timeline(
         tmp_path / "t.otio", otio.schema.ExternalReference("a.mov"), 240 + 24, 24
     )
-    rep = run_conform(
-        tl,
-        tmp_path / "o.otio",
-        tmp_path / "m",
-        search_paths=[src.parent],
-        model=model,
-        codec="prores_422hq",
-        handles=0,
-    )
+    rep = conform(tl, tmp_path, model=model, codec="prores_422hq")
     out = rep["clips"][0]["output"]
     with av.open(out) as c:
         assert len(c.streams.audio) == 1
@@ -87,15 +66,7 @@ def test_ten_bit_source_stays_ten_bit(tmp_path):
     )
     assert probe(src).bits == 10
     tl = one_clip_timeline(tmp_path / "t.otio", otio.schema.ExternalReference("g.mov"), 0, 3)
-    rep = run_conform(
-        tl,
-        tmp_path / "o.otio",
-        tmp_path / "m",
-        search_paths=[src.parent],
-        scale=1,
-        codec="prores_422hq",
-        handles=0,
-    )
+    rep = conform(tl, tmp_path, scale=1, codec="prores_422hq")
     info = probe(rep["clips"][0]["output"])
     assert info.bits == 10 and info.pix_fmt == "yuv422p10le"
     frame = dict(read_frames(info, 1, 2))[1]
@@ -123,15 +94,7 @@ def test_sequence_counted_by_first_frame_number(tmp_path, model):
         available_range=TR(RT(1001, 24), RT(40, 24)),
     )
     tl = one_clip_timeline(tmp_path / "t.otio", ref, 1010, 10)
-    rep = run_conform(
-        tl,
-        tmp_path / "o.otio",
-        tmp_path / "m",
-        search_paths=[tmp_path / "src"],
-        model=model,
-        codec="exr",
-        handles=2,
-    )
+    rep = conform(tl, tmp_path, model=model, codec="exr", handles=2)
     assert rep["summary"]["done"] == 1
     out = rep["clips"][0]["output"]
     info = probe(sorted(p for p in (tmp_path / "m" / "plate").iterdir())[0])
@@ -189,15 +152,7 @@ def test_frame_mapping(clip_rate, media_rate, start, dur, tc, avail, first, last
 def test_codec_that_cannot_take_the_size_fails_that_clip_only(tmp_path, model):
     make_video(tmp_path / "src" / "a.mov", 10, 24)
     tl = one_clip_timeline(tmp_path / "t.otio", otio.schema.ExternalReference("a.mov"), 0, 5)
-    rep = run_conform(
-        tl,
-        tmp_path / "o.otio",
-        tmp_path / "m",
-        search_paths=[tmp_path / "src"],
-        model=model,
-        codec="dnxhr_hqx",
-        handles=0,
-    )
+    rep = conform(tl, tmp_path, model=model, codec="dnxhr_hqx")
     c = rep["clips"][0]
     assert c["status"] == "failed" and "at least 256x120" in c["reason"]
     assert not list((tmp_path / "m").iterdir())  # no partial file left
@@ -208,7 +163,7 @@ def test_colours_survive_a_pass_through(tmp_path, tagged):
     """Decode with the source's matrix, encode with the matrix the output is tagged with:
     a saturated colour comes back where it was (a BT.601/709 mix-up moves it by ~10 levels)."""
     colour = np.array([200, 60, 30], np.uint8)
-    src = make_video(
+    make_video(
         tmp_path / "src" / "c.mov",
         3,
         24,
@@ -218,15 +173,7 @@ def test_colours_survive_a_pass_through(tmp_path, tagged):
         color=tagged,
     )
     tl = one_clip_timeline(tmp_path / "t.otio", otio.schema.ExternalReference("c.mov"), 0, 3)
-    rep = run_conform(
-        tl,
-        tmp_path / "o.otio",
-        tmp_path / "m",
-        search_paths=[src.parent],
-        scale=1,
-        codec="h264",
-        handles=0,
-    )
+    rep = conform(tl, tmp_path, scale=1, codec="h264")
     info = probe(rep["clips"][0]["output"])
     frame = dict(read_frames(info, 1, 2))[1]
     got = frame[30:40, 60:70].reshape(-1, 3).mean(0) / (257.0 if frame.dtype == np.uint16 else 1)
@@ -299,15 +246,7 @@ def test_drop_frame_source_maps_and_keeps_its_timecode(tmp_path, model):
     start = otio.opentime.from_timecode("01:01:00;02", rate)
     ref = otio.schema.ExternalReference("df.mov")
     tl = one_clip_timeline(tmp_path / "t.otio", ref, start.value, 10, rate=rate)
-    rep = run_conform(
-        tl,
-        tmp_path / "o.otio",
-        tmp_path / "m",
-        search_paths=[src.parent],
-        model=model,
-        codec="ffv1",
-        handles=0,
-    )
+    rep = conform(tl, tmp_path, model=model)
     assert rep["summary"]["done"] == 1
     idx, _, tc = decode_indices(rep["clips"][0]["output"])
     assert idx == list(range(1800, 1810))  # 60 s of 29.97 DF: 1800 frames after 01:00:00;00

@@ -14,27 +14,8 @@ import pytest
 
 from kwaflux_ofx.conform import run_conform
 from kwaflux_ofx.errors import KwafluxError
+from tests.support.conform import clip, conform, timeline
 from tests.support.media import decode_indices, make_nearest_x2, make_video, tree_checksums
-
-RT = otio.opentime.RationalTime
-TR = otio.opentime.TimeRange
-
-
-def clip(name, url, start, dur, rate=24.0):
-    ref = otio.schema.ExternalReference(target_url=url) if url else otio.schema.MissingReference()
-    return otio.schema.Clip(
-        name=name, media_reference=ref, source_range=TR(RT(start, rate), RT(dur, rate))
-    )
-
-
-def timeline(path, *clips):
-    tl = otio.schema.Timeline("t")
-    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
-    tl.tracks.append(track)
-    for c in clips:
-        track.append(c)
-    otio.adapters.write_to_file(tl, str(path))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -172,9 +153,7 @@ def test_output_names_cannot_escape_media_dir(tmp_path, model):
         clip("odd", "file:///far/away/..weird%20name;%20$(rm).mov", 0, 5),
     )
     media = tmp_path / "deep" / "media"
-    report = run_conform(
-        tl, tmp_path / "o.otio", media, search_paths=[src], model=model, codec="ffv1", handles=0
-    )
+    report = conform(tl, tmp_path, media=media, model=model)
     assert report["summary"]["done"] == 2
     outputs = sorted(os.listdir(media))
     assert outputs == ["weird_name_rm.mkv", "x.mkv"]
@@ -231,17 +210,14 @@ def test_rerun_with_other_settings_redoes_the_output(tmp_path, model):
     src = tmp_path / "src"
     make_video(src / "a.mov", 20, 24)
     tl = timeline(tmp_path / "in.otio", clip("a", "a.mov", 2, 10))
-    kw = dict(search_paths=[src], codec="ffv1", handles=1)
-    first = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", model=model, **kw)
+    first = conform(tl, tmp_path, model=model, handles=1)
     assert first["clips"][0]["reason"] == ""
-    again = run_conform(tl, tmp_path / "o.otio", tmp_path / "m", model=model, overwrite=True, **kw)
+    again = conform(tl, tmp_path, model=model, handles=1, overwrite=True)
     assert "already complete" in again["clips"][0]["reason"]
     # same size and length, other model: the old output must not be kept
     other = tmp_path / "other_x2.onnx"
     other.write_bytes(open(model, "rb").read())
-    redo = run_conform(
-        tl, tmp_path / "o.otio", tmp_path / "m", model=str(other), overwrite=True, **kw
-    )
+    redo = conform(tl, tmp_path, model=str(other), handles=1, overwrite=True)
     assert redo["clips"][0]["status"] == "done" and redo["clips"][0]["reason"] == ""
     assert decode_indices(tmp_path / "m" / "a.mkv")[0] == list(range(1, 13))
 
@@ -270,19 +246,17 @@ def test_earlier_outputs_are_never_taken_for_sources(tmp_path, model):
     """--media-dir inside a search path: a rerun must still find the real source."""
     make_video(tmp_path / "a.mov", 20, 24, "01:00:00:00")
     tl = timeline(tmp_path / "in.otio", clip("a", "file:///gone/a.mov", 86400 + 3, 5))
-    kw = dict(search_paths=[tmp_path], codec="prores_422hq", handles=0, model=model)
-    run_conform(tl, tmp_path / "o.otio", tmp_path / "out" / "media", **kw)
+    kw = dict(media="out/media", search=tmp_path, codec="prores_422hq", model=model)
+    conform(tl, tmp_path, **kw)
     (tmp_path / "a.mov").rename(tmp_path / "moved.mov")  # the source is gone now
-    again = run_conform(tl, tmp_path / "o2.otio", tmp_path / "out" / "media", **kw)
+    again = conform(tl, tmp_path, out="o2.otio", **kw)
     assert again["clips"][0]["status"] == "missing"
 
 
 def test_relative_media_paths_are_relative_to_the_timeline(tmp_path, model):
     make_video(tmp_path / "proj" / "footage" / "a.mov", 12, 24)
     tl = timeline(tmp_path / "proj" / "in.otio", clip("a", "footage/a.mov", 2, 4))
-    rep = run_conform(
-        tl, tmp_path / "o.otio", tmp_path / "m", model=model, codec="ffv1", handles=0
-    )  # no search path needed
+    rep = conform(tl, tmp_path, search=None, model=model)  # no search path needed
     assert rep["clips"][0]["status"] == "done"
     assert rep["clips"][0]["media"] == str(tmp_path / "proj" / "footage" / "a.mov")
     assert decode_indices(tmp_path / "m" / "a.mkv")[0] == [2, 3, 4, 5]

@@ -12,10 +12,10 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from kwaflux_ofx.conform import run_conform
 from kwaflux_ofx.conform.timeline import read_timeline, video_clips
 from kwaflux_ofx.media.decode import read_frames
 from kwaflux_ofx.media.probe import probe
+from tests.support.conform import conform
 from tests.support.media import TIMELINES, make_nearest_x2, stand_in_media
 
 EDL = TIMELINES / "cut.edl"  # nine clips over five sources
@@ -36,9 +36,7 @@ def sources(tmp_path_factory):
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory, model, sources):
     out = tmp_path_factory.mktemp("serial")
-    report = run_conform(
-        EDL, out / "o.otio", out / "m", search_paths=[sources], model=model, codec="ffv1", handles=1
-    )
+    report = conform(EDL, out, search=sources, model=model, handles=1)
     assert report["summary"]["done"] == 9
     return report
 
@@ -61,16 +59,7 @@ def assert_same_pixels(a, b):
 
 
 def test_jobs_in_parallel_give_the_same_media(tmp_path, model, sources, serial):
-    report = run_conform(
-        EDL,
-        tmp_path / "o.otio",
-        tmp_path / "m",
-        search_paths=[sources],
-        model=model,
-        codec="ffv1",
-        handles=1,
-        jobs=3,
-    )
+    report = conform(EDL, tmp_path, search=sources, model=model, handles=1, jobs=3)
     assert report["summary"]["done"] == 9
     assert_same_pixels(serial, report)
 
@@ -93,13 +82,11 @@ def test_dask_local_cluster_two_workers(tmp_path, model, sources, serial):
         run_mod.Progress.unit_done = spy
         stream = io.StringIO()
         try:
-            report = run_conform(
+            report = conform(
                 EDL,
-                tmp_path / "o.otio",
-                tmp_path / "m",
-                search_paths=[sources],
+                tmp_path,
+                search=sources,
                 model=model,
-                codec="ffv1",
                 handles=1,
                 scheduler=cluster.scheduler_address,
                 progress=run_mod.Progress("json", stream),
@@ -178,15 +165,8 @@ def dissolve_sources(tmp_path_factory):
 @pytest.mark.parametrize("ext", [".edl", ".xml", ".otio"])
 def test_output_timeline_formats(tmp_path, model, dissolve_sources, ext):
     out = tmp_path / f"new{ext}"
-    report = run_conform(
-        DISSOLVE,
-        out,
-        tmp_path / "m",
-        search_paths=[dissolve_sources],
-        model=model,
-        codec="ffv1",
-        handles=0,
-        progress="none",
+    report = conform(
+        DISSOLVE, tmp_path, out=out, search=dissolve_sources, model=model, progress="none"
     )
     assert report["summary"]["done"] == 3
     new = read_timeline(out)

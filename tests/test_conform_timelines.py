@@ -15,13 +15,13 @@ import sys
 import opentimelineio as otio
 import pytest
 
-from kwaflux_ofx.conform import run_conform
 from kwaflux_ofx.conform.locate import base_name
 from kwaflux_ofx.conform.plan import same_rate
 from kwaflux_ofx.conform.timeline import video_clips
 from kwaflux_ofx.media.decode import read_frames
 from kwaflux_ofx.media.probe import probe
 from kwaflux_ofx.media.timecode import frames_to_timecode
+from tests.support.conform import conform
 from tests.support.media import (
     SHARED_TIMELINES,
     decode_indices,
@@ -129,11 +129,11 @@ def test_real_timeline_conforms(tmp_path, model, name, rate, codec, done, skippe
     media = stand_in_media(src, tmp_path / "src", rate=rate)
     before = tree_checksums(tmp_path / "src")
     out = tmp_path / "out.otio"
-    report = run_conform(
+    report = conform(
         src,
-        out,
-        tmp_path / "media",
-        search_paths=[tmp_path / "src"],
+        tmp_path,
+        out=out,
+        media="media",
         model=model,
         codec=codec,
         handles=2,
@@ -162,15 +162,7 @@ def test_outputs_cover_union_of_used_ranges_plus_handles(tmp_path, model):
     once over both ranges plus handles; clip_A is extended for the dissolve's out-offset."""
     src = SHARED_TIMELINES / "edl/dissolve_test.edl"
     media = stand_in_media(src, tmp_path / "src", margin=40)
-    report = run_conform(
-        src,
-        tmp_path / "o.otio",
-        tmp_path / "m",
-        search_paths=[tmp_path / "src"],
-        model=model,
-        codec="ffv1",
-        handles=3,
-    )
+    report = conform(src, tmp_path, model=model, handles=3)
     outputs = {c["name"]: c["output"] for c in report["clips"]}
     assert len(set(outputs.values())) == 2
     a_idx, _, a_tc = decode_indices(outputs["clip_A"])
@@ -190,16 +182,7 @@ def test_time_warps_use_the_frames_they_play(tmp_path, model):
     (x1.98) needs about twice its record length."""
     src = SHARED_TIMELINES / "edl/speed_effects_small.edl"
     stand_in_media(src, tmp_path / "src")
-    report = run_conform(
-        src,
-        tmp_path / "o.otio",
-        tmp_path / "m",
-        handles=0,
-        search_paths=[tmp_path / "src"],
-        model=model,
-        codec="ffv1",
-        dry_run=True,
-    )
+    report = conform(src, tmp_path, model=model, dry_run=True)
     frames = {c["name"]: c["frames"] for c in report["clips"]}
     assert frames["Z682_156 (LAY3)"] == 1  # M2 freeze over 17 record frames
     assert frames["Z686_5A (LAY2) (47.56 FPS)"] == math.ceil(36 * 47.56 / 24 - 1e-6)
@@ -215,15 +198,7 @@ def test_missing_media_reported_and_rest_carried_on(tmp_path, model):
     gone = sorted(media)[:2]
     for name in gone:
         os.unlink(media[name]["path"])
-    report = run_conform(
-        src,
-        tmp_path / "o.otio",
-        tmp_path / "m",
-        search_paths=[tmp_path / "src"],
-        model=model,
-        codec="ffv1",
-        handles=0,
-    )
+    report = conform(src, tmp_path, model=model)
     missing = [c for c in report["clips"] if c["status"] == "missing"]
     assert missing and all("not found" in c["reason"] for c in missing)
     assert report["summary"]["done"] == len(report["clips"]) - len(missing)
