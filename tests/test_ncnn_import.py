@@ -151,6 +151,22 @@ def _run(path: Path, x: np.ndarray) -> np.ndarray:
     return sess.run(None, {"input": x[None].astype(np.float32)})[0][0]
 
 
+def _ncnn_output(ncnn, model: dict, x: np.ndarray) -> np.ndarray:
+    """What the ncnn runtime itself gives for `x` (C, H, W) from the model's .param and .bin:
+    one CPU thread, float32 all through."""
+    net = ncnn.Net()
+    for opt in ("use_vulkan_compute", "use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic"):
+        setattr(net.opt, opt, False)
+    net.opt.num_threads = 1
+    assert net.load_param(str(model["param"])) == 0
+    assert net.load_model(str(model["bin"])) == 0
+    ex = net.create_extractor()
+    ex.input("in0", ncnn.Mat(x))
+    ret, mat = ex.extract("out0")
+    assert ret == 0
+    return np.array(mat)
+
+
 def test_converted_graph_matches_numpy_reference(small_model, tmp_path):
     out = tmp_path / "m.onnx"
     res = import_ncnn(small_model["param"], small_model["bin"], out)
@@ -233,18 +249,8 @@ def test_matches_ncnn_runtime(small_model, tmp_path):
     ncnn = pytest.importorskip("ncnn", reason="ncnn runtime not installed (pip install .[eval])")
     out = tmp_path / "m.onnx"
     import_ncnn(small_model["param"], small_model["bin"], out)
-    net = ncnn.Net()
-    for opt in ("use_vulkan_compute", "use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic"):
-        setattr(net.opt, opt, False)
-    net.opt.num_threads = 1
-    assert net.load_param(str(small_model["param"])) == 0
-    assert net.load_model(str(small_model["bin"])) == 0
     x = RNG.uniform(0, 1, (3, 15, 11)).astype(np.float32)
-    ex = net.create_extractor()
-    ex.input("in0", ncnn.Mat(x))
-    ret, mat = ex.extract("out0")
-    assert ret == 0
-    assert np.abs(_run(out, x) - np.array(mat)).max() <= 1e-4
+    assert np.abs(_run(out, x) - _ncnn_output(ncnn, small_model, x)).max() <= 1e-4
 
 
 def test_cli_writes_model_and_refuses_to_overwrite(small_model, tmp_path, capsys):
@@ -366,16 +372,6 @@ def test_se_block_crops_and_concat_match_numpy(se_model, tmp_path):
 
 def test_se_model_matches_ncnn_runtime(se_model):
     ncnn = pytest.importorskip("ncnn", reason="ncnn runtime not installed (pip install .[eval])")
-    net = ncnn.Net()
-    for opt in ("use_vulkan_compute", "use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic"):
-        setattr(net.opt, opt, False)
-    net.opt.num_threads = 1
-    assert net.load_param(str(se_model["param"])) == 0
-    assert net.load_model(str(se_model["bin"])) == 0
     x = RNG.uniform(0, 1, (3, 14, 18)).astype(np.float32)
-    ex = net.create_extractor()
-    ex.input("in0", ncnn.Mat(x))
-    ret, mat = ex.extract("out0")
-    assert ret == 0
     # Our numpy reference is checked against ncnn itself on the unpadded graph.
-    assert np.abs(se_model["reference"](x) - np.array(mat)).max() <= 1e-4
+    assert np.abs(se_model["reference"](x) - _ncnn_output(ncnn, se_model, x)).max() <= 1e-4
