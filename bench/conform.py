@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,8 @@ from kwaflux_ofx.media.codecs import CODECS
 from kwaflux_ofx.media.decode import read_frames
 from kwaflux_ofx.media.encode import VideoWriter
 from kwaflux_ofx.media.probe import probe
-from tests.support.media import make_nearest_x2
+from tests.support.conform import one_clip_timeline
+from tests.support.media import make_nearest_x2, make_video
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,47 +38,26 @@ REPEATS = 2
 def make_source(path: Path, frames: int, w: int, h: int) -> Path:
     """A ProRes clip of moving, photo-like texture: smooth shapes, edges and mild grain (pure
     noise would make ProRes ~15x slower than real footage and skew the encode stage)."""
-    import av
-
     rng = np.random.default_rng(0)
     grain = rng.normal(0, 4, (h + 64, w + 64, 1)).astype(np.float32)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("prores_ks", rate=Fraction(24), options={"profile": "3"})
-        s.width, s.height, s.pix_fmt = w, h, "yuv422p10le"
-        s.metadata["timecode"] = "01:00:00:00"
-        for k in range(frames):
-            r = 128 + 100 * np.sin((xx + 3 * k) / 23.0) * np.cos(yy / 17.0)
-            g = 128 + 90 * np.sign(np.sin((xx - yy + 2 * k) / 31.0))
-            b = (xx * 0.4 + yy * 0.3 + k) % 256
-            img = np.stack([r, g, b], -1) + grain[k % 64 : k % 64 + h, k % 64 : k % 64 + w]
-            img = np.clip(img, 0, 255).astype(np.uint8)
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts = k
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+
+    def texture(k: int) -> np.ndarray:
+        r = 128 + 100 * np.sin((xx + 3 * k) / 23.0) * np.cos(yy / 17.0)
+        g = 128 + 90 * np.sign(np.sin((xx - yy + 2 * k) / 31.0))
+        b = (xx * 0.4 + yy * 0.3 + k) % 256
+        img = np.stack([r, g, b], -1) + grain[k % 64 : k % 64 + h, k % 64 : k % 64 + w]
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    # prores_ks picks the 422 HQ profile for its 10-bit 4:2:2 input by itself.
+    return make_video(
+        path, frames, 24, "01:00:00:00", codec="prores_ks", size=(w, h), frame_fn=texture
+    )
 
 
 def write_timeline(path: Path, media: Path, frames: int) -> Path:
-    import opentimelineio as otio
-
-    tl = otio.schema.Timeline("bench")
-    tr = otio.schema.Track()
-    tl.tracks.append(tr)
-    tr.append(
-        otio.schema.Clip(
-            "clip",
-            media_reference=otio.schema.ExternalReference(media.name),
-            source_range=otio.opentime.TimeRange(
-                otio.opentime.RationalTime(86400, 24), otio.opentime.RationalTime(frames, 24)
-            ),
-        )
-    )
-    otio.adapters.write_to_file(tl, str(path))
-    return path
+    """One clip of `frames` frames from 01:00:00:00 of `media`, found by its file name."""
+    return one_clip_timeline(path, media.name, 86400, frames, name="clip")
 
 
 def stages(work: Path, frames: int, w: int, h: int, model: str | None, codec: str) -> dict:
