@@ -8,8 +8,8 @@ import pytest
 
 from kwaflux_ofx.cli import main
 from kwaflux_ofx.media.probe import probe
+from tests.support.conform import clip, timeline
 from tests.support.media import make_video
-from tests.test_conform_resume import clip, timeline
 from tests.test_delivery import model
 from tests.test_delivery_conform import conform
 
