@@ -31,7 +31,13 @@ def test_own_timeline_conforms(tmp_path, model, name):
     )
     old_tl, new_tl = read_timeline(src, rate=24), read_timeline(out)  # clips need their parents
     old, new = video_clips(old_tl), video_clips(new_tl)
-    assert report["summary"] == {"done": len(old), "skipped": 0, "missing": 0, "failed": 0}
+    assert report["summary"] == {
+        "done": len(old),
+        "damaged": 0,
+        "skipped": 0,
+        "missing": 0,
+        "failed": 0,
+    }
     assert [c.range_in_parent() for c in new] == [c.range_in_parent() for c in old]
     for clip in report["clips"]:
         assert (probe(clip["output"]).width, probe(clip["output"]).height) == (128, 72)

@@ -142,6 +142,7 @@ def test_real_timeline_conforms(tmp_path, model, name, rate, codec, done, skippe
     )
     assert report["summary"] == {
         "done": done,
+        "damaged": 0,
         "skipped": skipped,
         "missing": missing,
         "failed": 0,
@@ -255,7 +256,7 @@ def test_missing_media_cli_report_and_exit(tmp_path):
     )
     assert r.returncode == 1, r.stderr
     rep = json.loads((tmp_path / "r.json").read_text())
-    assert rep["summary"] == {"done": 0, "skipped": 0, "missing": 9, "failed": 0}
+    assert rep["summary"] == {"done": 0, "damaged": 0, "skipped": 0, "missing": 9, "failed": 0}
     assert "9 missing" in r.stdout
     # the output timeline is written and still points at the old references
     assert len(otio.adapters.read_from_file(str(tmp_path / "o.otio")).find_clips()) == 9

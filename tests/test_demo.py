@@ -33,7 +33,7 @@ def test_one_frame_is_upscaled(demo_out):
 
 def test_timeline_is_conformed_and_relinked(demo_out):
     summary = json.loads((demo_out / "demo_summary.json").read_text())
-    assert summary["clips"] == {"done": 3, "skipped": 0, "missing": 0, "failed": 0}
+    assert summary["clips"] == {"done": 3, "damaged": 0, "skipped": 0, "missing": 0, "failed": 0}
     source = otio.adapters.read_from_file(str(demo_out / "demo_edit.otio"))
     new = otio.adapters.read_from_file(summary["output_timeline"])
     old_clips, new_clips = list(source.find_clips()), list(new.find_clips())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import math
 import os
@@ -73,7 +74,9 @@ class ConformSettings:
         }
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings as the JSON report holds them (tuples as lists), so a report read back
+        from its file equals the one returned."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @property
     def auto(self) -> bool:
