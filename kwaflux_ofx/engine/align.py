@@ -133,12 +133,16 @@ def _search(
                 moved.append(float(source is not others or dy != 0 or dx != 0))
                 distance.append(float(abs(dy) + abs(dx)))
     count = len(shifted)
-    diff = b.op("Abs", [b.op("Sub", [b.op("Concat", shifted, axis=1), centre])])
+    if level.decide > 1:
+        # Each candidate's difference pooled before they are stacked: the stack (a copy) is
+        # then a quarter of the size.
+        diffs = [b.op("Abs", [b.op("Sub", [x, centre])]) for x in shifted]
+        diff = b.op("Concat", [_pool(b, d, level.decide) for d in diffs], axis=1)
+    else:
+        diff = b.op("Abs", [b.op("Sub", [b.op("Concat", shifted, axis=1), centre])])
     # The prices are the same for every pixel: one vector over the candidates, added once.
     prices = b.op("Add", [b.op("Mul", [price[0], b.const(moved, shape=[1, count, 1, 1])]),
                           b.op("Mul", [price[1], b.const(distance, shape=[1, count, 1, 1])])])  # fmt: skip
-    if level.decide > 1:
-        diff = _pool(b, diff, level.decide)
     volume = b.op("Add", [_box(b, diff, level.box), prices])  # N×count×h×w
     best = b.op("Cast", [b.op("ArgMin", [volume], axis=1, keepdims=1)], to=1)  # N×1×h×w
 
