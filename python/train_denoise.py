@@ -16,6 +16,39 @@ from train_common import base_args, psnr, to_nchw, train
 MAX_NOISE = 50.0 / 255.0
 
 
+def validation_set(val: np.ndarray) -> dict[str, torch.Tensor | float]:
+    """Held-out crops, clean and damaged three ways (fixed seed): Gaussian sigma 25 and 5, and
+    JPEG quality 30 with its measured level."""
+    vrng = np.random.default_rng(7)
+    val_clean = [v.astype(np.float32) / 255.0 for v in val]
+    clean = to_nchw(val_clean)
+    noisy = clean + (25.0 / 255.0) * torch.from_numpy(
+        vrng.standard_normal(clean.shape).astype(np.float32)
+    )
+    noisy5 = clean + (5.0 / 255.0) * torch.from_numpy(
+        vrng.standard_normal(clean.shape).astype(np.float32)
+    )
+    jpeg = to_nchw([degrade.jpeg(vrng, c, 30, 30) for c in val_clean])
+    level = float(torch.sqrt(torch.mean((jpeg - clean) ** 2)))
+    return {"clean": clean, "noisy": noisy, "noisy5": noisy5, "jpeg": jpeg, "jpeg_level": level}
+
+
+def scores(run, sets: dict) -> dict[str, float]:
+    """The validation figures of `run` (NCHW tensor, noise level 0..1 -> tensor)."""
+    clean, noisy, noisy5, jpeg = sets["clean"], sets["noisy"], sets["noisy5"], sets["jpeg"]
+    return {
+        "awgn25_in": round(psnr(noisy, clean), 3),
+        "awgn25_out": round(psnr(run(noisy, 25 / 255), clean), 3),
+        "awgn5_in": round(psnr(noisy5, clean), 3),
+        "awgn5_out": round(psnr(run(noisy5, 5 / 255), clean), 3),
+        "jpeg30_in": round(psnr(jpeg, clean), 3),
+        "jpeg30_out": round(psnr(run(jpeg, sets["jpeg_level"]), clean), 3),
+        "identity0": round(psnr(run(clean, 0.0), clean), 3),
+        # Half strength on sigma-25 noise should keep about half of it (PSNR ~ in + 6 dB).
+        "awgn25_half": round(psnr(run(noisy, 12.5 / 255), clean), 3),
+    }
+
+
 def main() -> None:
     ap = base_args(__doc__)
     ap.add_argument("--channels", type=int, default=48)
@@ -35,18 +68,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     tiles, val = patches.load(args.patches or patches.DEFAULT_PATH)
 
-    vrng = np.random.default_rng(7)
-    val_clean = [v.astype(np.float32) / 255.0 for v in val]
-    vsize = val.shape[1]
-    vclean = to_nchw(val_clean)
-    vnoisy = vclean + (25.0 / 255.0) * torch.from_numpy(
-        vrng.standard_normal(vclean.shape).astype(np.float32)
-    )
-    vnoisy5 = vclean + (5.0 / 255.0) * torch.from_numpy(
-        vrng.standard_normal(vclean.shape).astype(np.float32)
-    )
-    vjpeg = to_nchw([degrade.jpeg(vrng, c, 30, 30) for c in val_clean])
-    jpeg_level = float(torch.sqrt(torch.mean((vjpeg - vclean) ** 2)))
+    sets = validation_set(val)
 
     def make_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, ...]:
         trip = [
@@ -88,23 +110,12 @@ def main() -> None:
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
         dev = next(model.parameters()).device
-        n = vclean.shape[0]
 
         def run(x: torch.Tensor, level: float) -> torch.Tensor:
-            nmap = torch.full((n, 1, vsize, vsize), level, device=dev)
+            nmap = torch.full((x.shape[0], 1) + x.shape[2:], level, device=dev)
             return model(x.to(dev), nmap).cpu()
 
-        return {
-            "awgn25_in": round(psnr(vnoisy, vclean), 3),
-            "awgn25_out": round(psnr(run(vnoisy, 25 / 255), vclean), 3),
-            "awgn5_in": round(psnr(vnoisy5, vclean), 3),
-            "awgn5_out": round(psnr(run(vnoisy5, 5 / 255), vclean), 3),
-            "jpeg30_in": round(psnr(vjpeg, vclean), 3),
-            "jpeg30_out": round(psnr(run(vjpeg, jpeg_level), vclean), 3),
-            "identity0": round(psnr(run(vclean, 0.0), vclean), 3),
-            # Half strength on sigma-25 noise should keep about half of it (PSNR ~ in + 6 dB).
-            "awgn25_half": round(psnr(run(vnoisy, 12.5 / 255), vclean), 3),
-        }
+        return scores(run, sets)
 
     model = NoiseMapDenoiser(args.channels, args.convs, rep=not args.no_rep)
     config = {

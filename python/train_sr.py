@@ -13,6 +13,28 @@ from torch.nn import functional as F
 from train_common import base_args, psnr, to_nchw, train
 
 
+def validation_set(val: np.ndarray, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Low and high resolution NCHW tensors: plain bicubic-downscaled crops of held-out photos
+    (the usual SR benchmark)."""
+    val_hr = [v.astype(np.float32) / 255.0 for v in val]
+    size = val.shape[1]
+    val_lr = [
+        degrade.from_pil(
+            degrade.to_pil(hr).resize(
+                (size // scale, size // scale), degrade.Image.Resampling.BICUBIC
+            )
+        )
+        for hr in val_hr
+    ]
+    return to_nchw(val_lr), to_nchw(val_hr)
+
+
+def scores(run, vlr: torch.Tensor, vhr: torch.Tensor, scale: int) -> dict[str, float]:
+    """The validation figures of `run` (NCHW low-res tensor -> high-res tensor) and bicubic's."""
+    bic = F.interpolate(vlr, scale_factor=scale, mode="bicubic", align_corners=False)
+    return {"val_psnr": round(psnr(run(vlr), vhr), 3), "bicubic_psnr": round(psnr(bic, vhr), 3)}
+
+
 def main() -> None:
     ap = base_args(__doc__)
     ap.add_argument("--scale", type=int, choices=(2, 4), required=True)
@@ -25,18 +47,7 @@ def main() -> None:
     lr_patch = args.lr_patch or (48 if scale == 2 else 32)
     tiles, val = patches.load(args.patches or patches.DEFAULT_PATH)
 
-    # Validation: plain bicubic-downscaled crops of held-out photos (the usual SR benchmark).
-    val_hr = [v.astype(np.float32) / 255.0 for v in val]
-    size = val.shape[1]
-    val_lr = [
-        degrade.from_pil(
-            degrade.to_pil(hr).resize(
-                (size // scale, size // scale), degrade.Image.Resampling.BICUBIC
-            )
-        )
-        for hr in val_hr
-    ]
-    vhr, vlr = to_nchw(val_hr), to_nchw(val_lr)
+    vlr, vhr = validation_set(val, scale)
 
     def make_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, ...]:
         pairs = [
@@ -49,9 +60,7 @@ def main() -> None:
         return F.l1_loss(model(lr), hr)
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
-        out = model(vlr.to(next(model.parameters()).device)).cpu()
-        bic = F.interpolate(vlr, scale_factor=scale, mode="bicubic", align_corners=False)
-        return {"val_psnr": round(psnr(out, vhr), 3), "bicubic_psnr": round(psnr(bic, vhr), 3)}
+        return scores(lambda x: model(x.to(next(model.parameters()).device)).cpu(), vlr, vhr, scale)
 
     model = CompactSR(scale, args.channels, args.convs, rep=not args.no_rep)
     config = {

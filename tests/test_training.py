@@ -20,7 +20,8 @@ def factory():
     """python/'s modules (scripts that import their siblings by plain name)."""
     mp = pytest.MonkeyPatch()
     mp.syspath_prepend(str(PYTHON_DIR))
-    mods = {n: importlib.import_module(n) for n in ("rep", "nets", "degrade", "train_common")}
+    names = ("rep", "nets", "degrade", "train_common", "train_denoise", "train_sr")
+    mods = {n: importlib.import_module(n) for n in names}
     yield argparse.Namespace(**mods)
     mp.undo()
 
@@ -132,3 +133,26 @@ def test_video_codec_damage_is_real_and_seeded(factory):
     assert 0.01 < rms < 0.4  # damaged, but still the same picture
     # 4:2:0 chroma: colour detail finer than 2 px is gone, luma detail partly kept.
     assert np.corrcoef(a[..., 0].ravel(), clean[..., 0].ravel())[0, 1] > 0.5
+
+
+def test_validation_figures_measure_what_they_name(factory):
+    """The trainers' validation (also what python/compare_shipped.py holds the shipped models
+    to): a denoiser that returns its input scores the damaged input's figures, bicubic scores
+    bicubic's, and a better guess scores better."""
+    rng = np.random.default_rng(0)
+    val = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    sets = factory.train_denoise.validation_set(val)
+    same = factory.train_denoise.scores(lambda x, level: x, sets)
+    assert same["awgn25_out"] == same["awgn25_in"] and same["jpeg30_out"] == same["jpeg30_in"]
+    assert same["awgn5_out"] == same["awgn5_in"] and same["identity0"] > 100
+    perfect = factory.train_denoise.scores(lambda x, level: sets["clean"], sets)
+    assert perfect["awgn25_out"] > 100 > same["awgn25_out"]
+
+    vlr, vhr = factory.train_sr.validation_set(val, 2)
+    assert vlr.shape[2:] == (16, 16) and vhr.shape[2:] == (32, 32)
+    bicubic = torch.nn.functional.interpolate(
+        vlr, scale_factor=2, mode="bicubic", align_corners=False
+    )
+    got = factory.train_sr.scores(lambda x: bicubic, vlr, vhr, 2)
+    assert got["val_psnr"] == got["bicubic_psnr"]
+    assert factory.train_sr.scores(lambda x: vhr, vlr, vhr, 2)["val_psnr"] > got["bicubic_psnr"]
