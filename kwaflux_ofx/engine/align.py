@@ -78,10 +78,10 @@ class _Builder:
         self.count += 1
         return f"align_{hint}_{self.count}"
 
-    def op(self, op_type: str, inputs: list[str], hint: str = "", **attrs) -> str:
+    def op(self, op_type: str, inputs: list[str], **attrs) -> str:
         from onnx import helper
 
-        out = self.name(hint or op_type.lower())
+        out = self.name(op_type.lower())
         self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
         return out
 

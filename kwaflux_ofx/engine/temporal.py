@@ -41,9 +41,9 @@ FALLOFF = 0.2
 OPSET = 17
 
 
-def fusion_model(align: bool = True) -> bytes:
+def fusion_model(aligned: bool = True) -> bytes:
     """The fusion graph: frames (K×3×H×W, the frame rendered first) and sigma (1) in; the fused
-    frame (1×3×H×W) and its noise level per pixel (1×1×H×W) out. With `align` the neighbours
+    frame (1×3×H×W) and its noise level per pixel (1×1×H×W) out. With `aligned` the neighbours
     are first warped onto the frame (align.py)."""
     import onnx
     from onnx import TensorProto, helper
@@ -51,9 +51,10 @@ def fusion_model(align: bool = True) -> bytes:
     def const(name: str, value: float):
         return helper.make_tensor(name, TensorProto.FLOAT, [1], [value])
 
-    pre, pre_inits = align_nodes("input_frames", "sigma", "frames") if align else ([], [])
-    if not align:
-        pre = [helper.make_node("Identity", ["input_frames"], ["frames"])]
+    if aligned:
+        pre, pre_inits = align_nodes("input_frames", "sigma", "frames")
+    else:
+        pre, pre_inits = [helper.make_node("Identity", ["input_frames"], ["frames"])], []
     nodes = pre + [
         helper.make_node("Gather", ["frames", "zero"], ["centre"], axis=0),
         helper.make_node("Sub", ["frames", "centre"], ["diff"]),
