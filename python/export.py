@@ -187,6 +187,16 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "models.md"
 EXPORT_BEGIN, EXPORT_END = "<!-- export -->", "<!-- /export -->"
 
 
+def steps_cell(tr: dict) -> str:
+    """Training steps, with hours trained of those planned where the sidecar records them
+    (models exported before the hour-based schedule record steps of a planned step count)."""
+    if tr.get("hours") is not None and tr.get("hours_planned") is not None:
+        return f"{tr['steps']} ({tr['hours']} of {tr['hours_planned']} h)"
+    if tr.get("steps_planned") is not None:
+        return f"{tr['steps']} of {tr['steps_planned']}"
+    return str(tr["steps"])
+
+
 def write_docs_table() -> None:
     """Replace the export section of docs/models.md with the figures in the .json sidecars."""
     rows = []
@@ -202,7 +212,7 @@ def write_docs_table() -> None:
         rows.append(
             f"| `{info['file']}` | {info['parameters']:,} | {info['bytes'] / 1e6:.2f} MB / "
             f"{info['fp16_bytes'] / 1e6:.2f} MB | {info['parity_fp32_max_abs']:.1e} | {fp16} | "
-            f"{tr['steps']} ({tr.get('hours', '?')} of {tr.get('hours_planned', '?')} h) | {val} |"
+            f"{steps_cell(tr)} | {val} |"
         )
     table = "\n".join(
         [
