@@ -227,11 +227,12 @@ def align_nodes(frames: str, sigma: str, out: str) -> tuple[list, list]:
     from onnx import helper
 
     b = _Builder()
-    first = b.const([0], "int64")
-    centre = b.op("Slice", [frames, first, b.const([1], "int64"), first])
-    others = b.op("Slice", [frames, b.const([1], "int64"), b.const([INT64_MAX], "int64"), first])
-    grey = lambda x: b.op("ReduceMean", [x], axes=[1], keepdims=1)  # noqa: E731
-    cgrey, ogrey = grey(centre), grey(others)
+    # Grey once for every frame, then split: slicing one channel copies a third of slicing
+    # three, and the frames themselves are only read again by the final warp.
+    grey = b.op("ReduceMean", [frames], axes=[1], keepdims=1)
+    first, one = b.const([0], "int64"), b.const([1], "int64")
+    cgrey = b.op("Slice", [grey, first, one, first])
+    ogrey = b.op("Slice", [grey, one, b.const([INT64_MAX], "int64"), first])
     if PREFILTER > 1:
         mc, mo = _box(b, cgrey, PREFILTER), _box(b, ogrey, PREFILTER)
     else:
@@ -252,20 +253,24 @@ def align_nodes(frames: str, sigma: str, out: str) -> tuple[list, list]:
     if last.block > 1:
         flow = _finer(b, flow, last.block, cgrey)
     b.nodes.append(helper.make_node("Identity", [flow], [FLOW]))  # named, for tests to read
-    warped = _warp(b, others, FLOW)
 
     # Last check per pixel: where the neighbour unmoved matches as well as the warped one (up to
     # what noise explains), keep it unmoved. Block matching on noisy frames otherwise moves
     # some static texture by a pixel or two, which the fusion then has to reject.
-    # Decided per KEEP_DECIDE×KEEP_DECIDE pixels, like the whole-pixel level.
+    # Decided per KEEP_DECIDE×KEEP_DECIDE pixels, like the whole-pixel level. The check reads
+    # grey frames (the grey of a warped frame is the warped grey: the same pixels are picked).
     def local_cost(image: str) -> str:
         diff = _pool(b, b.op("Abs", [b.op("Sub", [image, cgrey])]), KEEP_DECIDE)
         return _box(b, diff, KEEP_BOX // KEEP_DECIDE | 1)
 
     keep_price = b.op("Mul", [sigma, b.const([KEEP_ZERO])])
-    moved = b.op("Add", [local_cost(grey(warped)), keep_price])
+    moved = b.op("Add", [local_cost(_warp(b, ogrey, FLOW)), keep_price])
     better = b.op("Cast", [b.op("Greater", [local_cost(ogrey), moved])], to=1)
-    better = b.op("Cast", [_upsample(b, better, KEEP_DECIDE, cgrey)], to=9)
-    aligned = b.op("Where", [better, warped, others])
-    b.nodes.append(helper.make_node("Concat", [centre, aligned], [out], axis=0))
+    # The check applied to the flow (zero where unmoved wins), the frame rendered given zero
+    # flow, and every frame warped in one gather: no colour frame is sliced, chosen between or
+    # stacked again.
+    kept = b.op("Mul", [FLOW, _upsample(b, better, KEEP_DECIDE, cgrey)])
+    pads = b.const([1, 0, 0, 0, 0, 0, 0, 0], "int64")
+    warped = _warp(b, frames, b.op("Pad", [kept, pads]))
+    b.nodes.append(helper.make_node("Identity", [warped], [out]))
     return b.nodes, b.inits
