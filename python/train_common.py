@@ -118,9 +118,17 @@ def train(
         rng.bit_generator.state = ck["rng"]
         log.info("resumed %s at step %d after %.2f h", name, step, elapsed_before / 3600)
     start = time.time()
+    # Training time is what the curve in docs/models.md is plotted against. On the CPU it is
+    # this process's CPU time (divided by its threads), so a machine shared with other work, or
+    # a trainer paused with SIGSTOP while a benchmark runs, does not count as training; on CUDA
+    # it is wall time, the GPU's time. (Stints before 2026-12-01 counted wall time on one
+    # thread, close to this on a core of its own.)
+    clock = time.time if device.type == "cuda" else time.process_time
+    clock_start = clock()
+    per_thread = 1 if device.type == "cuda" else max(args.threads, 1)
 
     def elapsed() -> float:
-        return elapsed_before + time.time() - start
+        return elapsed_before + (clock() - clock_start) / per_thread
 
     def lr_at(s: int) -> float:
         p = min(max(s / args.steps, elapsed() / (args.hours * 3600)), 1.0)
