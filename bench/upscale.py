@@ -76,9 +76,11 @@ def upscale(
     kill_at: float = 0.0,
     threads: int | None = None,
     codec: tuple[str, ...] = (),
+    sample_at: int = 0,
 ):
     """Run `kwaflux upscale` in a child; returns (wall seconds, peak RSS MiB, report or None,
-    frames done). With kill_at, SIGKILL it once that fraction of frames is done."""
+    frames done, peak RSS MiB once `sample_at` frames were done). With kill_at, SIGKILL it once
+    that fraction of frames is done."""
     cmd = [sys.executable, "-m", "kwaflux_ofx.cli", "upscale", str(clip), str(out), "--scale",
            "2", "--denoise", "0", "--device", "cpu", "--progress", "json", "--overwrite",
            "--report", str(out) + ".json"]  # fmt: skip
@@ -88,11 +90,13 @@ def upscale(
     cmd += list(codec)
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    done = 0
+    done, sampled = 0, 0.0
     for line in proc.stdout:
         event = json.loads(line)
         if event.get("event") == "frames":
             done = event["done"]
+            if sample_at and not sampled and done >= sample_at:
+                sampled = peak_rss_now(proc.pid)
             if kill_at and done >= kill_at * event["total"]:
                 proc.send_signal(signal.SIGKILL)
                 break
@@ -102,7 +106,15 @@ def upscale(
     report = None
     if proc.returncode == 0:
         report = json.loads(Path(str(out) + ".json").read_text())
-    return wall, usage.ru_maxrss / 1024, report, done
+    return wall, usage.ru_maxrss / 1024, report, done, sampled
+
+
+def peak_rss_now(pid: int) -> float:
+    """The process's peak RSS so far (VmHWM), MiB: the renderer is one process (threads only)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _verdict(ok: bool, complete: bool, why: str = "") -> str:
@@ -156,24 +168,25 @@ def main() -> None:
         print(f"inference alone, {m} frames ...", flush=True)
         infer = inference_only(clip, ratio_model, m, th)
         print(f"kwaflux upscale, {m} frames ...", flush=True)
-        wall, rss_m, rep, _ = upscale(clip, d / "ratio.mov", ratio_model, m, threads=th)
+        wall, rss_m, rep, _, rss_few = upscale(
+            clip, d / "ratio.mov", ratio_model, m, threads=th, sample_at=few
+        )
         print(f"  inference {infer:.1f} s, wall {wall:.1f} s: {wall / infer:.2f}", flush=True)
         enc = ("--codec", "h264", "--preset", "ultrafast") if args.fast_encode else ()
         if m == n and ratio_model == memory_model and not enc:
-            rss_all, full = rss_m, rep  # the same run answers both
+            # The same run answers both: its peak once `few` frames were done, and at the end.
+            rss_all, full, rss_100 = rss_m, rep, rss_few
         else:
             print(f"kwaflux upscale, {n} frames ...", flush=True)
-            _, rss_all, full, _ = upscale(
-                clip, d / "all.mov", memory_model, None, threads=th, codec=enc
+            _, rss_all, full, _, rss_100 = upscale(
+                clip, d / "all.mov", memory_model, None, threads=th, codec=enc, sample_at=few
             )
-        print(f"kwaflux upscale, {few} frames ...", flush=True)
-        _, rss_100, _, _ = upscale(
-            clip, d / "hundred.mov", memory_model, few, threads=th, codec=enc
-        )
         print(f"  peak RSS {rss_100:.0f} MiB at {few}, {rss_all:.0f} at {n}", flush=True)
         print("kill at 70%, rerun ...", flush=True)
-        _, _, _, at_kill = upscale(clip, d / "resume.mov", memory_model, None, 0.7, th, enc)
-        _, _, again, _ = upscale(clip, d / "resume.mov", memory_model, None, threads=th, codec=enc)
+        _, _, _, at_kill, _ = upscale(clip, d / "resume.mov", memory_model, None, 0.7, th, enc)
+        _, _, again, _, _ = upscale(
+            clip, d / "resume.mov", memory_model, None, threads=th, codec=enc
+        )
     resumed = again["clips"][0]["resumed"] if again else 0
     lost = at_kill - resumed  # rendered before the kill, rendered again after it
     minutes = (time.perf_counter() - t_start) / 60
@@ -209,7 +222,7 @@ denoise 0, one clip, the default pipeline (a decode thread, 2 inference workers,
 | inference alone, {m} frames | {infer:.1f} s ({m / infer:.3f} fps) | | |
 | `kwaflux upscale` wall, {m} frames | {wall:.1f} s ({m / wall:.3f} fps) | | |
 | wall / inference | {ratio:.2f} | <= {RATIO_GOAL:.2f} | {_verdict(ratio <= RATIO_GOAL, not why_ratio, ", ".join(why_ratio))} |
-| peak RSS, {few} frames | {rss_100:.0f} MiB | | |
+| peak RSS once {few} frames were done (same run) | {rss_100:.0f} MiB | | |
 | peak RSS, {n} frames | {rss_all:.0f} MiB ({rss_all / rss_100:.2f}x) | flat (within {RSS_FLAT - 1:.0%}) | {_verdict(rss_all <= RSS_FLAT * rss_100, not why_mem, ", ".join(why_mem))} |
 | SIGKILL at 70% ({at_kill} frames done), rerun: frames rendered again | {lost} ({lost / n:.1%}; {resumed} kept) | <= {RERENDER_GOAL:.0%} | {_verdict(lost <= RERENDER_GOAL * n, not why_mem, ", ".join(why_mem))} |
 
