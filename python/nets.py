@@ -129,3 +129,74 @@ class NoiseMapDenoiser(nn.Module):
         feats = self.blocks(self.head(torch.cat([low, nmap], dim=1)))
         res = F.pixel_shuffle(self.tail(feats), 2)
         return x + res[..., :h, :w]
+
+
+class TemporalDenoiser(nn.Module):
+    """NoiseMapDenoiser over a window of aligned frames (FastDVDnet-like, one stage): every frame
+    is pixel-unshuffled the same way and the first conv reads them all with the noise map;
+    the residual is added to the frame being rendered (the first, as the engine orders them).
+
+    `from_single` starts it as a copy of a trained single-frame model whose first conv ignores
+    the neighbours (zero weights), so training begins at the single-frame result and can only
+    learn what the neighbours add.
+    """
+
+    def __init__(
+        self, channels: int = 48, convs: int = 12, rep: bool = False, frames: int = 5
+    ) -> None:
+        super().__init__()
+        if convs < 4 or convs % 2:
+            raise ValueError("convs must be an even number >= 4 (head + 2 per block + tail)")
+        self.convs, self.frames = convs, frames
+        self.head = nn.Sequential(conv3x3(12 * frames + 1, channels, rep), nn.PReLU(channels))
+        self.blocks = nn.Sequential(*(ResBlock(channels, rep) for _ in range((convs - 2) // 2)))
+        self.tail = conv3x3(channels, 12, rep)
+        init_body([self.head[0], self.tail])
+
+    @property
+    def receptive_field(self) -> int:
+        """As NoiseMapDenoiser's (the same body), around the aligned frames."""
+        return 2 * self.convs + 2
+
+    @classmethod
+    def from_single(cls, single: NoiseMapDenoiser, frames: int = 5) -> TemporalDenoiser:
+        """A temporal model that computes exactly what `single` computes on the first frame."""
+        head = single.head[0]
+        rep = isinstance(head, RepConv3x3)
+        channels = weight_of(head).shape[0]
+        model = cls(channels, single.convs, rep=rep, frames=frames)
+        src = single.state_dict()
+        state = {}
+        for name, value in model.state_dict().items():
+            old = src[name]
+            if old.shape == value.shape:
+                state[name] = old.clone()
+                continue
+            # Only the first conv's input side differs: 12 unshuffled channels of the frame and
+            # the noise map before, 12 per frame and the map now. Neighbours start at zero.
+            if (
+                not name.startswith("head.0.")
+                or old.shape[1] != 13
+                or old.shape[2:] != value.shape[2:]
+            ):
+                raise ValueError(f"{name}: cannot map {tuple(old.shape)} to {tuple(value.shape)}")
+            new = torch.zeros_like(value)
+            new[:, :12] = old[:, :12]
+            new[:, -1] = old[:, 12]
+            state[name] = new
+        model.load_state_dict(state)
+        return model
+
+    def forward(self, frames: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
+        """frames N×K×3×H×W (the frame to render first, then its aligned neighbours) and the
+        noise map N×1×H×W -> the denoised first frame N×3×H×W."""
+        n, k, c, h, w = frames.shape
+        he, we = (h + 1) // 2 * 2, (w + 1) // 2 * 2
+        x = frames.reshape(n * k, c, h, w)
+        xp = F.pad(x, (0, 1, 0, 1), mode="replicate")[..., :he, :we]
+        npad = F.pad(noise_level, (0, 1, 0, 1), mode="replicate")[..., :he, :we]
+        low = F.pixel_unshuffle(xp, 2).reshape(n, k * 4 * c, he // 2, we // 2) - 0.5
+        nmap = F.avg_pool2d(npad, 2)
+        feats = self.blocks(self.head(torch.cat([low, nmap], dim=1)))
+        res = F.pixel_shuffle(self.tail(feats), 2)
+        return frames[:, 0] + res[..., :h, :w]

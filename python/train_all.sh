@@ -2,24 +2,30 @@
 # Train the three shipped models in turns within a total time budget, resuming where the last
 # run stopped (checkpoints and their validation logs live in python/checkpoints/, committed).
 #
-#   sh python/train_all.sh [--hours H] [--stint MINUTES] [--export] [-- extra trainer args]
+#   sh python/train_all.sh [--hours H] [--stint MINUTES] [--export] [--with-temporal]
+#                          [-- extra trainer args]
 #
 # The budget is split denoise 50%, x2 30%, x4 20%, handed out in stints (30 min by default) in
 # rotation, so a session cut short still advances every model. Each model's learning-rate
 # schedule spans its planned total (--hours in the trainers: 6, 4 and 3 hours), summed over all
 # the stints of every session. Extra arguments go to every trainer, e.g. `-- --device cuda`.
 # With --export the models are exported to kwaflux_ofx/models/ at the end (python/export.py).
+# With --with-temporal the learned multi-frame denoiser (train_temporal.py, 4 planned hours, not
+# shipped yet) joins the rotation with 20% of the budget (denoise 40%, x2 25%, x4 15%); its
+# cached windows are built first where missing (temporal_data.py).
 set -eu
 cd "$(dirname "$0")"
 PY=${PY:-../.venv/bin/python}
 HOURS=2
 STINT=30
 EXPORT=0
+TEMPORAL=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --hours) HOURS=$2; shift 2 ;;
     --stint) STINT=$2; shift 2 ;;
     --export) EXPORT=1; shift ;;
+    --with-temporal) TEMPORAL=1; shift ;;
     --) shift; break ;;
     *) echo "train_all.sh: unknown option $1 (see the comment at the top)" >&2; exit 2 ;;
   esac
@@ -27,9 +33,18 @@ done
 [ -f data/patches.npz ] || $PY patches.py
 
 # minutes left per model, as integers (sh has no floating point)
-left_dn=$(awk "BEGIN{print int($HOURS*60*0.5)}")
-left_x2=$(awk "BEGIN{print int($HOURS*60*0.3)}")
-left_x4=$(awk "BEGIN{print int($HOURS*60*0.2)}")
+if [ "$TEMPORAL" = 1 ]; then
+  [ -f data/temporal_windows.npz ] || $PY temporal_data.py
+  SH_DN=0.4 SH_X2=0.25 SH_X4=0.15 SH_T=0.2
+  MODELS="denoise sr-x2 sr-x4 temporal"
+else
+  SH_DN=0.5 SH_X2=0.3 SH_X4=0.2 SH_T=0
+  MODELS="denoise sr-x2 sr-x4"
+fi
+left_dn=$(awk "BEGIN{print int($HOURS*60*$SH_DN)}")
+left_x2=$(awk "BEGIN{print int($HOURS*60*$SH_X2)}")
+left_x4=$(awk "BEGIN{print int($HOURS*60*$SH_X4)}")
+left_temporal=$(awk "BEGIN{print int($HOURS*60*$SH_T)}")
 
 EXTRA="$*"  # trainer options have no spaces in them
 run() {  # run NAME MINUTES: one stint of one model
@@ -37,11 +52,13 @@ run() {  # run NAME MINUTES: one stint of one model
     denoise) $PY train_denoise.py --hours 6 --minutes "$2" $EXTRA ;;
     sr-x2) $PY train_sr.py --scale 2 --hours 4 --minutes "$2" $EXTRA ;;
     sr-x4) $PY train_sr.py --scale 4 --hours 3 --minutes "$2" $EXTRA ;;
+    temporal) $PY train_temporal.py --hours 4 --minutes "$2" $EXTRA ;;
   esac
 }
 
-while [ "$left_dn" -gt 0 ] || [ "$left_x2" -gt 0 ] || [ "$left_x4" -gt 0 ]; do
-  for name in denoise sr-x2 sr-x4; do
+while [ "$left_dn" -gt 0 ] || [ "$left_x2" -gt 0 ] || [ "$left_x4" -gt 0 ] ||
+  [ "$left_temporal" -gt 0 ]; do
+  for name in $MODELS; do
     eval "left=\$left_$(echo $name | sed 's/denoise/dn/; s/sr-//')"
     [ "$left" -gt 0 ] || continue
     m=$(( left < STINT ? left : STINT ))

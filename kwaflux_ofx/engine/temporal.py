@@ -123,6 +123,30 @@ def fusion_model(aligned: bool = True) -> bytes:
     return model.SerializeToString()
 
 
+def aligned_model() -> bytes:
+    """Only the alignment, as the fusion graph runs it: frames (K×3×H×W, the frame rendered
+    first) and sigma (1) in; "aligned" (K×3×H×W, the same frame first, then each neighbour
+    warped onto it) out. For training models on exactly the alignment inference does."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes, inits = align_nodes("input_frames", "sigma", "aligned")
+    graph = helper.make_graph(
+        nodes,
+        "kwaflux-temporal-align",
+        [
+            helper.make_tensor_value_info("input_frames", TensorProto.FLOAT, ["K", 3, "H", "W"]),
+            helper.make_tensor_value_info("sigma", TensorProto.FLOAT, [1]),
+        ],
+        [helper.make_tensor_value_info("aligned", TensorProto.FLOAT, ["K", 3, "H", "W"])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
 class Fusion:
     """The fusion graph in one onnxruntime session on the engine's device (thread-safe)."""
 

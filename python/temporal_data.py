@@ -1,0 +1,361 @@
+"""Cached training windows for the learned multi-frame denoiser: moved patches, damaged, aligned.
+
+python temporal_data.py                 # build python/data/temporal_windows.npz
+python temporal_data.py --count 600 --seed 1 --out data/other.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import data
+import degrade
+import numpy as np
+import patches
+from PIL import Image
+
+# The engine lives beside python/; the trainer must use its alignment graph, not a copy.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = data.CACHE_DIR / "temporal_windows.npz"
+RADIUS = 2
+# Frame times in the order the engine hands them to the alignment (TemporalJob.window): the
+# frame rendered first, then the others in time order. The model's input slots follow it.
+ORDER = (0, -2, -1, 1, 2)
+MAX_STEP = 6  # camera translation per frame (px, each axis)
+MAX_SHIFT = 12  # ... and in all at t +-2
+FRAME = 96  # frame side cut from a 128 px training patch: room for the motion without fill
+CROP = 64  # side stored after alignment
+EDGE = 8  # the stored crop keeps this far from the frame's border (border blocks match worse)
+# Same as train_denoise.MAX_NOISE * 1.1: the single-frame trainer's range of damage.
+MAX_SIGMA = 50.0 / 255.0 * 1.1
+P_STATIC, P_AFFINE, P_OCCLUDER = 0.15, 0.3, 0.3
+
+
+@dataclass(frozen=True)
+class Motion:
+    """A camera path over the window: per time in -RADIUS..RADIUS (index t + RADIUS), a whole-
+    pixel shift (dy, dx) of the view, a zoom and a rotation (radians) about the frame centre."""
+
+    shifts: tuple[tuple[int, int], ...]
+    zooms: tuple[float, ...] = (1.0,) * (2 * RADIUS + 1)
+    angles: tuple[float, ...] = (0.0,) * (2 * RADIUS + 1)
+
+
+def random_motion(rng: np.random.Generator, scale: float = 1.0) -> Motion:
+    """A smooth camera path: a velocity plus a little acceleration, sometimes still, sometimes
+    with a slow zoom and roll. `scale` shrinks it (used when a path would leave the patch)."""
+    times = np.arange(-RADIUS, RADIUS + 1)
+    if rng.random() < P_STATIC:
+        return Motion(tuple((0, 0) for _ in times))
+    v = rng.uniform(-MAX_STEP, MAX_STEP, 2) * scale
+    a = rng.uniform(-1.0, 1.0, 2) * scale
+    path = np.rint(np.outer(times, v) + 0.5 * np.outer(times**2, a)).astype(int)
+    path = np.clip(path, -MAX_SHIFT, MAX_SHIFT)
+    shifts = tuple((int(dy), int(dx)) for dy, dx in path)
+    if rng.random() < P_AFFINE:
+        zoom = math.exp(rng.uniform(-0.02, 0.02) * scale)
+        angle = math.radians(rng.uniform(-0.5, 0.5) * scale)
+        return Motion(
+            shifts, tuple(zoom ** float(t) for t in times), tuple(angle * t for t in times)
+        )
+    return Motion(shifts)
+
+
+def _affine(size: int, room: int, dy: int, dx: int, zoom: float, angle: float) -> tuple:
+    """PIL's inverse map (frame pixel -> patch position) for a view centred at the patch centre
+    plus (dy, dx), zoomed and rotated about it."""
+    c = room + size / 2.0
+    cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
+    # source = centre + R(angle) / zoom @ (output - size / 2)
+    return (
+        cos,
+        -sin,
+        c + dx - cos * size / 2.0 + sin * size / 2.0,
+        sin,
+        cos,
+        c + dy - sin * size / 2.0 - cos * size / 2.0,
+    )
+
+
+def _fits(patch_side: int, size: int, room: int, motion: Motion) -> bool:
+    """Whether every frame's corners fall inside the patch (with a pixel for interpolation)."""
+    for (dy, dx), zoom, angle in zip(motion.shifts, motion.zooms, motion.angles, strict=True):
+        a, b, c, d, e, f = _affine(size, room, dy, dx, zoom, angle)
+        for x, y in ((0, 0), (size, 0), (0, size), (size, size)):
+            sx, sy = a * x + b * y + c, d * x + e * y + f
+            if not (1.0 <= sx <= patch_side - 1.0 and 1.0 <= sy <= patch_side - 1.0):
+                return False
+    return True
+
+
+def render(patch: np.ndarray, size: int, motion: Motion) -> np.ndarray:
+    """The clean frames (2*RADIUS+1, size, size, 3) uint8, in time order, that a camera moving
+    along `motion` over the centre of `patch` sees. Pure shifts are exact crops; zoomed or
+    rotated frames are resampled (bilinear), like a subpixel move in real footage."""
+    room = (patch.shape[0] - size) // 2
+    frames = []
+    for (dy, dx), zoom, angle in zip(motion.shifts, motion.zooms, motion.angles, strict=True):
+        if zoom == 1.0 and angle == 0.0:
+            y, x = room + dy, room + dx
+            if min(y, x) < 0 or max(y, x) + size > patch.shape[0]:
+                raise ValueError("motion leaves the patch")
+            frames.append(patch[y : y + size, x : x + size])
+        else:
+            im = Image.fromarray(patch).transform(
+                (size, size),
+                Image.Transform.AFFINE,
+                _affine(size, room, dy, dx, zoom, angle),
+                resample=Image.Resampling.BILINEAR,
+            )
+            frames.append(np.asarray(im))
+    return np.stack(frames)
+
+
+def add_occluder(rng: np.random.Generator, frames: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """A piece of another photo (a rectangle or an ellipse) moving over the frames on its own
+    path, in front of the scene: what the alignment cannot match and the model must not average."""
+    size = frames.shape[1]
+    side = int(rng.integers(16, 41))
+    oy, ox = (int(v) for v in rng.integers(0, other.shape[0] - side + 1, 2))
+    piece = other[oy : oy + side, ox : ox + side]
+    mask = np.ones((side, side), bool)
+    if rng.random() < 0.5:
+        yy, xx = np.mgrid[0:side, 0:side] + 0.5 - side / 2.0
+        mask = (yy / (side / 2.0)) ** 2 + (xx / (side / 2.0)) ** 2 <= 1.0
+    # Over the middle of the centre frame, where the stored crop is cut.
+    start = rng.integers(size // 4 - side // 2, 3 * size // 4 - side // 2 + 1, 2)
+    velocity = rng.integers(-8, 9, 2)
+    out = frames.copy()
+    for i, t in enumerate(range(-RADIUS, RADIUS + 1)):
+        y, x = (int(v) for v in start + velocity * t)
+        y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + side, size), min(x + side, size)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        m = mask[y0 - y : y1 - y, x0 - x : x1 - x]
+        region = out[i, y0:y1, x0:x1]
+        region[m] = piece[y0 - y : y1 - y, x0 - x : x1 - x][m]
+    return out
+
+
+class _FrameDraws:
+    """The random draws of one frame of a window: every parameter (kind of damage, its level,
+    JPEG quality, codec, flip...) from a generator that each frame of the window replays, so
+    the clip has one kind of noise; the noise itself (every standard_normal) from the frame's
+    own generator, so it is independent from frame to frame."""
+
+    def __init__(self, params_seed: int, noise: np.random.Generator) -> None:
+        self._params = np.random.default_rng(params_seed)
+        self._noise = noise
+
+    def standard_normal(self, *args, **kwargs):
+        return self._noise.standard_normal(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._params, name)
+
+
+def damage(
+    rng: np.random.Generator, frames: np.ndarray, max_sigma: float = MAX_SIGMA
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(noisy frames uint8, clean frames uint8, the centre frame's noise level) for clean uint8
+    frames in time order, damaged by the single-frame trainer's own degrade.denoise_pair (same
+    kinds and ranges), one kind and level for the window, independent noise per frame. The
+    noisy frames are quantised to 8 bits like decoded footage; the level is the RMS of the
+    damage left in the centre frame (the "rms" definition of the shipped noise map)."""
+    seed = int(rng.integers(2**63))
+    noisy, clean = [], []
+    for f in frames:
+        draws = _FrameDraws(seed, np.random.default_rng(rng.integers(2**63)))
+        x, c, _ = degrade.denoise_pair(draws, f, f.shape[0], max_sigma)  # type: ignore[arg-type]
+        noisy.append(np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8))
+        clean.append(np.clip(np.rint(c * 255.0), 0, 255).astype(np.uint8))
+    noisy_a, clean_a = np.stack(noisy), np.stack(clean)
+    mid = RADIUS
+    diff = noisy_a[mid].astype(np.float32) - clean_a[mid].astype(np.float32)
+    level = float(np.sqrt(np.mean(diff**2))) / 255.0
+    return noisy_a, clean_a, level
+
+
+def align_session():
+    """The engine's alignment graph (temporal.aligned_model) in a one-thread CPU session."""
+    import onnxruntime as ort
+
+    from kwaflux_ofx.engine.temporal import aligned_model
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(aligned_model(), opts, providers=["CPUExecutionProvider"])
+
+
+def in_engine_order(frames: np.ndarray) -> np.ndarray:
+    """Frames in time order -> the engine's order (ORDER: the centre first)."""
+    return frames[[t + RADIUS for t in ORDER]]
+
+
+def align(session, frames: np.ndarray, sigma: float) -> np.ndarray:
+    """Frames (K, H, W, 3) uint8 or float 0..1 in the engine's order -> the same with every
+    neighbour warped onto the first, float32 0..1. `sigma` is what the engine passes: the
+    noise level (0..1) the denoise strength stands for."""
+    x = frames.astype(np.float32)
+    if frames.dtype == np.uint8:
+        x /= 255.0
+    feeds = {
+        "input_frames": np.ascontiguousarray(x.transpose(0, 3, 1, 2)),
+        "sigma": np.array([sigma], np.float32),
+    }
+    return session.run(["aligned"], feeds)[0].transpose(0, 2, 3, 1)
+
+
+def clip(
+    rng: np.random.Generator, patch: np.ndarray, other: np.ndarray | None, size: int
+) -> tuple[np.ndarray, Motion]:
+    """Clean frames (time order, uint8) of a random camera path over `patch`, with an occluder
+    cut from `other` in some of them; the path shrinks until no frame needs border fill."""
+    scale = 1.0
+    for _ in range(20):
+        motion = random_motion(rng, scale)
+        if _fits(patch.shape[0], size, (patch.shape[0] - size) // 2, motion):
+            break
+        scale *= 0.8
+    else:
+        motion = Motion(tuple((0, 0) for _ in range(2 * RADIUS + 1)))
+    frames = render(patch, size, motion)
+    if other is not None and rng.random() < P_OCCLUDER:
+        frames = add_occluder(rng, frames, other)
+    return frames, motion
+
+
+def make_window(
+    rng: np.random.Generator,
+    patch: np.ndarray,
+    other: np.ndarray | None,
+    session,
+    size: int = FRAME,
+    crop: int = CROP,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """One training window: (aligned noisy frames (K, crop, crop, 3) uint8 in the engine's
+    order, the clean centre frame (crop, crop, 3) uint8, its noise level)."""
+    frames, _ = clip(rng, patch, other, size)
+    noisy, clean, level = damage(rng, frames)
+    aligned = align(session, in_engine_order(noisy), level)
+    # The warp only picks pixels of the 8-bit frames, so back to uint8 is exact.
+    aligned8 = np.clip(np.rint(aligned * 255.0), 0, 255).astype(np.uint8)
+    y, x = (int(v) for v in rng.integers(EDGE, size - crop - EDGE + 1, 2))
+    return aligned8[:, y : y + crop, x : x + crop], clean[RADIUS, y : y + crop, x : x + crop], level
+
+
+def build(
+    out: Path = DEFAULT_PATH,
+    count: int = 800,
+    seed: int = 1,
+    patches_path: Path | None = None,
+    tiles: np.ndarray | None = None,
+) -> Path:
+    """Make `count` windows from the training patches and save them (atomically) to `out`."""
+    if tiles is None:
+        tiles, _ = patches.load(patches_path or patches.DEFAULT_PATH)
+    rng = np.random.default_rng(seed)
+    session = align_session()
+    noisy, clean, level = [], [], []
+    t0 = time.time()
+    for i in range(count):
+        a, b = (int(v) for v in rng.choice(len(tiles), 2, replace=False))
+        n, c, lv = make_window(rng, tiles[a], tiles[b], session)
+        noisy.append(n)
+        clean.append(c)
+        level.append(lv)
+        if (i + 1) % 100 == 0:
+            log.info("%d/%d windows, %.1f s", i + 1, count, time.time() - t0)
+    meta = {"count": count, "seed": seed, "frame": FRAME, "crop": CROP, "order": ORDER}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez_compressed(
+        tmp,
+        noisy=np.stack(noisy),
+        clean=np.stack(clean),
+        level=np.asarray(level, np.float32),
+        meta=np.asarray(json.dumps(meta)),
+    )
+    os.replace(tmp, out)
+    log.info("%s: %d windows, %.1f MiB", out, count, out.stat().st_size / 2**20)
+    return out
+
+
+def load(path: Path = DEFAULT_PATH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(noisy N x K x CROP x CROP x 3 uint8, clean N x CROP x CROP x 3 uint8, level N float32)."""
+    if not path.exists():
+        raise SystemExit(f"{path}: no cached windows; build them with python/temporal_data.py")
+    with np.load(path) as z:
+        return z["noisy"], z["clean"], z["level"]
+
+
+def validation_windows(
+    val: np.ndarray, session, sigmas: tuple[float, ...] = (25.0, 15.0), size: int = 128
+) -> dict[float, dict[str, np.ndarray]]:
+    """Fixed windows from the held-out patches at each Gaussian sigma (0..255 units): per sigma
+    'frames' (the noisy frames in the engine's order, N x K x H x W x 3 float32, unaligned),
+    'aligned' (the same after the shipped alignment) and 'clean' (centre, N x H x W x 3).
+    The camera path cycles through still, panning, zoom/roll and panning under an occluder, so
+    every kind of window counts the same; noise is clipped and 8-bit like decoded footage."""
+    vrng = np.random.default_rng(11)
+    clips = []
+    for i, p in enumerate(val):
+        kind = i % 4
+        times = range(-RADIUS, RADIUS + 1)
+        if kind == 0:
+            motion = Motion(tuple((0, 0) for _ in times))
+        else:
+            v = vrng.uniform(-MAX_STEP, MAX_STEP, 2)
+            shifts = tuple((int(round(v[0] * t)), int(round(v[1] * t))) for t in times)
+            motion = Motion(shifts)
+            if kind == 2:
+                zoom, angle = math.exp(0.015), math.radians(0.4)
+                motion = Motion(
+                    shifts, tuple(zoom**t for t in times), tuple(angle * t for t in times)
+                )
+        frames = render(p, size, motion)
+        if kind == 3:
+            # Forced in: add_occluder always places one (its probability is the caller's).
+            frames = add_occluder(vrng, frames, val[(i + 1) % len(val)])
+        clips.append(frames)
+    clean_all = np.stack(clips).astype(np.float32) / 255.0  # N x K(time) x H x W x 3
+    out = {}
+    for sigma in sigmas:
+        noisy = clean_all + (sigma / 255.0) * vrng.standard_normal(clean_all.shape).astype(
+            np.float32
+        )
+        noisy = np.rint(np.clip(noisy, 0.0, 1.0) * 255.0) / 255.0
+        frames = np.stack([in_engine_order(n) for n in noisy]).astype(np.float32)
+        aligned = np.stack([align(session, f, sigma / 255.0) for f in frames])
+        out[sigma] = {"frames": frames, "aligned": aligned, "clean": clean_all[:, RADIUS]}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--out", type=Path, default=DEFAULT_PATH)
+    ap.add_argument("--count", type=int, default=800, help="windows (~50 KiB each zipped)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--patches", type=Path, default=None)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    build(args.out, args.count, args.seed, args.patches)
+
+
+if __name__ == "__main__":
+    main()
