@@ -14,11 +14,11 @@ import av
 import numpy as np
 import pytest
 
-from kwaflux_ofx.cli import main
 from kwaflux_ofx.media.codecs import CODECS
 from kwaflux_ofx.media.encode import VideoWriter
 from kwaflux_ofx.media.join import join_segments
 from tests.support.media import make_nearest_x2, make_video
+from tests.test_delivery import ffmpeg, upscale
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
 
@@ -55,19 +55,9 @@ Dialogue: 0,0:00:01.75,0:00:02.00,Default,,0,0,0,,third
 """
 
 
-def ffmpeg(*args: str) -> None:
-    from tests.test_media_decode import ffmpeg as run
-
-    run(*args)
-
-
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> str:
     return str(make_nearest_x2(tmp_path_factory.mktemp("m") / "nearest_x2.onnx"))
-
-
-def upscale(src, out, model, *extra) -> int:
-    return main(["upscale", str(src), str(out), "--model", model, "--denoise", "0", "-q", *extra])
 
 
 def subtitled(tmp_path, name: str, sub_codec: str, script: str = SRT, ext: str = "srt") -> Path:
