@@ -132,13 +132,15 @@ class NoiseMapDenoiser(nn.Module):
 
 
 class TemporalDenoiser(nn.Module):
-    """NoiseMapDenoiser over a window of aligned frames (FastDVDnet-like, one stage): every frame
-    is pixel-unshuffled the same way and the first conv reads them all with the noise map;
-    the residual is added to the frame being rendered (the first, as the engine orders them).
+    """NoiseMapDenoiser over the shipped fusion's output and the aligned window (FastDVDnet-like,
+    one stage): the fused frame and every aligned frame are pixel-unshuffled the same way and the
+    first conv reads them all with the fusion's per-pixel noise level as the noise map; the
+    residual is added to the fused frame.
 
-    `from_single` starts it as a copy of a trained single-frame model whose first conv ignores
-    the neighbours (zero weights), so training begins at the single-frame result and can only
-    learn what the neighbours add.
+    `from_fusion` starts it as a copy of a trained single-frame model that reads only the fused
+    frame and the level map (the aligned frames' weights zero): at step 0 it is the shipped
+    temporal path (fusion graph, then the single-frame model at the level left), and training
+    learns from the raw aligned frames what the fusion's hand-set weights get wrong.
     """
 
     def __init__(
@@ -148,19 +150,20 @@ class TemporalDenoiser(nn.Module):
         if convs < 4 or convs % 2:
             raise ValueError("convs must be an even number >= 4 (head + 2 per block + tail)")
         self.convs, self.frames = convs, frames
-        self.head = nn.Sequential(conv3x3(12 * frames + 1, channels, rep), nn.PReLU(channels))
+        # 12 unshuffled channels for the fused frame, 12 per aligned frame, the noise map last.
+        self.head = nn.Sequential(conv3x3(12 * (frames + 1) + 1, channels, rep), nn.PReLU(channels))
         self.blocks = nn.Sequential(*(ResBlock(channels, rep) for _ in range((convs - 2) // 2)))
         self.tail = conv3x3(channels, 12, rep)
         init_body([self.head[0], self.tail])
 
     @property
     def receptive_field(self) -> int:
-        """As NoiseMapDenoiser's (the same body), around the aligned frames."""
+        """As NoiseMapDenoiser's (the same body), around the fused and aligned frames."""
         return 2 * self.convs + 2
 
     @classmethod
-    def from_single(cls, single: NoiseMapDenoiser, frames: int = 5) -> TemporalDenoiser:
-        """A temporal model that computes exactly what `single` computes on the first frame."""
+    def from_fusion(cls, single: NoiseMapDenoiser, frames: int = 5) -> TemporalDenoiser:
+        """A temporal model that computes exactly what `single` computes on (fused, level)."""
         head = single.head[0]
         rep = isinstance(head, RepConv3x3)
         channels = weight_of(head).shape[0]
@@ -172,8 +175,11 @@ class TemporalDenoiser(nn.Module):
             if old.shape == value.shape:
                 state[name] = old.clone()
                 continue
-            # Only the first conv's input side differs: 12 unshuffled channels of the frame and
-            # the noise map before, 12 per frame and the map now. Neighbours start at zero.
+            # Only the first conv's input side differs (every branch of a RepConv3x3 alike):
+            # 12 unshuffled image channels and the noise map before; the fused frame's 12, 12
+            # per aligned frame and the map now. The map is the same per-pixel level the engine
+            # feeds the single model (raw, 0..1 scale, 2x2-averaged inside both), so its weights
+            # carry over as they are.
             if (
                 not name.startswith("head.0.")
                 or old.shape[1] != 13
@@ -187,16 +193,17 @@ class TemporalDenoiser(nn.Module):
         model.load_state_dict(state)
         return model
 
-    def forward(self, frames: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
-        """frames N×K×3×H×W (the frame to render first, then its aligned neighbours) and the
-        noise map N×1×H×W -> the denoised first frame N×3×H×W."""
+    def forward(
+        self, fused: torch.Tensor, frames: torch.Tensor, level: torch.Tensor
+    ) -> torch.Tensor:
+        """Fused N×3×H×W, aligned window N×K×3×H×W (engine order), level N×1×H×W -> N×3×H×W."""
         n, k, c, h, w = frames.shape
         he, we = (h + 1) // 2 * 2, (w + 1) // 2 * 2
-        x = frames.reshape(n * k, c, h, w)
+        x = torch.cat([fused[:, None], frames], 1).reshape(n * (k + 1), c, h, w)
         xp = F.pad(x, (0, 1, 0, 1), mode="replicate")[..., :he, :we]
-        npad = F.pad(noise_level, (0, 1, 0, 1), mode="replicate")[..., :he, :we]
-        low = F.pixel_unshuffle(xp, 2).reshape(n, k * 4 * c, he // 2, we // 2) - 0.5
+        npad = F.pad(level, (0, 1, 0, 1), mode="replicate")[..., :he, :we]
+        low = F.pixel_unshuffle(xp, 2).reshape(n, (k + 1) * 4 * c, he // 2, we // 2) - 0.5
         nmap = F.avg_pool2d(npad, 2)
         feats = self.blocks(self.head(torch.cat([low, nmap], dim=1)))
         res = F.pixel_shuffle(self.tail(feats), 2)
-        return frames[:, 0] + res[..., :h, :w]
+        return fused + res[..., :h, :w]

@@ -1,4 +1,4 @@
-"""Cached training windows for the learned multi-frame denoiser: moved patches, damaged, aligned.
+"""Cached training windows for the learned multi-frame denoiser: moved, damaged, aligned, fused.
 
 python temporal_data.py                 # build python/data/temporal_windows.npz
 python temporal_data.py --count 600 --seed 1 --out data/other.npz
@@ -42,6 +42,7 @@ EDGE = 8  # the stored crop keeps this far from the frame's border (border block
 # Same as train_denoise.MAX_NOISE * 1.1: the single-frame trainer's range of damage.
 MAX_SIGMA = 50.0 / 255.0 * 1.1
 P_STATIC, P_AFFINE, P_OCCLUDER = 0.15, 0.3, 0.3
+COUNT = 760  # ~74 KiB each zipped: the set stays under 60 MiB
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,19 @@ def align_session():
     return ort.InferenceSession(aligned_model(), opts, providers=["CPUExecutionProvider"])
 
 
+def fusion_session():
+    """The engine's fusion graph (temporal.fusion_model, aligning) in a one-thread CPU session."""
+    import onnxruntime as ort
+
+    from kwaflux_ofx.engine.temporal import fusion_model
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(fusion_model(True), opts, providers=["CPUExecutionProvider"])
+
+
 def in_engine_order(frames: np.ndarray) -> np.ndarray:
     """Frames in time order -> the engine's order (ORDER: the centre first)."""
     return frames[[t + RADIUS for t in ORDER]]
@@ -219,6 +233,19 @@ def align(session, frames: np.ndarray, sigma: float) -> np.ndarray:
         "sigma": np.array([sigma], np.float32),
     }
     return session.run(["aligned"], feeds)[0].transpose(0, 2, 3, 1)
+
+
+def fuse(session, frames: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frames as for align() -> the fused frame (H, W, 3) and its level left (H, W), float32."""
+    x = frames.astype(np.float32)
+    if frames.dtype == np.uint8:
+        x /= 255.0
+    feeds = {
+        "input_frames": np.ascontiguousarray(x.transpose(0, 3, 1, 2)),
+        "sigma": np.array([sigma], np.float32),
+    }
+    fused, level = session.run(["fused", "level"], feeds)
+    return fused[0].transpose(1, 2, 0), level[0, 0]
 
 
 def clip(
@@ -245,23 +272,36 @@ def make_window(
     patch: np.ndarray,
     other: np.ndarray | None,
     session,
+    fusion,
     size: int = FRAME,
     crop: int = CROP,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """One training window: (aligned noisy frames (K, crop, crop, 3) uint8 in the engine's
-    order, the clean centre frame (crop, crop, 3) uint8, its noise level)."""
+) -> dict[str, np.ndarray | float]:
+    """One training window, cut to `crop`: as load() describes one row."""
     frames, _ = clip(rng, patch, other, size)
     noisy, clean, level = damage(rng, frames)
-    aligned = align(session, in_engine_order(noisy), level)
+    ordered = in_engine_order(noisy)
+    # TemporalJob passes sigma = strength * max_noise to alignment and fusion. The trainer's
+    # full-strength target is the window's true level (its map carries it, as for the
+    # single-frame model: strength = level / max_noise), so sigma here is that level.
+    aligned = align(session, ordered, level)
+    # On the whole frame, as the engine runs it on a tile, then cut like the rest.
+    fused, level_map = fuse(fusion, ordered, level)
     # The warp only picks pixels of the 8-bit frames, so back to uint8 is exact.
     aligned8 = np.clip(np.rint(aligned * 255.0), 0, 255).astype(np.uint8)
     y, x = (int(v) for v in rng.integers(EDGE, size - crop - EDGE + 1, 2))
-    return aligned8[:, y : y + crop, x : x + crop], clean[RADIUS, y : y + crop, x : x + crop], level
+    cut = np.s_[y : y + crop, x : x + crop]
+    return {
+        "noisy": aligned8[(slice(None), *cut)],
+        "clean": clean[RADIUS][cut],
+        "level": level,
+        "fused": fused[cut],
+        "level_map": level_map[cut],
+    }
 
 
 def build(
     out: Path = DEFAULT_PATH,
-    count: int = 800,
+    count: int = COUNT,
     seed: int = 1,
     patches_path: Path | None = None,
     tiles: np.ndarray | None = None,
@@ -270,25 +310,29 @@ def build(
     if tiles is None:
         tiles, _ = patches.load(patches_path or patches.DEFAULT_PATH)
     rng = np.random.default_rng(seed)
-    session = align_session()
-    noisy, clean, level = [], [], []
+    session, fusion = align_session(), fusion_session()
+    keys = ("noisy", "clean", "level", "fused", "level_map")
+    cols: dict[str, list] = {k: [] for k in keys}
     t0 = time.time()
     for i in range(count):
         a, b = (int(v) for v in rng.choice(len(tiles), 2, replace=False))
-        n, c, lv = make_window(rng, tiles[a], tiles[b], session)
-        noisy.append(n)
-        clean.append(c)
-        level.append(lv)
+        w = make_window(rng, tiles[a], tiles[b], session, fusion)
+        for k in keys:
+            cols[k].append(w[k])
         if (i + 1) % 100 == 0:
             log.info("%d/%d windows, %.1f s", i + 1, count, time.time() - t0)
-    meta = {"count": count, "seed": seed, "frame": FRAME, "crop": CROP, "order": ORDER}
+    meta = {"count": count, "seed": seed, "frame": FRAME, "crop": CROP, "order": ORDER,
+            "fusion_sigma": "level"}  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
+    # float16 for the fused frame and its level: 0.00025 at most on 0..1, far below the noise.
     np.savez_compressed(
         tmp,
-        noisy=np.stack(noisy),
-        clean=np.stack(clean),
-        level=np.asarray(level, np.float32),
+        noisy=np.stack(cols["noisy"]),
+        clean=np.stack(cols["clean"]),
+        level=np.asarray(cols["level"], np.float32),
+        fused=np.stack(cols["fused"]).astype(np.float16),
+        level_map=np.stack(cols["level_map"]).astype(np.float16),
         meta=np.asarray(json.dumps(meta)),
     )
     os.replace(tmp, out)
@@ -296,20 +340,28 @@ def build(
     return out
 
 
-def load(path: Path = DEFAULT_PATH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(noisy N x K x CROP x CROP x 3 uint8, clean N x CROP x CROP x 3 uint8, level N float32)."""
+def load(path: Path = DEFAULT_PATH) -> dict[str, np.ndarray]:
+    """'noisy' N x K x CROP x CROP x 3 uint8, 'clean' N x CROP x CROP x 3 uint8, 'level' N
+    float32, 'fused' N x CROP x CROP x 3 and 'level_map' N x CROP x CROP float16."""
     if not path.exists():
         raise SystemExit(f"{path}: no cached windows; build them with python/temporal_data.py")
     with np.load(path) as z:
-        return z["noisy"], z["clean"], z["level"]
+        if "fused" not in z.files:
+            raise SystemExit(f"{path}: windows without the fusion's output; rebuild them")
+        return {k: z[k] for k in ("noisy", "clean", "level", "fused", "level_map")}
 
 
 def validation_windows(
-    val: np.ndarray, session, sigmas: tuple[float, ...] = (25.0, 15.0), size: int = 128
+    val: np.ndarray,
+    session,
+    fusion,
+    sigmas: tuple[float, ...] = (25.0, 15.0),
+    size: int = 128,
 ) -> dict[float, dict[str, np.ndarray]]:
     """Fixed windows from the held-out patches at each Gaussian sigma (0..255 units): per sigma
     'frames' (the noisy frames in the engine's order, N x K x H x W x 3 float32, unaligned),
-    'aligned' (the same after the shipped alignment) and 'clean' (centre, N x H x W x 3).
+    'aligned' (the same after the shipped alignment), 'fused' and 'level' (the shipped fusion's
+    output, N x H x W x 3 and N x H x W x 1) and 'clean' (centre, N x H x W x 3).
     The camera path cycles through still, panning, zoom/roll and panning under an occluder, so
     every kind of window counts the same; noise is clipped and 8-bit like decoded footage."""
     vrng = np.random.default_rng(11)
@@ -342,14 +394,21 @@ def validation_windows(
         noisy = np.rint(np.clip(noisy, 0.0, 1.0) * 255.0) / 255.0
         frames = np.stack([in_engine_order(n) for n in noisy]).astype(np.float32)
         aligned = np.stack([align(session, f, sigma / 255.0) for f in frames])
-        out[sigma] = {"frames": frames, "aligned": aligned, "clean": clean_all[:, RADIUS]}
+        fused = [fuse(fusion, f, sigma / 255.0) for f in frames]
+        out[sigma] = {
+            "frames": frames,
+            "aligned": aligned,
+            "fused": np.stack([f for f, _ in fused]),
+            "level": np.stack([lv for _, lv in fused])[..., None],
+            "clean": clean_all[:, RADIUS],
+        }
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", type=Path, default=DEFAULT_PATH)
-    ap.add_argument("--count", type=int, default=800, help="windows (~50 KiB each zipped)")
+    ap.add_argument("--count", type=int, default=COUNT, help="windows (~74 KiB each zipped)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--patches", type=Path, default=None)
     args = ap.parse_args()

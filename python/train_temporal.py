@@ -1,4 +1,4 @@
-"""Train the learned multi-frame denoiser (issue #14), starting from the single-frame denoiser.
+"""Train the learned multi-frame denoiser (issue #14), starting as the shipped temporal path.
 
 python temporal_data.py                           # the cached windows, once
 python train_temporal.py --hours 4 --minutes 30   # one stint; resumes checkpoints/temporal.pt
@@ -6,11 +6,12 @@ python train_temporal.py --hours 4 --minutes 30   # one stint; resumes checkpoin
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import patches
 import temporal_data as td
 import torch
@@ -19,8 +20,6 @@ from nets import NoiseMapDenoiser, TemporalDenoiser
 from rep import deploy
 from torch.nn import functional as F
 from train_common import base_args, psnr, train
-
-from kwaflux_ofx.engine.temporal import fusion_model
 
 NAME = "temporal"
 SIGMAS = (25.0, 15.0)
@@ -55,20 +54,13 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 def validation_sets(val: np.ndarray) -> dict[float, dict[str, torch.Tensor]]:
-    """td.validation_windows as tensors: frames/aligned N x K x 3 x H x W, clean N x 3 x H x W."""
-    sets = td.validation_windows(val, td.align_session(), SIGMAS)
+    """td.validation_windows as tensors (channels before height and width)."""
+    sets = td.validation_windows(val, td.align_session(), td.fusion_session(), SIGMAS)
     return {s: {k: to_tensor(v) for k, v in d.items()} for s, d in sets.items()}
 
 
 def baselines(single: torch.nn.Module, sets: dict) -> dict[str, float]:
-    """What the model starts from and what it is up against, on the validation windows: the
-    noisy centre frame, the single-frame denoiser on it (the temporal model at step 0) and the
-    shipped temporal path (fusion graph with alignment, then the same single-frame model at
-    the level left per pixel)."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
-    fusion = ort.InferenceSession(fusion_model(True), opts, providers=["CPUExecutionProvider"])
+    """Validation PSNR of the noisy centre, the single-frame model on it, and the shipped path."""
     out = {}
     for sigma, d in sets.items():
         s = int(sigma)
@@ -76,26 +68,28 @@ def baselines(single: torch.nn.Module, sets: dict) -> dict[str, float]:
         nmap = torch.full((centre.shape[0], 1) + centre.shape[2:], sigma / 255.0)
         with torch.no_grad():
             single_out = single(centre, nmap)
-            fused = []
-            for frames in d["frames"]:
-                f, level = fusion.run(
-                    ["fused", "level"],
-                    {
-                        "input_frames": frames.numpy(),
-                        "sigma": np.array([sigma / 255.0], np.float32),
-                    },
-                )
-                fused.append(single(torch.from_numpy(f), torch.from_numpy(level)))
+            # The shipped temporal path: fusion graph, then this model at the level left; the
+            # temporal model computes exactly this at step 0.
+            fusion_out = single(d["fused"], d["level"])
         out[f"t{s}_in"] = round(psnr(centre, clean), 3)
         out[f"t{s}_single"] = round(psnr(single_out, clean), 3)
-        out[f"t{s}_fusion"] = round(psnr(torch.cat(fused), clean), 3)
+        out[f"t{s}_fusion"] = round(psnr(fusion_out, clean), 3)
     return out
+
+
+def log_start(metrics: dict[str, float], device: str) -> None:
+    """The step-0 line of a new run's log (train() logs only after steps)."""
+    path = train_common.CHECKPOINTS_DIR / f"{NAME}.log.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"step": 0, "hours": 0.0, "device": device, "time": round(time.time())}
+    with open(path, "a") as f:
+        f.write(json.dumps({**record, **metrics}) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = base_args(__doc__)
     # Fine-tuning a trained network: a lower peak rate than from scratch, or the first hundred
-    # steps undo the body before the neighbours' weights have learnt anything.
+    # steps undo the body before the aligned frames' weights have learnt anything.
     ap.set_defaults(lr=3e-4, warmup=100)
     ap.add_argument("--windows", type=Path, default=td.DEFAULT_PATH, help="cached windows (.npz)")
     ap.add_argument(
@@ -114,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     _, val = patches.load(args.patches or patches.DEFAULT_PATH)
     sets = validation_sets(val)
     ckpt = train_common.checkpoint_path(NAME)
-    if ckpt.exists() and not args.fresh:
+    fresh = args.fresh or not ckpt.exists()
+    if not fresh:
         # Resuming: the start (and its validation figures) is the one recorded at step 0,
         # whatever checkpoints/denoise.pt has become since.
         init = torch.load(ckpt, map_location="cpu", weights_only=False)["config"]["init"]
@@ -124,15 +119,16 @@ def main(argv: list[str] | None = None) -> None:
     else:
         init_path = args.init or train_common.CHECKPOINTS_DIR / "denoise.pt"
         single, init = load_single(init_path, plain=args.no_rep)
-        model = TemporalDenoiser.from_single(single, frames=len(td.ORDER))
+        model = TemporalDenoiser.from_fusion(single, frames=len(td.ORDER))
         init["val"] = baselines(single, sets)
         logging.info("start %s", init)
 
-    noisy_np, clean_np, level_np = td.load(args.windows)
-    # uint8 in memory (N x K x 3 x C x C): a quarter of float32; converted per batch.
-    noisy_all = torch.from_numpy(noisy_np).movedim(-1, -3).contiguous()
-    clean_all = torch.from_numpy(clean_np).movedim(-1, -3).contiguous()
-    levels_all = torch.from_numpy(level_np)
+    cached = td.load(args.windows)
+    # uint8 / float16 in memory (N x K x 3 x C x C ...): converted per batch.
+    noisy_all = torch.from_numpy(cached["noisy"]).movedim(-1, -3).contiguous()
+    clean_all = torch.from_numpy(cached["clean"]).movedim(-1, -3).contiguous()
+    fused_all = torch.from_numpy(cached["fused"]).movedim(-1, -3).contiguous()
+    lmap_all = torch.from_numpy(cached["level_map"])[:, None].contiguous()
     # The neighbours' slots in reversed time (ORDER is centre, -2, -1, +1, +2).
     reverse = [td.ORDER.index(-t) for t in td.ORDER]
 
@@ -140,21 +136,26 @@ def main(argv: list[str] | None = None) -> None:
         idx = rng.integers(len(noisy_all), size=n)
         noisy = noisy_all[idx].float() / 255.0
         clean = clean_all[idx].float() / 255.0
-        levels = levels_all[idx].clone()
+        fused = fused_all[idx].float()
+        lmap = lmap_all[idx].float()
         # Flips, quarter turns and reversed time are still video: eight times the windows.
         turns, flips, back = rng.integers(0, 4, n), rng.random(n) < 0.5, rng.random(n) < 0.5
         for i in range(n):
-            x, y = noisy[i], clean[i]
+            parts = [noisy[i], clean[i], fused[i], lmap[i]]
             if back[i]:
-                x = x[reverse]
-            x, y = torch.rot90(x, int(turns[i]), (-2, -1)), torch.rot90(y, int(turns[i]), (-2, -1))
+                # The fusion weighs every neighbour alike: its output does not change.
+                parts[0] = parts[0][reverse]
+            parts = [torch.rot90(p, int(turns[i]), (-2, -1)) for p in parts]
             if flips[i]:
-                x, y = x.flip(-1), y.flip(-1)
-            noisy[i], clean[i] = x, y
+                parts = [p.flip(-1) for p in parts]
+            noisy[i], clean[i], fused[i], lmap[i] = parts
         # The strength control, as train_denoise.py trains it: the map carries the true level
         # (jittered +-10%) and the target is clean, or a lower level with a target that keeps
         # that share of the damage, or a higher one. Strength 0..1 then means what it means
-        # for the single-frame model.
+        # for the single-frame model. The windows were fused at the true level (strength =
+        # level / max_noise); at another strength the engine's level map scales with its sigma,
+        # so the cached map is scaled by the same factor (the fusion's weights, which also move
+        # a little with sigma, are kept).
         share = torch.ones(n)
         scale = torch.from_numpy(rng.uniform(0.9, 1.1, n).astype(np.float32))
         kind = rng.random(n)
@@ -166,13 +167,12 @@ def main(argv: list[str] | None = None) -> None:
         scale = torch.where(higher, 1.0 + 0.5 * u, scale)
         centre = noisy[:, 0]
         target = centre + share.view(n, 1, 1, 1) * (clean - centre)
-        size = noisy.shape[-2:]
-        nmap = (levels * scale).view(n, 1, 1, 1).expand(n, 1, *size).contiguous()
-        return noisy, nmap, target
+        nmap = lmap * scale.view(n, 1, 1, 1)
+        return fused, noisy, nmap, target
 
     def loss_fn(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        noisy, nmap, target = batch
-        out = model(noisy, nmap)
+        fused, noisy, nmap, target = batch
+        out = model(fused, noisy, nmap)
         loss = F.l1_loss(out, target)
         if args.fft_weight:
             # As train_denoise.py: L1 alone smooths texture the noise hides; the spectrum's
@@ -187,20 +187,20 @@ def main(argv: list[str] | None = None) -> None:
         metrics = dict(init["val"])
         for sigma, d in sets.items():
             s = int(sigma)
-            aligned = d["aligned"]
-            nmap = torch.full((aligned.shape[0], 1) + aligned.shape[-2:], sigma / 255.0)
-            out = torch.cat(
-                [
-                    model(a.to(dev), m.to(dev)).cpu()
-                    for a, m in zip(aligned.split(4), nmap.split(4), strict=True)
-                ]
+            parts = zip(
+                d["fused"].split(4), d["aligned"].split(4), d["level"].split(4), strict=True
             )
+            with torch.no_grad():
+                out = torch.cat([model(f.to(dev), a.to(dev), m.to(dev)).cpu() for f, a, m in parts])
             metrics[f"t{s}_out"] = round(psnr(out, d["clean"]), 3)
             metrics[f"t{s}_gain"] = round(metrics[f"t{s}_out"] - metrics[f"t{s}_single"], 3)
+            # What the model is for: beating the shipped path it starts as.
+            metrics[f"t{s}_over_fusion"] = round(metrics[f"t{s}_out"] - metrics[f"t{s}_fusion"], 3)
         return metrics
 
     config = {
         "arch": "TemporalDenoiser",
+        "input": "fusion",  # the fused frame, the aligned frames and the fusion's level map
         "frames": len(td.ORDER),
         "order": list(td.ORDER),
         "channels": init["channels"],
@@ -213,6 +213,13 @@ def main(argv: list[str] | None = None) -> None:
         "init": init,
     }
     logging.info("%d cached windows from %s", len(noisy_all), args.windows)
+    if fresh:
+        # Before any step: the model must read exactly the fusion column here.
+        model.eval()
+        start = validate(model)
+        logging.info("step 0 %s", start)
+        log_start(start, args.device)
+        model.train()
     train(NAME, model, config, args, make_batch, loss_fn, validate)
 
 

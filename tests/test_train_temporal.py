@@ -1,4 +1,5 @@
-"""The multi-frame denoiser's trainer: real motion and alignment, a single-frame start, resuming."""
+"""The multi-frame denoiser's trainer: real motion, alignment and fusion, a start equal to the
+shipped temporal path, resuming."""
 
 from __future__ import annotations
 
@@ -100,43 +101,136 @@ def test_window_shapes_and_training_set_round_trip(mods, tmp_path):
     rng = np.random.default_rng(1)
     tiles = np.stack([_texture(rng, 128) for _ in range(3)])
     out = td.build(tmp_path / "w.npz", count=3, seed=2, tiles=tiles)
-    noisy, clean, level = td.load(out)
-    assert noisy.shape == (3, 5, td.CROP, td.CROP, 3) and noisy.dtype == np.uint8
-    assert clean.shape == (3, td.CROP, td.CROP, 3) and level.shape == (3,)
-    assert np.all(level >= 0) and np.all(level < 0.5)
+    w = td.load(out)
+    assert w["noisy"].shape == (3, 5, td.CROP, td.CROP, 3) and w["noisy"].dtype == np.uint8
+    assert w["clean"].shape == (3, td.CROP, td.CROP, 3) and w["level"].shape == (3,)
+    assert np.all(w["level"] >= 0) and np.all(w["level"] < 0.5)
+    assert w["fused"].shape == (3, td.CROP, td.CROP, 3) and w["fused"].dtype == np.float16
+    assert w["level_map"].shape == (3, td.CROP, td.CROP)
+    for lv, lmap in zip(w["level"], w["level_map"].astype(np.float32), strict=True):
+        # The fusion keeps the centre at weight 1 and adds up to four more: the noise left is
+        # between the level alone and a fifth of its variance.
+        assert lmap.max() <= lv * 1.001 + 1e-3 and lmap.min() >= lv / np.sqrt(5) - 1e-3
 
 
-def test_temporal_model_starts_as_the_single_frame_model(mods):
+def _randomised(nets, rep: bool):
+    single = nets.NoiseMapDenoiser(16, 6, rep=rep)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in single.parameters():
+            p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    return single.eval(), g
+
+
+def test_temporal_model_starts_as_the_fusion_path(mods):
     nets = mods.nets
     for rep in (True, False):
-        single = nets.NoiseMapDenoiser(16, 6, rep=rep)
-        g = torch.Generator().manual_seed(5)
+        single, g = _randomised(nets, rep)
+        temporal = nets.TemporalDenoiser.from_fusion(single).eval()
+        fused = torch.rand(2, 3, 37, 30, generator=g)  # odd sizes, as the engine's tiles
+        frames = torch.rand(2, 5, 3, 37, 30, generator=g)
+        level = 0.2 * torch.rand(2, 1, 37, 30, generator=g)
         with torch.no_grad():
-            for p in single.parameters():
-                p.copy_(0.05 * torch.randn(p.shape, generator=g))
-        temporal = nets.TemporalDenoiser.from_single(single)
-        frames = torch.rand(2, 5, 3, 37, 30, generator=g)  # odd sizes, as the engine's tiles
-        nmap = 0.2 * torch.rand(2, 1, 37, 30, generator=g)
-        with torch.no_grad():
-            a = single(frames[:, 0], nmap)
-            b = temporal(frames, nmap)
-            # The neighbours really are inputs, with zero weight at the start.
-            c = temporal(torch.cat([frames[:, :1], torch.rand(2, 4, 3, 37, 30)], 1), nmap)
-        assert 0.05 < (a - frames[:, 0]).abs().max() < 5.0  # the model does something
+            a = single(fused, level)
+            b = temporal(fused, frames, level)
+            # The aligned frames really are inputs, with zero weight at the start.
+            c = temporal(fused, torch.rand(2, 5, 3, 37, 30), level)
+            d = temporal(fused, frames, level.flip(-1))
+        assert 0.05 < (a - fused).abs().max() < 5.0  # the model does something
         assert (a - b).abs().max() < 1e-5 and (a - c).abs().max() < 1e-5
+        assert (d - b).abs().max() > 1e-3  # and the level map is read per pixel
         assert isinstance(temporal.head[0], mods.rep.RepConv3x3) == rep
 
 
-def test_shipped_checkpoint_starts_equal(mods):
+@pytest.fixture(scope="module")
+def shipped_start(mods, tmp_path_factory):
+    """denoise.pt, the temporal model from it, its ONNX export and a window of photo texture."""
     path = PYTHON_DIR / "checkpoints" / "denoise.pt"
     if not path.exists():
         pytest.skip("no single-frame checkpoint")
-    single, info = mods.train_temporal.load_single(path, plain=False)
-    temporal = mods.nets.TemporalDenoiser.from_single(single)
-    g = torch.Generator().manual_seed(0)
-    frames, nmap = torch.rand(1, 5, 3, 32, 24, generator=g), torch.full((1, 1, 32, 24), 0.1)
+    td, tt = mods.temporal_data, mods.train_temporal
+    single, info = tt.load_single(path, plain=False)
+    temporal = mods.nets.TemporalDenoiser.from_fusion(single).eval()
+    onnx_path = tmp_path_factory.mktemp("dn") / "dn.onnx"
+    _export_denoiser(mods.rep.deploy(single).eval(), info["max_noise"], onnx_path)
+
+    rng = np.random.default_rng(21)
+    patch_file = mods.temporal_data.data.CACHE_DIR / "patches.npz"
+    if patch_file.exists():
+        with np.load(patch_file) as z:
+            tiles = z["train"][:2]
+    else:
+        tiles = np.stack([_texture(rng, 128) for _ in range(2)])
+    frames, _ = td.clip(rng, tiles[0], tiles[1], td.FRAME)
+    noise = 20.0 * rng.standard_normal(frames.shape)
+    noisy = np.clip(np.rint(frames + noise), 0, 255).astype(np.uint8)  # time order
+    return argparse.Namespace(
+        single=single, temporal=temporal, onnx=onnx_path, noisy=noisy, max_noise=info["max_noise"]
+    )
+
+
+def _export_denoiser(model, max_noise: float, path: Path) -> None:
+    """The single-frame model as python/export.py ships it (metadata the engine reads)."""
+    import onnx
+
+    example = (torch.rand(1, 3, 64, 64), torch.rand(1, 1, 64, 64))
+    dyn = {2: "height", 3: "width"}
+    torch.onnx.export(model, example, str(path), input_names=["input", "noise_level"],
+                      output_names=["output"], opset_version=17, dynamo=False,
+                      dynamic_axes={n: dyn for n in ("input", "noise_level", "output")})  # fmt: skip
+    m = onnx.load(str(path))
+    meta = {"kind": "denoise", "scale": "1", "channels": "3", "range": "0-1",
+            "noise_input": "noise_level", "max_noise": f"{max_noise:.6f}", "noise_level": "rms",
+            "receptive_field": str(model.receptive_field), "name": "dn"}  # fmt: skip
+    for k, v in meta.items():
+        m.metadata_props.add(key=f"kwaflux.{k}", value=v)
+    onnx.save(m, str(path))
+
+
+def _engine_inputs(td, start, sigma: float):
+    """The window's fused frame, aligned frames and level at `sigma`, as TemporalJob makes them."""
+    ordered = td.in_engine_order(start.noisy)
+    fused, level = td.fuse(td.fusion_session(), ordered, sigma)
+    aligned = td.align(td.align_session(), ordered, sigma)
+    t = torch.from_numpy
+    return (
+        t(fused.transpose(2, 0, 1).copy())[None],
+        t(aligned.transpose(0, 3, 1, 2).copy())[None],
+        t(level.copy())[None, None],
+    )
+
+
+def test_shipped_checkpoint_starts_as_the_fusion_path(mods, shipped_start):
+    fused, aligned, level = _engine_inputs(mods.temporal_data, shipped_start, 20.0 / 255.0)
+    assert 0.2 < float(level.min() * 255) and float(level.max() * 255) <= 20.01
     with torch.no_grad():
-        assert (single(frames[:, 0], nmap) - temporal(frames, nmap)).abs().max() < 1e-5
+        ref = shipped_start.single(fused, level)
+        out = shipped_start.temporal(fused, aligned, level)
+    assert (ref - fused).abs().mean() > 2e-3  # the denoiser does work on this window
+    assert (out - ref).abs().max() < 1e-4
+
+
+def test_shipped_checkpoint_starts_as_the_engine(mods, shipped_start):
+    from kwaflux_ofx import Engine
+    from kwaflux_ofx.engine.spec import ModelSpec
+
+    td = mods.temporal_data
+    max_noise = ModelSpec.from_onnx(shipped_start.onnx).max_noise  # as the metadata rounds it
+    strength = (20.0 / 255.0) / max_noise
+    engine = Engine(device="cpu", threads=1)
+    window = list(shipped_start.noisy)
+    got = engine.process_window(
+        window, td.RADIUS, denoise=strength, denoise_model=str(shipped_start.onnx)
+    )
+    # The sigma TemporalJob passes the fusion: strength * max_noise.
+    fused, aligned, level = _engine_inputs(td, shipped_start, strength * max_noise)
+    with torch.no_grad():
+        out = shipped_start.temporal(fused, aligned, level)[0].permute(1, 2, 0).numpy()
+    want = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+    diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
+    # onnxruntime against torch (~1e-6) only moves values across an 8-bit rounding edge.
+    assert diff.max() <= 2, diff.max()
+    assert (diff > 0).mean() < 0.01
 
 
 def test_training_smoke_run_resumes(mods, tmp_path, monkeypatch):
@@ -169,8 +263,14 @@ def test_training_smoke_run_resumes(mods, tmp_path, monkeypatch):
         json.loads(line)
         for line in (tmp_path / "ck" / "temporal.log.jsonl").read_text().splitlines()
     ]
-    assert [r["step"] for r in log] == [10, 20]
+    assert [r["step"] for r in log] == [0, 10, 20]
     for key in ("t25_in", "t25_single", "t25_fusion", "t25_out", "t15_in", "t15_single", "t15_out"):
         assert np.isfinite(log[-1][key]), key
-    # The single-frame start is measured once and carried along.
-    assert log[0]["t25_single"] == log[1]["t25_single"]
+    # Before training the model is the shipped path: the temporal column reads the fusion's.
+    for s in (25, 15):
+        assert abs(log[0][f"t{s}_out"] - log[0][f"t{s}_fusion"]) <= 0.001, log[0]
+        assert log[0][f"t{s}_fusion"] != log[0][f"t{s}_single"]
+    assert any(r["t25_out"] != log[0]["t25_out"] for r in log[1:])  # and training moves it
+    # The baselines are measured once and carried along.
+    assert log[0]["t25_single"] == log[2]["t25_single"]
+    assert log[0]["t25_fusion"] == log[2]["t25_fusion"]
