@@ -187,6 +187,17 @@ def sr_pair(
     return np.clip(lr, 0.0, 1.0), hr
 
 
+def levels(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    """The patch's range squeezed into a random [lo, hi] inside [0, 1]. Photographs put much of
+    their area at full white (skies, highlights), which taught the denoiser that a bright noisy
+    patch is brighter than it looks: it lifted flat 200/255 by 2 levels under sigma 25, and
+    video's whites are seldom saturated. Squeezed patches keep highlights below white as often
+    as at it."""
+    lo = rng.uniform(0.0, 0.08)
+    hi = rng.uniform(0.75, 1.0)
+    return (lo + x * (hi - lo)).astype(np.float32)
+
+
 def denoise_pair(
     rng: np.random.Generator, photo: np.ndarray, size: int, max_sigma: float
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -196,6 +207,8 @@ def denoise_pair(
     control means the same thing for Gaussian noise, sensor noise, grain and codec damage.
     """
     clean = random_patch(rng, photo, size)
+    if rng.random() < 0.5:
+        clean = levels(rng, clean)
     if rng.random() < 0.15:
         clean = faint_lines(rng, clean)
     kind = rng.random()

@@ -14,6 +14,7 @@ from train_common import base_args, psnr, to_nchw, train
 
 # Noise level (sigma in 0..1 units) that strength 1.0 maps to; training covers a bit beyond it.
 MAX_NOISE = 50.0 / 255.0
+FLAT_LEVELS = (200.0, 230.0)  # bright greys of unsaturated video whites (0..255)
 
 
 def validation_set(val: np.ndarray) -> dict[str, torch.Tensor | float]:
@@ -30,7 +31,23 @@ def validation_set(val: np.ndarray) -> dict[str, torch.Tensor | float]:
     )
     jpeg = to_nchw([degrade.jpeg(vrng, c, 30, 30) for c in val_clean])
     level = float(torch.sqrt(torch.mean((jpeg - clean) ** 2)))
-    return {"clean": clean, "noisy": noisy, "noisy5": noisy5, "jpeg": jpeg, "jpeg_level": level}
+    # Flat bright grey under sigma-25 noise, clipped and quantised as 8-bit footage is: a
+    # denoiser must not shift its level (one trained on photographs, whose highlights are often
+    # pure white, learned to brighten such patches: +2 levels at 200, +6 at 230).
+    flat = torch.tensor(FLAT_LEVELS).view(-1, 1, 1, 1).expand(-1, 3, 64, 64) / 255.0
+    flat_noisy = flat + (25.0 / 255.0) * torch.from_numpy(
+        vrng.standard_normal(flat.shape).astype(np.float32)
+    )
+    flat_noisy = torch.round(flat_noisy.clamp(0.0, 1.0) * 255.0) / 255.0
+    return {
+        "clean": clean,
+        "noisy": noisy,
+        "noisy5": noisy5,
+        "jpeg": jpeg,
+        "jpeg_level": level,
+        "flat": flat,
+        "flat_noisy": flat_noisy,
+    }
 
 
 def scores(run, sets: dict) -> dict[str, float]:
@@ -46,7 +63,14 @@ def scores(run, sets: dict) -> dict[str, float]:
         "identity0": round(psnr(run(clean, 0.0), clean), 3),
         # Half strength on sigma-25 noise should keep about half of it (PSNR ~ in + 6 dB).
         "awgn25_half": round(psnr(run(noisy, 12.5 / 255), clean), 3),
+        # Mean |level shift| (0..255) of the flat patches: lower is better.
+        "flat25_shift": round(level_shift(run(sets["flat_noisy"], 25 / 255), sets["flat"]), 2),
     }
+
+
+def level_shift(out: torch.Tensor, flat: torch.Tensor) -> float:
+    """Mean absolute difference, in 8-bit levels, between each patch's mean and its true level."""
+    return float((out.mean(dim=(1, 2, 3)) - flat.mean(dim=(1, 2, 3))).abs().mean() * 255.0)
 
 
 def main() -> None:
