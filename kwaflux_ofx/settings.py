@@ -59,6 +59,31 @@ def check_temporal_radius(value: object, what: str = "temporal radius") -> int:
     return radius
 
 
+class TemporalMethod(enum.Enum):
+    """How a temporal denoise combines the window: the learned multi-frame model (fusion and
+    model in one graph, kwaflux-temporal), or the fusion followed by the single-frame model."""
+
+    LEARNED = "learned"
+    FUSION = "fusion"
+
+
+# LEARNED where it can run (the model installed, a full window, the built-in denoiser it was
+# trained from); the engine falls back to FUSION otherwise, and says why once.
+TEMPORAL_METHOD_DEFAULT = TemporalMethod.LEARNED
+
+
+def check_temporal_method(value: object, what: str = "temporal method") -> TemporalMethod:
+    """`value` (a TemporalMethod or its name) as a TemporalMethod; ValueError otherwise."""
+    if isinstance(value, TemporalMethod):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    for method in TemporalMethod:
+        if text == method.value:
+            return method
+    names = " or ".join(m.value for m in TemporalMethod)
+    raise ValueError(f"{what} must be {names}, not {value!r}")
+
+
 # The strength chosen from the noise level measured on the footage itself (one estimate per
 # clip offline, per frame in the plugin); the default wherever a strength is asked for.
 DENOISE_AUTO = "auto"

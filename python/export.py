@@ -7,6 +7,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 from pathlib import Path
 
 import data
@@ -14,7 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from nets import CompactSR, NoiseMapDenoiser
+from nets import CompactSR, NoiseMapDenoiser, TemporalDenoiser
 from onnxconverter_common import float16
 from rep import deploy
 from train_common import checkpoint_path, load_checkpoint
@@ -50,7 +51,7 @@ def build(ck: dict, weights: str = "ema") -> torch.nn.Module:
     return deploy(model).eval()
 
 
-def export_one(run: str, out_name: str) -> dict:
+def export_one(run: str, out_name: str, out_dir: Path = MODELS_DIR) -> dict:
     ck = load_checkpoint(run)
     model = build(ck)
     cfg = ck["config"]
@@ -62,7 +63,7 @@ def export_one(run: str, out_name: str) -> dict:
     else:
         example = (torch.rand(1, 3, 64, 64),)
         names = ["input"]
-    path = MODELS_DIR / f"{out_name}.onnx"
+    path = out_dir / f"{out_name}.onnx"
     torch.onnx.export(
         model,
         example,
@@ -109,7 +110,7 @@ def export_one(run: str, out_name: str) -> dict:
 
     parity = check_parity(model, path, is_dn, scale)
     m16 = float16.convert_float_to_float16(m, keep_io_types=False)
-    path16 = MODELS_DIR / f"{out_name}.fp16.onnx"
+    path16 = out_dir / f"{out_name}.fp16.onnx"
     onnx.checker.check_model(m16)
     onnx.save(m16, str(path16))
     fp16_err = check_fp16(model, path16, is_dn)
@@ -136,7 +137,7 @@ def export_one(run: str, out_name: str) -> dict:
         "fp16_vs_torch_max_abs": fp16_err,
         "training_photos": [p.path for p in data.TRAIN_PHOTOS],
     }
-    (MODELS_DIR / f"{out_name}.json").write_text(json.dumps(info, indent=2) + "\n")
+    (out_dir / f"{out_name}.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info("%s: %d bytes, parity %.2e, fp16 %s", path.name, info["bytes"], parity, fp16_err)
     if parity > PARITY_TOLERANCE:
         raise SystemExit(f"{path.name}: onnxruntime differs from torch by {parity:.2e}")
@@ -181,6 +182,250 @@ def check_fp16(model: torch.nn.Module, path: Path, is_dn: bool) -> float | str:
     with torch.no_grad():
         ref = model(*args).numpy()
     return float(np.abs(out - ref).max())
+
+
+# -- the learned temporal model ----------------------------------------------------------------
+TEMPORAL_NAME = "kwaflux-temporal"
+TEMPORAL_RUN = "temporal"
+INIT_NAME = "kwaflux-denoise"  # the built-in single-frame model a temporal run starts from
+TEMPORAL_PARITY_SIZES = ((67, 45), (37, 53))  # odd on purpose: the tiles' last rows and columns
+
+
+class _Window(torch.nn.Module):
+    """TemporalDenoiser on the fusion graph's outputs: the aligned window K×3×H×W as the fusion
+    gives it (one window, so the batch axis is added here)."""
+
+    def __init__(self, net: TemporalDenoiser) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, fused: torch.Tensor, frames: torch.Tensor, level: torch.Tensor):
+        return self.net(fused, frames[None], level)
+
+
+def temporal_graph(net: TemporalDenoiser, half: bool = False) -> onnx.ModelProto:
+    """One graph: the shipped fusion (temporal.fusion_model with its aligned frames exposed)
+    feeding the exported network; `half` runs the network in fp16 (inputs, alignment and
+    fusion stay fp32, so the block matching decides as on the fp32 path)."""
+    import io
+
+    from kwaflux_ofx.engine import temporal
+
+    buf = io.BytesIO()
+    example = (
+        torch.rand(1, 3, 64, 64),
+        torch.rand(net.frames, 3, 64, 64),
+        torch.rand(1, 1, 64, 64),
+    )
+    names = ["fused", "frames", "level"]
+    torch.onnx.export(
+        _Window(net).eval(),
+        example,
+        buf,
+        input_names=names,
+        output_names=["output"],
+        opset_version=OPSET,
+        dynamic_axes={n: {2: "height", 3: "width"} for n in [*names, "output"]},
+        dynamo=False,
+    )
+    body = onnx.load_from_string(buf.getvalue())
+    if half:
+        body = float16.convert_float_to_float16(body, keep_io_types=True)
+    body = onnx.compose.add_prefix(body, "net/")
+    fusion = onnx.load_from_string(temporal.fusion_model(True, frames_out=True))
+    body.ir_version = fusion.ir_version
+    merged = onnx.compose.merge_models(
+        fusion,
+        body,
+        io_map=[("fused", "net/fused"), ("frames", "net/frames"), ("level", "net/level")],
+        outputs=["net/output"],
+        name="kwaflux-temporal",
+    )
+    graph = merged.graph
+    graph.node.append(onnx.helper.make_node("Identity", ["net/output"], ["output"]))
+    out = onnx.helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, [1, 3, "H", "W"])
+    del graph.output[:]
+    graph.output.append(out)
+    # The network's first conv takes exactly this many frames.
+    graph.input[0].type.tensor_type.shape.dim[0].Clear()
+    graph.input[0].type.tensor_type.shape.dim[0].dim_value = net.frames
+    onnx.checker.check_model(merged)
+    return merged
+
+
+def temporal_window(size: tuple[int, int], seed: int) -> tuple[np.ndarray, float]:
+    """A real window for the parity check: a held-out photo seen by a panning camera, Gaussian
+    noise, 8-bit, in the engine's order (the frame rendered first), cut to `size`."""
+    import patches
+    import temporal_data as td
+
+    _, val = patches.load()
+    rng = np.random.default_rng(seed)
+    v = rng.uniform(-td.MAX_STEP, td.MAX_STEP, 2)
+    times = range(-td.RADIUS, td.RADIUS + 1)
+    motion = td.Motion(tuple((int(round(v[0] * t)), int(round(v[1] * t))) for t in times))
+    side = max(size) + 16
+    frames = td.render(val[seed % len(val)], side, motion).astype(np.float32) / 255.0
+    sigma = 25.0 / 255.0
+    noisy = np.rint(np.clip(frames + sigma * rng.standard_normal(frames.shape), 0, 1) * 255) / 255
+    h, w = size
+    return td.in_engine_order(noisy)[:, 5 : 5 + h, 7 : 7 + w].astype(np.float32), sigma
+
+
+def temporal_parity(net: TemporalDenoiser, path: Path, dtype=np.float32) -> float:
+    """Max abs difference between the one-graph model and torch fed by the fusion graph in
+    onnxruntime, over real windows of odd sizes."""
+    from kwaflux_ofx.engine import temporal
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    cpu = ["CPUExecutionProvider"]
+    fusion = ort.InferenceSession(temporal.fusion_model(True, frames_out=True), opts, providers=cpu)
+    sess = ort.InferenceSession(str(path), opts, providers=cpu)
+    worst = 0.0
+    for seed, size in enumerate(TEMPORAL_PARITY_SIZES):
+        frames, sigma = temporal_window(size, seed)
+        feeds = {
+            "input_frames": np.ascontiguousarray(frames.transpose(0, 3, 1, 2)),
+            "sigma": np.array([sigma], np.float32),
+        }
+        fused, level, aligned = fusion.run(["fused", "level", "frames"], feeds)
+        out = sess.run(["output"], feeds)[0]
+        with torch.no_grad():
+            t = [torch.from_numpy(a) for a in (fused, aligned, level)]
+            ref = net(t[0], t[1][None], t[2]).numpy()
+        assert out.shape == (1, 3, *size), out.shape
+        worst = max(worst, float(np.abs(out - ref).max()))
+    return worst
+
+
+def _onnx_meta(path: Path) -> dict[str, str]:
+    m = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in m.metadata_props}
+
+
+def export_temporal_model(
+    net: TemporalDenoiser,
+    *,
+    init_onnx: Path,
+    init_steps: int,
+    training: dict,
+    architecture: dict,
+    out_dir: Path = MODELS_DIR,
+) -> dict:
+    """Write kwaflux-temporal.onnx (+ .fp16.onnx, + .json) for a deployed (folded) network that
+    was started (TemporalDenoiser.from_fusion) from the single-frame model `init_onnx`, which
+    must be the export of that model's step `init_steps`."""
+    from kwaflux_ofx.engine import align, temporal
+
+    if not init_onnx.is_file():
+        raise SystemExit(f"{init_onnx}: the single-frame model the temporal one started from")
+    init_meta = _onnx_meta(init_onnx)
+    if init_meta.get("kwaflux.training_steps") != str(init_steps):
+        # The learned path replaces exactly this denoiser; recording another one's hash would
+        # let the engine run the model beside a denoiser it never started from.
+        raise SystemExit(
+            f"{init_onnx}: is step {init_meta.get('kwaflux.training_steps')} of the single-frame "
+            f"model, but the temporal model started from step {init_steps}; export that "
+            "denoiser too (--only denoise --only temporal) or name it with --init-onnx"
+        )
+    max_noise = init_meta["kwaflux.max_noise"]
+    path = out_dir / f"{TEMPORAL_NAME}.onnx"
+    # How far an output pixel depends on the input: the network's reach around the fused and
+    # aligned frames, which themselves reach the fusion's box and the alignment's search.
+    reach = net.receptive_field + temporal.FUSION_RADIUS + align.MARGIN
+    meta = {
+        "kind": "temporal-denoise",
+        "frames": str(net.frames),
+        "order": "0,-2,-1,1,2",
+        "scale": "1",
+        "channels": "3",
+        "range": "0-1",
+        "noise_input": "sigma",
+        "max_noise": max_noise,
+        "receptive_field": str(reach),
+        "net_receptive_field": str(net.receptive_field),
+        "alignment": str(math.lcm(2, align.BLOCK)),
+        "name": TEMPORAL_NAME,
+        "description": (
+            f"Kwaflux temporal denoiser: the shipped alignment and fusion of {net.frames} frames, "
+            f"then a {net.convs}-conv x {architecture.get('channels', '?')} ch network reading "
+            "the fused frame, the aligned frames and the fusion's noise level left"
+        ),
+        "license": "Apache-2.0",
+        "training_data": training_data_summary(),
+        "training_steps": str(training["steps"]),
+        "training_hours": f"{training['hours']:.2f}",
+        "training_seed": str(training.get("seed", "")),
+        "init_name": INIT_NAME,
+        "init_steps": str(init_steps),
+        "init_sha256": hashlib.sha256(init_onnx.read_bytes()).hexdigest(),
+    }
+
+    def save(model: onnx.ModelProto, target: Path) -> None:
+        for k, v in meta.items():
+            model.metadata_props.add(key=f"kwaflux.{k}", value=v)
+        model.producer_name = "kwaflux python/export.py"
+        onnx.checker.check_model(model)
+        onnx.save(model, str(target))
+
+    save(temporal_graph(net), path)
+    parity = temporal_parity(net, path)
+    path16 = out_dir / f"{TEMPORAL_NAME}.fp16.onnx"
+    save(temporal_graph(net, half=True), path16)
+    try:
+        fp16_err: float | str = temporal_parity(net, path16)
+    except Exception as exc:  # CPU builds may lack fp16 kernels; the GPU path is the target
+        fp16_err = f"not run on CPU: {type(exc).__name__}"
+    info = {
+        "file": path.name,
+        "fp16_file": path16.name,
+        "fp16": "the network in fp16; inputs, alignment and fusion fp32",
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "bytes": path.stat().st_size,
+        "fp16_bytes": path16.stat().st_size,
+        "opset": OPSET,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "metadata": {f"kwaflux.{k}": v for k, v in meta.items()},
+        "architecture": architecture,
+        "training": training,
+        "init": {"file": init_onnx.name, "steps": init_steps, "sha256": meta["init_sha256"]},
+        "parity_fp32_max_abs": parity,
+        "parity_sizes": [list(s) for s in TEMPORAL_PARITY_SIZES],
+        "fp16_vs_torch_max_abs": fp16_err,
+    }
+    (out_dir / f"{TEMPORAL_NAME}.json").write_text(json.dumps(info, indent=2) + "\n")
+    log.info("%s: %d bytes, parity %.2e, fp16 %s", path.name, info["bytes"], parity, fp16_err)
+    if parity > PARITY_TOLERANCE:
+        raise SystemExit(f"{path.name}: onnxruntime differs from torch by {parity:.2e}")
+    return info
+
+
+def export_temporal(init_onnx: Path | None = None, out_dir: Path = MODELS_DIR) -> dict:
+    """The temporal checkpoint (its EMA weights, folded) through export_temporal_model; the
+    single-frame model it started from is the built-in one in `out_dir` unless named."""
+    ck = load_checkpoint(TEMPORAL_RUN)
+    cfg = ck["config"]
+    net = TemporalDenoiser(cfg["channels"], cfg["convs"], rep=cfg.get("rep", False),
+                           frames=cfg["frames"])  # fmt: skip
+    net.load_state_dict(ck["ema"] if "ema" in ck else ck["model"])
+    net = deploy(net).eval()
+    training = {
+        "steps": ck["step"],
+        "hours": round(ck.get("elapsed", 0.0) / 3600, 3),
+        "hours_planned": ck.get("hours_planned"),
+        "device": ck.get("device", "cpu"),
+        "seed": ck["seed"],
+        "validation": ck.get("metrics", {}),
+    }
+    return export_temporal_model(
+        net,
+        init_onnx=init_onnx or out_dir / f"{INIT_NAME}.onnx",
+        init_steps=int(cfg["init"]["step"]),
+        training=training,
+        architecture=cfg,
+        out_dir=out_dir,
+    )
 
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "models.md"
@@ -276,8 +521,20 @@ def write_curve() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", choices=("sr-x2", "sr-x4", "denoise"), action="append")
+    ap.add_argument("--only", choices=("sr-x2", "sr-x4", "denoise", "temporal"), action="append")
     ap.add_argument("--curve", action="store_true", help="only write the training curve to docs")
+    ap.add_argument(
+        "--init-onnx",
+        type=Path,
+        default=None,
+        help="temporal: the single-frame model it started from (default: the built-in one)",
+    )
+    ap.add_argument(
+        "--out-dir",
+        type=Path,
+        default=MODELS_DIR,
+        help="where models go (docs only for the default)",
+    )
     args = ap.parse_args()
     if args.curve:
         write_curve()
@@ -291,9 +548,19 @@ def main() -> None:
         if not checkpoint_path(run).exists():
             log.warning("no checkpoint for %s yet; skipped", run)
             continue
-        export_one(run, name)
-    write_docs_table()
-    write_curve()
+        export_one(run, name, args.out_dir)
+    # After the denoiser: exported together, the temporal model records the new one's hash.
+    if (not args.only or "temporal" in args.only) and checkpoint_path(TEMPORAL_RUN).exists():
+        try:
+            export_temporal(args.init_onnx, args.out_dir)
+        except SystemExit as exc:
+            if args.only:
+                raise
+            log.warning("temporal model not exported: %s", exc)
+    # docs/models.md describes the other models; the temporal export alone leaves it alone.
+    if args.out_dir == MODELS_DIR and (not args.only or set(args.only) != {"temporal"}):
+        write_docs_table()
+        write_curve()
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ from functools import lru_cache
 import numpy as np
 
 from kwaflux_ofx import settings
-from kwaflux_ofx.engine import noise
+from kwaflux_ofx.engine import noise, temporal
 from kwaflux_ofx.engine.graph_job import GraphJob
 from kwaflux_ofx.engine.job import FrameJob, from_float, to_float
 from kwaflux_ofx.engine.sessions import SessionCache, is_out_of_memory
-from kwaflux_ofx.engine.spec import ModelSpec
+from kwaflux_ofx.engine.spec import TEMPORAL_KIND, ModelSpec
 from kwaflux_ofx.engine.temporal import TemporalJob
 from kwaflux_ofx.engine.tiling import TilePlan
 from kwaflux_ofx.errors import KwafluxError, ModelError, checked, first_line
@@ -51,6 +51,7 @@ class Engine:
         memory_budget: int | None = None,
         streams: int | None = None,
         wrap: bool = True,
+        temporal_method: settings.TemporalMethod | str = settings.TEMPORAL_METHOD_DEFAULT,
     ):
         if tile is not None and int(tile) < MIN_TILE:
             raise KwafluxError(f"tile size must be at least {MIN_TILE} px, not {tile}")
@@ -61,6 +62,10 @@ class Engine:
         self.sessions = SessionCache(device=device, threads=threads, streams=streams)
         # wrap=False keeps every model on the numpy path (the reference the wrapped one matches).
         self.wrap = bool(wrap)
+        # The temporal path windows take unless a call names one (settings.TemporalMethod).
+        self.temporal_method = checked(
+            settings.check_temporal_method, temporal_method, "temporal method"
+        )
         self._oom_tile: int | None = None  # tile size that last survived an out-of-memory retry
         self._lock = threading.Lock()
 
@@ -80,6 +85,8 @@ class Engine:
                 raise ModelError(f"is a x{dn.scale} {dn.kind} model, not a denoise model", dn.path)
         if scale != 1 or sr_model is not None:
             sr = self.model_spec(sr_model or default_model_for("sr", scale))
+            if sr.kind == TEMPORAL_KIND:
+                raise ModelError("is a temporal model, which the engine runs itself", sr.path)
             if sr.scale != scale:
                 raise ModelError(f"is a x{sr.scale} model but x{scale} was asked for", sr.path)
         return dn, sr
@@ -191,10 +198,12 @@ class Engine:
         sr_model: str | os.PathLike | None = None,
         denoise_model: str | os.PathLike | None = None,
         premultiplied: bool = True,
+        temporal_method: settings.TemporalMethod | str | None = None,
     ) -> None:
         """process_into for window[centre], denoised with the frames around it (temporal.py).
         "auto" measures the window. Without neighbours, at strength 0, or with a denoiser that
-        takes no noise level, this is exactly process_into of the frame alone."""
+        takes no noise level, this is exactly process_into of the frame alone.
+        `temporal_method` (default: the engine's) picks the learned model or the fusion path."""
         if not 0 <= centre < len(window):
             raise KwafluxError(f"centre {centre} is outside a window of {len(window)} frames")
         frames = [self._check_frame(f, f"window frame {i}") for i, f in enumerate(window)]
@@ -217,7 +226,9 @@ class Engine:
             return
         self._check_destination(first, self._check_frame(dst, "destination"), scale)
         h, w, c = first.shape
-        job = TemporalJob(self, frames, centre, dst, scale, denoise, dn, sr, premultiplied)
+        method = self._temporal_method(temporal_method)
+        learned = temporal.learned_for(self, dn, len(frames), centre, method)
+        job = TemporalJob(self, frames, centre, dst, scale, denoise, dn, sr, premultiplied, learned)
         job.run(TilePlan.plan(h, w, self._tile_size(job), job.margin, align=job.align), None)
 
     def process_sequence(
@@ -230,12 +241,14 @@ class Engine:
         sr_model: str | os.PathLike | None = None,
         denoise_model: str | os.PathLike | None = None,
         premultiplied: bool = True,
+        temporal_method: settings.TemporalMethod | str | None = None,
     ) -> Iterator[np.ndarray]:
         """Yield each frame of `frames` processed with up to `temporal_radius` frames on each
         side (fewer at the clip's ends), in order, holding at most 2r+1 inputs. "auto" measures
         the first window once for the whole sequence; radius 0 is exactly process()."""
         radius = checked(settings.check_temporal_radius, temporal_radius, "temporal radius")
         denoise = checked(settings.check_denoise_or_auto, denoise, "denoise strength")
+        method = self._temporal_method(temporal_method)
         options = dict(scale=scale, sr_model=sr_model, denoise_model=denoise_model)
         options["premultiplied"] = premultiplied
         held: collections.deque[np.ndarray] = collections.deque()
@@ -268,7 +281,9 @@ class Engine:
             if radius == 0:
                 yield self.process(held[centre], denoise=denoise, **options)
             else:
-                yield self.process_window(list(held), centre, denoise=denoise, **options)
+                yield self.process_window(
+                    list(held), centre, denoise=denoise, temporal_method=method, **options
+                )
             done += 1
             while done - first_index > radius:
                 held.popleft()
@@ -290,11 +305,33 @@ class Engine:
         job = FrameJob(self, dummy, dummy, scale, denoise, dn, sr, True)
         return TilePlan.plan(h, w, self._tile_size(job), job.margin, align=job.align)
 
+    def temporal_method_for(
+        self,
+        frames: int,
+        centre: int,
+        *,
+        denoise_model: str | os.PathLike | None = None,
+        temporal_method: settings.TemporalMethod | str | None = None,
+    ) -> tuple[settings.TemporalMethod, str]:
+        """The path a window of `frames` frames rendering frame `centre` takes, and why not the
+        learned one ("" when it is); for tools and evaluations that must know which ran."""
+        method = self._temporal_method(temporal_method)
+        dn, _ = self._models(1, 1.0, None, denoise_model)
+        spec, _, why = temporal.choose(self, dn, frames, centre, method)
+        return (
+            (settings.TemporalMethod.LEARNED, "") if spec else (settings.TemporalMethod.FUSION, why)
+        )
+
     @property
     def providers(self) -> list[str]:
         return self.sessions.providers_in_use
 
     # -- internals --------------------------------------------------------------------------
+    def _temporal_method(self, value) -> settings.TemporalMethod:
+        if value is None:
+            return self.temporal_method
+        return checked(settings.check_temporal_method, value, "temporal method")
+
     @staticmethod
     def _check_frame(frame: np.ndarray, what: str) -> np.ndarray:
         if not isinstance(frame, np.ndarray):

@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 META_PREFIX = "kwaflux."
 # Receptive radius assumed when probing cannot bound it (a model with a global op).
 PROBE_SIZES = (48, 96)
+# The learned temporal model (engine/temporal.py): a window of frames in, the middle one out;
+# the engine runs it itself, never as a user's denoise or SR model.
+TEMPORAL_KIND = "temporal-denoise"
+KINDS = ("sr", "denoise", TEMPORAL_KIND)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +30,7 @@ class ModelSpec:
 
     path: Path
     name: str
-    kind: str  # "sr" | "denoise"
+    kind: str  # "sr" | "denoise" | "temporal-denoise"
     scale: int
     channels: int
     value_range: tuple[float, float]
@@ -143,8 +147,11 @@ class ModelSpec:
         if not spec["scale"] or spec["receptive_field"] < 0 or not spec["kind"]:
             spec.update(_probe(spec))
             spec["probed"] = True
-        if spec["kind"] not in ("sr", "denoise"):
-            raise ModelError(f"kwaflux.kind must be 'sr' or 'denoise', not {spec['kind']!r}", path)
+        if spec["kind"] not in KINDS:
+            raise ModelError(
+                f"kwaflux.kind must be 'sr', 'denoise' or '{TEMPORAL_KIND}', not {spec['kind']!r}",
+                path,
+            )
         if spec["scale"] not in settings.SCALES:
             raise ModelError(
                 f"unsupported scale x{spec['scale']} (kwaflux takes {settings.scales_text()})", path

@@ -8,21 +8,33 @@ to the single-frame model: no ghosts. The average carries less noise than the fr
 known amount per pixel; the denoiser then runs with that per-pixel noise level, so it smooths
 only what is left. The fusion is an ONNX graph built in memory, so on CUDA the frames stay on
 the device; the denoiser is the usual model.
+
+The learned path (kwaflux-temporal.onnx, python/export.py --only temporal) is the same fusion
+followed by a multi-frame model that also reads the aligned frames, all in one graph. It runs
+where it was trained for: a full window of five frames with the built-in denoiser it was started
+from (the model records that file's sha256); anything else takes the fusion path above.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import math
+import os
 import threading
 import weakref
+from pathlib import Path
 
 import numpy as np
 
 from kwaflux_ofx.engine import align
 from kwaflux_ofx.engine.align import align_nodes
 from kwaflux_ofx.engine.job import FrameJob, to_float
+from kwaflux_ofx.engine.spec import TEMPORAL_KIND, ModelSpec
 from kwaflux_ofx.engine.tiling import Tile, TilePlan
+from kwaflux_ofx.errors import ModelError, first_line
+from kwaflux_ofx.settings import TemporalMethod
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +51,15 @@ FUSION_RADIUS = POOL // 2  # extra context a tile needs
 SAME_PICTURE = 1.128 * 0.9
 FALLOFF = 0.2
 OPSET = 17
+LEARNED_NAME = "kwaflux-temporal"  # the learned model's registry name
+LEARNED_FRAMES = 5  # its window: radius 2, the frame rendered in the middle
 
 
-def fusion_model(aligned: bool = True) -> bytes:
+def fusion_model(aligned: bool = True, frames_out: bool = False) -> bytes:
     """The fusion graph: frames (K×3×H×W, the frame rendered first) and sigma (1) in; the fused
     frame (1×3×H×W) and its noise level per pixel (1×1×H×W) out. With `aligned` the neighbours
-    are first warped onto the frame (align.py)."""
+    are first warped onto the frame (align.py); `frames_out` also outputs the frames as fused
+    ("frames", K×3×H×W: what the learned model reads beside the fused frame)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -114,7 +129,12 @@ def fusion_model(aligned: bool = True) -> bytes:
         [
             helper.make_tensor_value_info("fused", TensorProto.FLOAT, [1, 3, "H", "W"]),
             helper.make_tensor_value_info("level", TensorProto.FLOAT, [1, 1, "H", "W"]),
-        ],
+        ]
+        + (
+            [helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["K", 3, "H", "W"])]
+            if frames_out
+            else []
+        ),
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
@@ -186,24 +206,166 @@ def fusion_for(engine, *, align: bool | None = None) -> Fusion:
         return fusion
 
 
+class Learned:
+    """The learned temporal model (fusion and multi-frame model in one graph) in one
+    onnxruntime session on the engine's device (thread-safe)."""
+
+    def __init__(self, spec: ModelSpec, providers: list[str], threads: int | None):
+        import onnxruntime as ort
+
+        self.spec = spec
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        path = spec.path
+        if providers[0] == "CUDAExecutionProvider":
+            # The fp16 file keeps float32 inputs and runs alignment and fusion in fp32: only
+            # the network is halved.
+            half = path.with_name(path.name.removesuffix(".onnx") + ".fp16.onnx")
+            path = half if half.is_file() else path
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as exc:
+            raise ModelError(f"onnxruntime cannot load it: {first_line(exc)}", path) from None
+
+    def __call__(self, rgbs: list[np.ndarray], sigma: float) -> np.ndarray:
+        """Straight-colour float H×W×3 tiles (the frame rendered first, then the others in time
+        order) -> the frame denoised, H×W×3."""
+        frames = np.ascontiguousarray(np.stack(rgbs).transpose(0, 3, 1, 2), dtype=np.float32)
+        feeds = {"input_frames": frames, "sigma": np.array([sigma], np.float32)}
+        try:
+            (out,) = self.session.run([self.spec.output_name], feeds)
+        except Exception as exc:
+            raise ModelError(f"inference failed: {first_line(exc)}", self.spec.path) from None
+        if not np.isfinite(out).all():
+            raise ModelError("produced NaN or infinite values; the model is broken", self.spec.path)
+        return out[0].transpose(1, 2, 0)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """A file's sha256, computed once per version of the file (size and time in the key)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    st = os.stat(path)
+    return _sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+def learned_path() -> Path | None:
+    """The learned model's file: a user's kwaflux-temporal.onnx first, as for every model."""
+    from kwaflux_ofx.models.registry import search_dirs
+
+    for folder in search_dirs():
+        path = folder / f"{LEARNED_NAME}.onnx"
+        if path.is_file():
+            return path
+    return None
+
+
+def learned_spec(engine, path: Path) -> ModelSpec:
+    spec = engine.sessions.spec(path)
+    if spec.kind != TEMPORAL_KIND or spec.metadata.get("frames") != str(LEARNED_FRAMES):
+        raise ModelError(
+            f"is not a {LEARNED_FRAMES}-frame {TEMPORAL_KIND} model (kwaflux.kind "
+            f"{spec.kind!r}, kwaflux.frames {spec.metadata.get('frames')!r})",
+            path,
+        )
+    return spec
+
+
+def choose(
+    engine, dn: ModelSpec, frames: int, centre: int, method: TemporalMethod
+) -> tuple[ModelSpec | None, str, str]:
+    """(the learned model's spec, "", "") where it runs on this window, else (None, the kind of
+    reason, why not)."""
+    if method is TemporalMethod.FUSION:
+        return None, "asked", "the fusion path was asked for"
+    path = learned_path()
+    if path is None:
+        return None, "missing", f"no {LEARNED_NAME} model is installed"
+    if frames != LEARNED_FRAMES or centre != LEARNED_FRAMES // 2:
+        return (
+            None,
+            "window",
+            (
+                f"the window has {frames} frames with the frame rendered at {centre}; "
+                f"{LEARNED_NAME} takes {LEARNED_FRAMES} with it in the middle"
+            ),
+        )
+    spec = learned_spec(engine, path)
+    start = spec.metadata.get("init_sha256", "")
+    if file_sha256(dn.path) != start:
+        return (
+            None,
+            f"denoiser {dn.path}",
+            (
+                f"the denoiser {dn.path.name} is not the one {LEARNED_NAME} was trained from "
+                f"(sha256 {start[:12] or 'not recorded'}...)"
+            ),
+        )
+    return spec, "", ""
+
+
+# One Learned per engine and model file, made on first use and gone with the engine.
+_learned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_learned_lock = threading.Lock()
+_said: set[str] = set()  # reasons already logged: once each per process
+
+
+def learned_for(engine, dn: ModelSpec, frames: int, centre: int, method: TemporalMethod):
+    """The engine's Learned for this window, or None (the fusion path), logged once per kind of
+    reason at info level."""
+    spec, kind, why = choose(engine, dn, frames, centre, method)
+    if spec is None:
+        with _learned_lock:
+            if method is not TemporalMethod.FUSION and kind not in _said:
+                _said.add(kind)
+                log.info("temporal denoise by fusion: %s", why)
+        return None
+    with _learned_lock:
+        held = _learned.get(engine)
+        if held is None or held.spec != spec:
+            sessions = engine.sessions
+            held = Learned(spec, sessions.wanted_providers(), sessions.threads)
+            _learned[engine] = held
+        return held
+
+
 class TemporalJob(FrameJob):
     """One frame rendered with its neighbours: the tiles of every frame in the window are read at
-    the same place, fused, denoised at the level left, then upscaled as usual."""
+    the same place, fused, denoised at the level left, then upscaled as usual; or, with
+    `learned`, run through the learned model (fusion and model in one graph) instead."""
 
-    def __init__(self, engine, window, centre, dst, scale, denoise, dn, sr, premultiplied):
+    def __init__(
+        self, engine, window, centre, dst, scale, denoise, dn, sr, premultiplied, learned=None
+    ):
         super().__init__(engine, window[centre], dst, scale, denoise, dn, sr, premultiplied)
         # The frame being rendered first: the fusion weighs the others against it.
         self.window = [window[centre]] + [f for i, f in enumerate(window) if i != centre]
-        self.fusion = fusion_for(engine)
-        self.margin += FUSION_RADIUS + align.MARGIN
-        self.align = math.lcm(self.align, align.BLOCK)
+        self.learned = learned
+        if learned is None:
+            self.fusion = fusion_for(engine)
+            self.margin += FUSION_RADIUS + align.MARGIN
+            self.align = math.lcm(self.align, align.BLOCK)
+        else:
+            # The learned graph replaces the denoiser: its receptive field (the network's plus
+            # the fusion's and alignment's, as exported) instead of the denoiser's.
+            spec = learned.spec
+            self.margin += spec.receptive_field - dn.receptive_field - dn.pad
+            self.align = math.lcm(self.align, spec.alignment, align.BLOCK)
 
     def _tile(self, plan: TilePlan, tile: Tile) -> None:
         ry0, ry1, rx0, rx1 = tile.read
         parts = [self.split(to_float(f[ry0:ry1, rx0:rx1])) for f in self.window]
         sigma = self.denoise * self.dn_spec.max_noise
-        fused, level = self.fusion([rgb for rgb, _ in parts], sigma)
-        rgb = self._run(self.dn, fused, self.denoise, level_map=level)
+        if self.learned is not None:
+            rgb = self.learned([rgb for rgb, _ in parts], sigma)
+        else:
+            fused, level = self.fusion([rgb for rgb, _ in parts], sigma)
+            rgb = self._run(self.dn, fused, self.denoise, level_map=level)
         if self.sr is not None:
             rgb = self._run(self.sr, rgb, None)
         self._write(plan, tile, self.join(rgb, parts[0][1]))
