@@ -146,7 +146,7 @@ def test_the_fusion_graph_is_unchanged_and_exposes_the_frames():
 
 def test_at_its_start_the_learned_path_is_the_fusion_path(start, window, monkeypatch):
     _use(monkeypatch, start[1])
-    engine = Engine(device="cpu")
+    engine = Engine(device="cpu", temporal_method=LEARNED)
     assert engine.temporal_method_for(5, 2) == (LEARNED, "")
     learned = engine.process_window(window, 2, denoise=0.5)
     fusion = engine.process_window(window, 2, denoise=0.5, temporal_method=FUSION)
@@ -158,7 +158,7 @@ def test_at_its_start_the_learned_path_is_the_fusion_path(start, window, monkeyp
 
 def test_learned_path_runs_the_learned_model(moved, window, monkeypatch):
     _use(monkeypatch, moved[1])
-    engine = Engine(device="cpu")
+    engine = Engine(device="cpu", temporal_method=LEARNED)
     learned = engine.process_window(window, 2, denoise=0.5)
     fusion = engine.process_window(window, 2, denoise=0.5, temporal_method="fusion")
     assert np.abs(learned.astype(int) - fusion).max() > 2
@@ -167,8 +167,8 @@ def test_learned_path_runs_the_learned_model(moved, window, monkeypatch):
 def test_tiles_equal_the_whole_frame(moved, window, monkeypatch):
     _use(monkeypatch, moved[1])
     frames = [f.astype(np.float32) / 255.0 for f in window]
-    whole = Engine(device="cpu").process_window(frames, 2, denoise=0.5)
-    tiled_engine = Engine(device="cpu", tile=32)
+    whole = Engine(device="cpu", temporal_method=LEARNED).process_window(frames, 2, denoise=0.5)
+    tiled_engine = Engine(device="cpu", tile=32, temporal_method=LEARNED)
     assert tiled_engine.temporal_method_for(5, 2) == (LEARNED, "")
     tiled = tiled_engine.process_window(frames, 2, denoise=0.5)
     np.testing.assert_allclose(tiled, whole, atol=1e-4)
@@ -176,13 +176,13 @@ def test_tiles_equal_the_whole_frame(moved, window, monkeypatch):
 
 def test_zero_strength_is_the_exact_input(moved, window, monkeypatch):
     _use(monkeypatch, moved[1])
-    out = Engine(device="cpu").process_window(window, 2, denoise=0.0)
+    out = Engine(device="cpu", temporal_method=LEARNED).process_window(window, 2, denoise=0.0)
     assert np.array_equal(out, window[2])
 
 
 def test_sequence_uses_it_in_the_middle_and_fusion_at_the_ends(moved, window, monkeypatch, caplog):
     _use(monkeypatch, moved[1])
-    engine = Engine(device="cpu")
+    engine = Engine(device="cpu", temporal_method=LEARNED)
     clip = [f[:40, :48] for f in window + window[::-1]]
     caplog.set_level(logging.INFO, logger="kwaflux_ofx.engine.temporal")
     temporal._said.clear()
@@ -202,7 +202,7 @@ def test_sequence_uses_it_in_the_middle_and_fusion_at_the_ends(moved, window, mo
 
 def test_what_keeps_the_fusion_path(moved, tmp_path, monkeypatch):
     _use(monkeypatch, moved[1])
-    engine = Engine(device="cpu")
+    engine = Engine(device="cpu", temporal_method=LEARNED)
     assert engine.temporal_method_for(3, 1)[0] is FUSION  # radius 1
     assert engine.temporal_method_for(5, 1)[0] is FUSION  # the frame rendered not in the middle
     assert engine.temporal_method_for(7, 3)[0] is FUSION  # radius 3
@@ -223,7 +223,8 @@ def test_what_keeps_the_fusion_path(moved, tmp_path, monkeypatch):
         Engine(device="cpu", temporal_method="magic")
 
 
-def test_engine_refuses_it_as_a_denoise_or_sr_model():
+def test_engine_refuses_it_as_a_denoise_or_sr_model(moved, monkeypatch):
+    _use(monkeypatch, moved[1])
     engine = Engine(device="cpu")
     frame = np.zeros((16, 16, 3), np.uint8)
     with pytest.raises(ModelError, match="not a denoise model"):
@@ -234,6 +235,10 @@ def test_engine_refuses_it_as_a_denoise_or_sr_model():
 
 def test_the_shipped_model():
     path = MODELS / "kwaflux-temporal.onnx"
+    if not path.exists():
+        pytest.skip(
+            "kwaflux-temporal is in training, not shipped (settings.TEMPORAL_METHOD_DEFAULT)"
+        )
     side = json.loads((MODELS / "kwaflux-temporal.json").read_text())
     meta = _meta(path)
     assert (meta["kind"], meta["frames"], meta["scale"]) == ("temporal-denoise", "5", "1")
@@ -248,7 +253,7 @@ def test_the_shipped_model():
         assert _meta(p)["init_sha256"] == meta["init_sha256"]
     assert "kwaflux-temporal" in [m.name for m in registry.list_models()]
     # The built-in pair: learned exactly when the shipped denoiser is the one it started from.
-    engine = Engine(device="cpu")
+    engine = Engine(device="cpu", temporal_method=LEARNED)
     method, why = engine.temporal_method_for(5, 2)
     same = temporal.file_sha256(SHIPPED_DN) == meta["init_sha256"]
     assert (method is LEARNED) == same, why
