@@ -167,17 +167,22 @@ def aligned_model() -> bytes:
     return model.SerializeToString()
 
 
+def _session(model: bytes | str, providers: list[str], threads: int | None):
+    """An onnxruntime session for a temporal graph, quiet, with the engine's threads."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(model, opts, providers=providers)
+
+
 class Fusion:
     """The fusion graph in one onnxruntime session on the engine's device (thread-safe)."""
 
     def __init__(self, providers: list[str], threads: int | None, align: bool = True):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(fusion_model(align), opts, providers=providers)
+        self.session = _session(fusion_model(align), providers, threads)
 
     def __call__(self, rgbs: list[np.ndarray], sigma: float) -> tuple[np.ndarray, np.ndarray]:
         """Straight-colour float H×W×3 tiles (the frame rendered first) -> fused H×W×3 and the
@@ -211,13 +216,7 @@ class Learned:
     onnxruntime session on the engine's device (thread-safe)."""
 
     def __init__(self, spec: ModelSpec, providers: list[str], threads: int | None):
-        import onnxruntime as ort
-
         self.spec = spec
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = int(threads)
         path = spec.path
         if providers[0] == "CUDAExecutionProvider":
             # The fp16 file keeps float32 inputs and runs alignment and fusion in fp32: only
@@ -225,7 +224,7 @@ class Learned:
             half = path.with_name(path.name.removesuffix(".onnx") + ".fp16.onnx")
             path = half if half.is_file() else path
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+            self.session = _session(str(path), providers, threads)
         except Exception as exc:
             raise ModelError(f"onnxruntime cannot load it: {first_line(exc)}", path) from None
 
