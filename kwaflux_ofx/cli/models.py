@@ -44,10 +44,11 @@ def cmd_models_list(args) -> int:
         return 0
     if not rows:
         print(f"no models found (built-in models missing? your folder: {user_models_dir()})")
-    for r in rows:
+    kinds = [f"{r['kind']} x{r['scale']}" if r.get("scale") else r["kind"] for r in rows]
+    width = max((len(k) for k in kinds), default=0)  # "temporal-denoise x1" is the longest
+    for r, kind in zip(rows, kinds, strict=True):
         where = "built-in" if r["builtin"] else "user"
-        kind = f"{r['kind']} x{r['scale']}" if r.get("scale") else r["kind"]
-        print(f"{r['name']:<28} {kind:<12} {where:<9} {r['path']}")
+        print(f"{r['name']:<28} {kind:<{width}} {where:<9} {r['path']}")
     return 0
 
 
