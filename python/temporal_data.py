@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import data
@@ -34,45 +34,144 @@ RADIUS = 2
 # Frame times in the order the engine hands them to the alignment (TemporalJob.window): the
 # frame rendered first, then the others in time order. The model's input slots follow it.
 ORDER = (0, -2, -1, 1, 2)
-MAX_STEP = 6  # camera translation per frame (px, each axis)
-MAX_SHIFT = 12  # ... and in all at t +-2
+MAX_STEP = 6.0  # camera translation per frame (px, each axis; any fraction of a pixel)
+MAX_SHIFT = 12.0  # ... and in all at t +-2
 FRAME = 96  # frame side cut from a 128 px training patch: room for the motion without fill
 CROP = 64  # side stored after alignment
 EDGE = 8  # the stored crop keeps this far from the frame's border (border blocks match worse)
 # Same as train_denoise.MAX_NOISE * 1.1: the single-frame trainer's range of damage.
 MAX_SIGMA = 50.0 / 255.0 * 1.1
 P_STATIC, P_AFFINE, P_OCCLUDER = 0.15, 0.3, 0.3
+# Real footage is never a whole-pixel move: a hand-held or tracked camera shakes by a fraction
+# of a pixel from frame to frame (per window: its shake's standard deviation, up to JITTER)...
+JITTER = 0.5
+# ... things in the scene move on their own (a smooth field of local motion, px per frame at
+# most, growing with time from the centre frame, which it leaves alone)...
+P_LOCAL, MAX_LOCAL = 0.4, 1.0
+# ... and a fast move smears during the exposure (shutter open for this share of the frame
+# interval; 180-degree shutter is 0.5) once a frame moves faster than BLUR_SPEED px per frame.
+P_BLUR, SHUTTER, BLUR_SPEED = 0.5, (0.25, 0.75), 2.0
 COUNT = 760  # ~74 KiB each zipped: the set stays under 60 MiB
 
 
 @dataclass(frozen=True)
 class Motion:
-    """A camera path over the window: per time in -RADIUS..RADIUS (index t + RADIUS), a whole-
-    pixel shift (dy, dx) of the view, a zoom and a rotation (radians) about the frame centre."""
+    """A camera path over the window, per time -RADIUS..RADIUS: sub-pixel shift, zoom, roll."""
 
-    shifts: tuple[tuple[int, int], ...]
+    # Per time (index t + RADIUS): the view's shift (dy, dx) in pixels, fractions allowed; its
+    # zoom and rotation (radians) about the frame centre; the share of the frame interval the
+    # shutter stays open while it moves (0: sharp). `local`: a field of motion of the scene
+    # itself (2 x size x size, px per frame, dy then dx), or None.
+
+    shifts: tuple[tuple[float, float], ...]
     zooms: tuple[float, ...] = (1.0,) * (2 * RADIUS + 1)
     angles: tuple[float, ...] = (0.0,) * (2 * RADIUS + 1)
+    exposure: tuple[float, ...] = (0.0,) * (2 * RADIUS + 1)
+    local: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
-def random_motion(rng: np.random.Generator, scale: float = 1.0) -> Motion:
-    """A smooth camera path: a velocity plus a little acceleration, sometimes still, sometimes
-    with a slow zoom and roll. `scale` shrinks it (used when a path would leave the patch)."""
+def _local_field(rng: np.random.Generator, size: int, peak: float) -> np.ndarray:
+    """A smooth random motion field (2 x size x size) whose largest displacement is `peak`."""
+    from scipy.ndimage import zoom as upsample
+
+    coarse = rng.standard_normal((2, 4, 4))
+    fine = np.stack([upsample(c, size / 4.0, order=3, mode="nearest") for c in coarse])
+    return (fine * (peak / max(np.abs(fine).max(), 1e-6))).astype(np.float32)
+
+
+def random_motion(rng: np.random.Generator, scale: float = 1.0, size: int = FRAME) -> Motion:
+    """A random smooth sub-pixel camera path with shake, sometimes zoom, local motion, blur."""
+    # A velocity plus a little acceleration and per-frame shake; `scale` shrinks it all (used
+    # when a path would leave the patch).
     times = np.arange(-RADIUS, RADIUS + 1)
+    n = len(times)
     if rng.random() < P_STATIC:
-        return Motion(tuple((0, 0) for _ in times))
+        # A locked-off shot: truly still, the alignment's exact case.
+        return Motion(tuple((0.0, 0.0) for _ in times))
     v = rng.uniform(-MAX_STEP, MAX_STEP, 2) * scale
     a = rng.uniform(-1.0, 1.0, 2) * scale
-    path = np.rint(np.outer(times, v) + 0.5 * np.outer(times**2, a)).astype(int)
+    path = np.outer(times, v) + 0.5 * np.outer(times**2, a)
+    path += rng.normal(0.0, rng.uniform(0.0, JITTER), (n, 2)) * scale
     path = np.clip(path, -MAX_SHIFT, MAX_SHIFT)
-    shifts = tuple((int(dy), int(dx)) for dy, dx in path)
+    shifts = tuple((float(dy), float(dx)) for dy, dx in path)
+    zooms, angles = (1.0,) * n, (0.0,) * n
     if rng.random() < P_AFFINE:
         zoom = math.exp(rng.uniform(-0.02, 0.02) * scale)
         angle = math.radians(rng.uniform(-0.5, 0.5) * scale)
-        return Motion(
-            shifts, tuple(zoom ** float(t) for t in times), tuple(angle * t for t in times)
-        )
-    return Motion(shifts)
+        zooms = tuple(zoom ** float(t) for t in times)
+        angles = tuple(angle * float(t) for t in times)
+    local = None
+    if rng.random() < P_LOCAL:
+        local = _local_field(rng, size, rng.uniform(0.2, MAX_LOCAL) * scale)
+    exposure = (0.0,) * n
+    if rng.random() < P_BLUR:
+        shutter = rng.uniform(*SHUTTER)
+        speed = np.hypot(*np.gradient(path, axis=0).T)
+        exposure = tuple(float(shutter) if s > BLUR_SPEED else 0.0 for s in speed)
+    return Motion(shifts, zooms, angles, exposure, local)
+
+
+def _samples(motion: Motion, size: int, room: int) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """Per frame, the patch positions (rows, columns) it samples: several along a smeared move."""
+    shifts = np.asarray(motion.shifts, np.float64)
+    velocity = np.gradient(shifts, axis=0)  # px per frame at each time
+    j = np.arange(size) + 0.5 - size / 2.0  # output pixel centres about the frame centre
+    yy, xx = np.meshgrid(j, j, indexing="ij")
+    c = room + size / 2.0 - 0.5  # the patch centre in index units
+    out = []
+    for i, t in enumerate(range(-RADIUS, RADIUS + 1)):
+        cos = math.cos(motion.angles[i]) / motion.zooms[i]
+        sin = math.sin(motion.angles[i]) / motion.zooms[i]
+        # As PIL's affine map before: source = centre + shift + R(angle) / zoom @ output.
+        base_y, base_x = sin * xx + cos * yy, cos * xx - sin * yy
+        e = motion.exposure[i]
+        # Enough sub-positions that the smear has no gaps (about one per pixel moved).
+        k = 1 if e <= 0.0 else max(2, int(math.ceil(e * np.hypot(*velocity[i]))) + 1)
+        offsets = [0.0] if k == 1 else list(np.linspace(-e / 2.0, e / 2.0, k))
+        frame = []
+        for u in offsets:
+            sy, sx = c + shifts[i] + u * velocity[i]
+            py, px = base_y + sy, base_x + sx
+            if motion.local is not None:
+                py = py + (t + u) * motion.local[0]
+                px = px + (t + u) * motion.local[1]
+            frame.append((py, px))
+        out.append(frame)
+    return out
+
+
+def _fits(patch_side: int, size: int, room: int, motion: Motion) -> bool:
+    """Whether every frame samples inside the patch with the cubic's support (no mirrored fill)."""
+    for frame in _samples(motion, size, room):
+        for py, px in frame:
+            lo, hi = min(py.min(), px.min()), max(py.max(), px.max())
+            if lo < 2.0 or hi > patch_side - 3.0:
+                return False
+    return True
+
+
+def render(patch: np.ndarray, size: int, motion: Motion) -> np.ndarray:
+    """The clean frames (K, size, size, 3) uint8, time order, a camera on `motion` sees."""
+    # Every frame is resampled (cubic spline, in float, per channel) at its sub-pixel position
+    # and a smeared one averaged over its exposure; a whole-pixel shift stays an exact crop
+    # (the spline passes through the samples).
+    from scipy.ndimage import map_coordinates, spline_filter
+
+    room = (patch.shape[0] - size) // 2
+    # A cubic spline rather than PIL's bicubic: a camera's sampling is no softer at half-pixel
+    # phases than at whole ones, and the spline's response varies far less with the phase.
+    coeffs = [spline_filter(patch[..., ch].astype(np.float64), order=3, mode="mirror")
+              for ch in range(patch.shape[2])]  # fmt: skip
+    frames = []
+    for frame in _samples(motion, size, room):
+        acc = np.zeros((size, size, patch.shape[2]))
+        for py, px in frame:
+            for ch, co in enumerate(coeffs):
+                acc[..., ch] += map_coordinates(
+                    co, (py, px), order=3, mode="mirror", prefilter=False
+                )
+        frames.append(np.clip(np.rint(acc / len(frame)), 0, 255).astype(np.uint8))
+    return np.stack(frames)
 
 
 def _affine(size: int, room: int, dy: int, dx: int, zoom: float, angle: float) -> tuple:
@@ -91,26 +190,14 @@ def _affine(size: int, room: int, dy: int, dx: int, zoom: float, angle: float) -
     )
 
 
-def _fits(patch_side: int, size: int, room: int, motion: Motion) -> bool:
-    """Whether every frame's corners fall inside the patch (with a pixel for interpolation)."""
-    for (dy, dx), zoom, angle in zip(motion.shifts, motion.zooms, motion.angles, strict=True):
-        a, b, c, d, e, f = _affine(size, room, dy, dx, zoom, angle)
-        for x, y in ((0, 0), (size, 0), (0, size), (size, size)):
-            sx, sy = a * x + b * y + c, d * x + e * y + f
-            if not (1.0 <= sx <= patch_side - 1.0 and 1.0 <= sy <= patch_side - 1.0):
-                return False
-    return True
-
-
-def render(patch: np.ndarray, size: int, motion: Motion) -> np.ndarray:
-    """The clean frames (2*RADIUS+1, size, size, 3) uint8, in time order, that a camera moving
-    along `motion` over the centre of `patch` sees. Pure shifts are exact crops; zoomed or
-    rotated frames are resampled (bilinear), like a subpixel move in real footage."""
+def render_whole(patch: np.ndarray, size: int, motion: Motion) -> np.ndarray:
+    """render() as it was (whole-pixel crops, PIL bilinear zoom/roll), for validation_windows."""
+    # The validation windows stay exactly those of the first stints: the log stays comparable.
     room = (patch.shape[0] - size) // 2
     frames = []
     for (dy, dx), zoom, angle in zip(motion.shifts, motion.zooms, motion.angles, strict=True):
         if zoom == 1.0 and angle == 0.0:
-            y, x = room + dy, room + dx
+            y, x = room + int(dy), room + int(dx)
             if min(y, x) < 0 or max(y, x) + size > patch.shape[0]:
                 raise ValueError("motion leaves the patch")
             frames.append(patch[y : y + size, x : x + size])
@@ -118,7 +205,7 @@ def render(patch: np.ndarray, size: int, motion: Motion) -> np.ndarray:
             im = Image.fromarray(patch).transform(
                 (size, size),
                 Image.Transform.AFFINE,
-                _affine(size, room, dy, dx, zoom, angle),
+                _affine(size, room, int(dy), int(dx), zoom, angle),
                 resample=Image.Resampling.BILINEAR,
             )
             frames.append(np.asarray(im))
@@ -255,12 +342,12 @@ def clip(
     cut from `other` in some of them; the path shrinks until no frame needs border fill."""
     scale = 1.0
     for _ in range(20):
-        motion = random_motion(rng, scale)
+        motion = random_motion(rng, scale, size)
         if _fits(patch.shape[0], size, (patch.shape[0] - size) // 2, motion):
             break
         scale *= 0.8
     else:
-        motion = Motion(tuple((0, 0) for _ in range(2 * RADIUS + 1)))
+        motion = Motion(tuple((0.0, 0.0) for _ in range(2 * RADIUS + 1)))
     frames = render(patch, size, motion)
     if other is not None and rng.random() < P_OCCLUDER:
         frames = add_occluder(rng, frames, other)
@@ -322,7 +409,7 @@ def build(
         if (i + 1) % 100 == 0:
             log.info("%d/%d windows, %.1f s", i + 1, count, time.time() - t0)
     meta = {"count": count, "seed": seed, "frame": FRAME, "crop": CROP, "order": ORDER,
-            "fusion_sigma": "level"}  # fmt: skip
+            "fusion_sigma": "level", "motion": "subpixel"}  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
     # float16 for the fused frame and its level: 0.00025 at most on 0..1, far below the noise.
@@ -349,6 +436,12 @@ def load(path: Path = DEFAULT_PATH) -> dict[str, np.ndarray]:
         if "fused" not in z.files:
             raise SystemExit(f"{path}: windows without the fusion's output; rebuild them")
         return {k: z[k] for k in ("noisy", "clean", "level", "fused", "level_map")}
+
+
+def read_meta(path: Path = DEFAULT_PATH) -> dict:
+    """The build parameters stored with a set of windows (count, seed, sizes, motion)."""
+    with np.load(path) as z:
+        return json.loads(str(z["meta"])) if "meta" in z.files else {}
 
 
 def validation_windows(
@@ -380,7 +473,7 @@ def validation_windows(
                 motion = Motion(
                     shifts, tuple(zoom**t for t in times), tuple(angle * t for t in times)
                 )
-        frames = render(p, size, motion)
+        frames = render_whole(p, size, motion)
         if kind == 3:
             # Forced in: add_occluder always places one (its probability is the caller's).
             frames = add_occluder(vrng, frames, val[(i + 1) % len(val)])

@@ -2,6 +2,7 @@
 
 python temporal_data.py                           # the cached windows, once
 python train_temporal.py --hours 4 --minutes 30   # one stint; resumes checkpoints/temporal.pt
+python train_temporal.py --hours 4 --minutes 30 --refresh   # ... on windows made for this stint
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ from train_common import base_args, psnr, train
 
 NAME = "temporal"
 SIGMAS = (25.0, 15.0)
+# Refreshed sets are seeded from here plus the step the stint starts at: never the default
+# build's seed 1, and a new set for every stint that starts where another ended.
+REFRESH_SEED = 100_000
+
+
+def refresh_seed(step: int) -> int:
+    """The seed of the training windows a stint starting at `step` rebuilds with --refresh."""
+    return REFRESH_SEED + step
 
 
 def load_single(path: Path, plain: bool) -> tuple[NoiseMapDenoiser, dict]:
@@ -101,11 +110,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--partial", type=float, default=0.3, help="as train_denoise.py")
     ap.add_argument("--over", type=float, default=0.1, help="as train_denoise.py")
     ap.add_argument("--fft-weight", type=float, default=0.05, help="as train_denoise.py")
+    ap.add_argument(
+        "--refresh",
+        action="store_true",
+        help="rebuild --windows before the stint (as many windows, seed from the step it starts "
+        "at); the validation windows stay the fixed ones",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
 
-    _, val = patches.load(args.patches or patches.DEFAULT_PATH)
+    tiles, val = patches.load(args.patches or patches.DEFAULT_PATH)
     sets = validation_sets(val)
     ckpt = train_common.checkpoint_path(NAME)
     fresh = args.fresh or not ckpt.exists()
@@ -123,6 +138,18 @@ def main(argv: list[str] | None = None) -> None:
         init["val"] = baselines(single, sets)
         logging.info("start %s", init)
 
+    if args.refresh:
+        # Fresh windows each stint instead of one small set reused at every step (the first
+        # stint fitted its 760 windows and lost to the fusion on real video). Rebuilt rather
+        # than cycled among a few pre-built sets: a new set costs a few minutes of the stint
+        # (outside its training clock) and never repeats, where a cycle of N sets would hold N
+        # times the disk and still come round again.
+        step = 0 if fresh else int(torch.load(ckpt, map_location="cpu", weights_only=False)["step"])
+        count = (
+            td.read_meta(args.windows).get("count", td.COUNT) if args.windows.exists() else td.COUNT
+        )
+        logging.info("refresh: %d windows, seed %d", count, refresh_seed(step))
+        td.build(args.windows, count=count, seed=refresh_seed(step), tiles=tiles)
     cached = td.load(args.windows)
     # uint8 / float16 in memory (N x K x 3 x C x C ...): converted per batch.
     noisy_all = torch.from_numpy(cached["noisy"]).movedim(-1, -3).contiguous()
