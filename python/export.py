@@ -116,12 +116,7 @@ def export_one(run: str, out_name: str, out_dir: Path = MODELS_DIR) -> dict:
     fp16_err = check_fp16(model, path16, is_dn)
 
     info = {
-        "file": path.name,
-        "fp16_file": path16.name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "bytes": path.stat().st_size,
-        "fp16_bytes": path16.stat().st_size,
-        "opset": OPSET,
+        **file_facts(path, path16),
         "parameters": sum(p.numel() for p in model.parameters()),
         "metadata": {f"kwaflux.{k}": v for k, v in meta.items()},
         "architecture": cfg,
@@ -378,13 +373,8 @@ def export_temporal_model(
     except Exception as exc:  # CPU builds may lack fp16 kernels; the GPU path is the target
         fp16_err = f"not run on CPU: {type(exc).__name__}"
     info = {
-        "file": path.name,
-        "fp16_file": path16.name,
+        **file_facts(path, path16),
         "fp16": "the network in fp16; inputs, alignment and fusion fp32",
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "bytes": path.stat().st_size,
-        "fp16_bytes": path16.stat().st_size,
-        "opset": OPSET,
         "parameters": sum(p.numel() for p in net.parameters()),
         "metadata": {f"kwaflux.{k}": v for k, v in meta.items()},
         "architecture": architecture,
@@ -426,6 +416,18 @@ def export_temporal(init_onnx: Path | None = None, out_dir: Path = MODELS_DIR) -
         architecture=cfg,
         out_dir=out_dir,
     )
+
+
+def file_facts(path: Path, path16: Path) -> dict:
+    """What a sidecar says of the files themselves: names, sha256, sizes, opset."""
+    return {
+        "file": path.name,
+        "fp16_file": path16.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "bytes": path.stat().st_size,
+        "fp16_bytes": path16.stat().st_size,
+        "opset": OPSET,
+    }
 
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "models.md"

@@ -9,8 +9,7 @@ import numpy as np
 import patches
 import torch
 from nets import NoiseMapDenoiser
-from torch.nn import functional as F
-from train_common import base_args, psnr, to_nchw, train
+from train_common import base_args, psnr, texture_loss, to_nchw, train
 
 # Noise level (sigma in 0..1 units) that strength 1.0 maps to; training covers a bit beyond it.
 MAX_NOISE = 50.0 / 255.0
@@ -122,15 +121,7 @@ def main() -> None:
 
     def loss_fn(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         noisy, nmap, target = batch
-        out = model(noisy, nmap)
-        loss = F.l1_loss(out, target)
-        if args.fft_weight:
-            # L1 alone is minimised by the conditional median, which smooths texture whose phase
-            # the noise hides; matching the spectrum's magnitude asks for its energy back.
-            mag = torch.fft.rfft2(out, norm="ortho").abs()
-            ref = torch.fft.rfft2(target, norm="ortho").abs()
-            loss = loss + args.fft_weight * F.l1_loss(mag, ref)
-        return loss
+        return texture_loss(model(noisy, nmap), target, args.fft_weight)
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
         dev = next(model.parameters()).device

@@ -19,8 +19,7 @@ import torch
 import train_common
 from nets import NoiseMapDenoiser, TemporalDenoiser
 from rep import deploy
-from torch.nn import functional as F
-from train_common import base_args, psnr, train
+from train_common import base_args, psnr, texture_loss, train
 
 NAME = "temporal"
 SIGMAS = (25.0, 15.0)
@@ -199,15 +198,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def loss_fn(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         fused, noisy, nmap, target = batch
-        out = model(fused, noisy, nmap)
-        loss = F.l1_loss(out, target)
-        if args.fft_weight:
-            # As train_denoise.py: L1 alone smooths texture the noise hides; the spectrum's
-            # magnitude asks for its energy back.
-            mag = torch.fft.rfft2(out, norm="ortho").abs()
-            ref = torch.fft.rfft2(target, norm="ortho").abs()
-            loss = loss + args.fft_weight * F.l1_loss(mag, ref)
-        return loss
+        return texture_loss(model(fused, noisy, nmap), target, args.fft_weight)
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
         dev = next(model.parameters()).device
