@@ -120,14 +120,7 @@ def export_one(run: str, out_name: str, out_dir: Path = MODELS_DIR) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "metadata": {f"kwaflux.{k}": v for k, v in meta.items()},
         "architecture": cfg,
-        "training": {
-            "steps": ck["step"],
-            "hours": round(ck.get("elapsed", 0.0) / 3600, 3),
-            "hours_planned": ck.get("hours_planned"),
-            "device": ck.get("device", "cpu"),
-            "seed": ck["seed"],
-            "validation": ck.get("metrics", {}),
-        },
+        "training": training_facts(ck),
         "parity_fp32_max_abs": parity,
         "fp16_vs_torch_max_abs": fp16_err,
         "training_photos": [p.path for p in data.TRAIN_PHOTOS],
@@ -400,14 +393,7 @@ def export_temporal(init_onnx: Path | None = None, out_dir: Path = MODELS_DIR) -
                            frames=cfg["frames"])  # fmt: skip
     net.load_state_dict(ck["ema"] if "ema" in ck else ck["model"])
     net = deploy(net).eval()
-    training = {
-        "steps": ck["step"],
-        "hours": round(ck.get("elapsed", 0.0) / 3600, 3),
-        "hours_planned": ck.get("hours_planned"),
-        "device": ck.get("device", "cpu"),
-        "seed": ck["seed"],
-        "validation": ck.get("metrics", {}),
-    }
+    training = training_facts(ck)
     return export_temporal_model(
         net,
         init_onnx=init_onnx or out_dir / f"{INIT_NAME}.onnx",
@@ -416,6 +402,18 @@ def export_temporal(init_onnx: Path | None = None, out_dir: Path = MODELS_DIR) -
         architecture=cfg,
         out_dir=out_dir,
     )
+
+
+def training_facts(ck: dict) -> dict:
+    """What a sidecar says of the checkpoint a model was exported from."""
+    return {
+        "steps": ck["step"],
+        "hours": round(ck.get("elapsed", 0.0) / 3600, 3),
+        "hours_planned": ck.get("hours_planned"),
+        "device": ck.get("device", "cpu"),
+        "seed": ck["seed"],
+        "validation": ck.get("metrics", {}),
+    }
 
 
 def file_facts(path: Path, path16: Path) -> dict:

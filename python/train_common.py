@@ -203,6 +203,27 @@ def train(
     return ckpt_path
 
 
+def strength_targets(
+    rng: np.random.Generator, n: int, partial: float, over: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, the share of the damage the target removes and the factor on the noise level
+    the network is told: mostly (1, 0.9..1.1, jittered so the control is smooth); with
+    probability `partial` (u, u) for u uniform in 0..1, a lower strength whose target keeps the
+    rest of the damage; with probability `over` (1, 1..1.5), a higher one with a clean target.
+    So the level is a strength control the network must obey: 0 keeps the input, and low
+    strengths keep grain and texture."""
+    share = torch.ones(n)
+    scale = torch.from_numpy(rng.uniform(0.9, 1.1, n).astype(np.float32))
+    kind = rng.random(n)
+    lower = torch.from_numpy(kind < partial)
+    higher = torch.from_numpy((kind >= partial) & (kind < partial + over))
+    u = torch.from_numpy(rng.uniform(0.0, 1.0, n).astype(np.float32))
+    share = torch.where(lower, u, share)
+    scale = torch.where(lower, u, scale)
+    scale = torch.where(higher, 1.0 + 0.5 * u, scale)
+    return share, scale
+
+
 def texture_loss(out: torch.Tensor, target: torch.Tensor, fft_weight: float) -> torch.Tensor:
     """L1, plus `fft_weight` times the L1 of the two spectra's magnitudes. L1 alone is minimised
     by the conditional median, which smooths texture whose phase the noise hides; matching the

@@ -9,7 +9,7 @@ import numpy as np
 import patches
 import torch
 from nets import NoiseMapDenoiser
-from train_common import base_args, psnr, texture_loss, to_nchw, train
+from train_common import base_args, psnr, strength_targets, texture_loss, to_nchw, train
 
 # Noise level (sigma in 0..1 units) that strength 1.0 maps to; training covers a bit beyond it.
 MAX_NOISE = 50.0 / 255.0
@@ -100,21 +100,8 @@ def main() -> None:
         ]
         noisy, clean = to_nchw([t[0] for t in trip]), to_nchw([t[1] for t in trip])
         levels = torch.tensor([t[2] for t in trip], dtype=torch.float32)
-        # How much of the damage the target removes, per sample. By default the map carries the
-        # true level (jittered +-10% so the control is smooth) and the target is clean. With
-        # --partial, some samples get a lower level and a target that keeps the matching share
-        # of the damage, and some a higher level (still a clean target): the level becomes a
-        # strength control that the network must obey, 0 keeps the input, and low strengths
-        # keep grain and texture instead of denoising whatever the network sees.
-        share = torch.ones(n)
-        scale = torch.from_numpy(rng.uniform(0.9, 1.1, n).astype(np.float32))
-        kind = rng.random(n)
-        lower = torch.from_numpy(kind < args.partial)
-        higher = torch.from_numpy((kind >= args.partial) & (kind < args.partial + args.over))
-        u = torch.from_numpy(rng.uniform(0.0, 1.0, n).astype(np.float32))
-        share = torch.where(lower, u, share)
-        scale = torch.where(lower, u, scale)
-        scale = torch.where(higher, 1.0 + 0.5 * u, scale)
+        # How much of the damage the target removes per sample, and the level the map says.
+        share, scale = strength_targets(rng, n, args.partial, args.over)
         target = noisy + share.view(n, 1, 1, 1) * (clean - noisy)
         nmap = (levels * scale).view(n, 1, 1, 1).expand(n, 1, args.patch, args.patch).contiguous()
         return noisy, nmap, target

@@ -19,7 +19,7 @@ import torch
 import train_common
 from nets import NoiseMapDenoiser, TemporalDenoiser
 from rep import deploy
-from train_common import base_args, psnr, texture_loss, train
+from train_common import base_args, psnr, strength_targets, texture_loss, train
 
 NAME = "temporal"
 SIGMAS = (25.0, 15.0)
@@ -182,15 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         # level / max_noise); at another strength the engine's level map scales with its sigma,
         # so the cached map is scaled by the same factor (the fusion's weights, which also move
         # a little with sigma, are kept).
-        share = torch.ones(n)
-        scale = torch.from_numpy(rng.uniform(0.9, 1.1, n).astype(np.float32))
-        kind = rng.random(n)
-        lower = torch.from_numpy(kind < args.partial)
-        higher = torch.from_numpy((kind >= args.partial) & (kind < args.partial + args.over))
-        u = torch.from_numpy(rng.uniform(0.0, 1.0, n).astype(np.float32))
-        share = torch.where(lower, u, share)
-        scale = torch.where(lower, u, scale)
-        scale = torch.where(higher, 1.0 + 0.5 * u, scale)
+        share, scale = strength_targets(rng, n, args.partial, args.over)
         centre = noisy[:, 0]
         target = centre + share.view(n, 1, 1, 1) * (clean - centre)
         nmap = lmap * scale.view(n, 1, 1, 1)
