@@ -308,30 +308,27 @@ def in_engine_order(frames: np.ndarray) -> np.ndarray:
     return frames[[t + RADIUS for t in ORDER]]
 
 
+def _feeds(frames: np.ndarray, sigma: float) -> dict[str, np.ndarray]:
+    """The inputs of the shipped alignment and fusion graphs: K×3×H×W float 0..1, and sigma."""
+    x = frames.astype(np.float32)
+    if frames.dtype == np.uint8:
+        x /= 255.0
+    return {
+        "input_frames": np.ascontiguousarray(x.transpose(0, 3, 1, 2)),
+        "sigma": np.array([sigma], np.float32),
+    }
+
+
 def align(session, frames: np.ndarray, sigma: float) -> np.ndarray:
     """Frames (K, H, W, 3) uint8 or float 0..1 in the engine's order -> the same with every
     neighbour warped onto the first, float32 0..1. `sigma` is what the engine passes: the
     noise level (0..1) the denoise strength stands for."""
-    x = frames.astype(np.float32)
-    if frames.dtype == np.uint8:
-        x /= 255.0
-    feeds = {
-        "input_frames": np.ascontiguousarray(x.transpose(0, 3, 1, 2)),
-        "sigma": np.array([sigma], np.float32),
-    }
-    return session.run(["aligned"], feeds)[0].transpose(0, 2, 3, 1)
+    return session.run(["aligned"], _feeds(frames, sigma))[0].transpose(0, 2, 3, 1)
 
 
 def fuse(session, frames: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Frames as for align() -> the fused frame (H, W, 3) and its level left (H, W), float32."""
-    x = frames.astype(np.float32)
-    if frames.dtype == np.uint8:
-        x /= 255.0
-    feeds = {
-        "input_frames": np.ascontiguousarray(x.transpose(0, 3, 1, 2)),
-        "sigma": np.array([sigma], np.float32),
-    }
-    fused, level = session.run(["fused", "level"], feeds)
+    fused, level = session.run(["fused", "level"], _feeds(frames, sigma))
     return fused[0].transpose(1, 2, 0), level[0, 0]
 
 
