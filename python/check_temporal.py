@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         help="the single-frame checkpoint to export (default: the one the temporal run names); "
         "its step must be the recorded start",
     )
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md")
+    ap.add_argument("--no-write", action="store_true", help="print only, leave the doc")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
@@ -118,19 +121,34 @@ def main(argv: list[str] | None = None) -> int:
 
         engine = Engine(device="cpu", threads=1)
         tr = info["training"]
-        print(
-            f"temporal step {tr['steps']} ({tr['hours']} h), denoiser step {info['init']['steps']}"
-        )
-        print(f"{'clip':<18} {'sigma':>5} {'fusion':>8} {'learned':>8} {'diff':>7}")
+        lines = [
+            f"Measured by `python/check_temporal.py` on {time.strftime('%Y-%m-%d')}: the learned "
+            f"model at {tr['hours']} h (step {tr['steps']}) and the fusion, both with the "
+            f"single-frame model it started from (step {info['init']['steps']}); PSNR-Y over "
+            f"frames {RADIUS}-{FRAMES - RADIUS - 1} of the first {FRAMES} of each clip, {SIZE} px "
+            "centre crops, Gaussian noise at the strengths shown.",
+            "",
+            "| clip | sigma | strength | fusion (ships) | learned | learned - fusion |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for name in CLIPS:
             clean = load_clip(name, FRAMES, SIZE)
             for sigma, strength in CASES:
                 noisy = gaussian(clean, sigma, 7 + sigma)  # eval_temporal's seeds
                 fusion = run_clip(engine, dn, clean, noisy, strength, "fusion")
                 learned = run_clip(engine, dn, clean, noisy, strength, "learned")
-                print(
-                    f"{name:<18} {sigma:>5} {fusion:8.2f} {learned:8.2f} {learned - fusion:+7.2f}"
+                lines.append(
+                    f"| {name} | {sigma} | {strength} | {fusion:.2f} | {learned:.2f} | "
+                    f"{learned - fusion:+.2f} |"
                 )
+                print(lines[-1], flush=True)
+    body = "\n".join(lines)
+    if args.no_write:
+        print(body)
+    else:
+        import docsection
+
+        docsection.write_section(args.doc, "learned", body, "### The learned design")
     return 0
 
 

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import docsection
 import eval_denoise as evd
 import numpy as np
 from evaluate import ROOT, ffmpeg_frames, ffmpeg_has, nlmeans_strength, psnr_y, ssim_y, to_u8, to_y
 
 log = logging.getLogger("evaluate")
 
-MARK_BEGIN, MARK_END = "<!-- temporal -->", "<!-- /temporal -->"
 CLIPS = ("bikes.mp4", "bigbuckbunny.mp4")
 RADIUS = 2
 
@@ -360,14 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write:
         print(body)
         return 0
-    text = args.doc.read_text()
-    block = f"{MARK_BEGIN}\n{body}\n{MARK_END}"
-    if MARK_BEGIN in text:
-        pre, rest = text.split(MARK_BEGIN, 1)
-        text = pre + block + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Temporal denoise\n\n" + block + "\n"
-    args.doc.write_text(text)
+    docsection.write_section(args.doc, "temporal", body, "## Temporal denoise")
     return 0
 
 

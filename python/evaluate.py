@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import docsection
 import eval_denoise as evd
 import numpy as np
 
@@ -55,7 +56,6 @@ SWEEP = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 # Nominal sigma (0..255) for JPEG damage, which has no true sigma; the sweep covers 4..24.
 JPEG_NOMINAL_SIGMA = 8.0
 
-MARK_BEGIN, MARK_END = "<!-- eval -->", "<!-- /eval -->"
 
 # ncnn peers: (label, python package, path inside it, scale).
 NCNN_PEERS = {
@@ -537,17 +537,7 @@ def table(rows: list[Row], with_note: bool = False) -> list[str]:
 
 
 def write_section(path: Path, body: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Kwaflux's own models\n"
-    block = f"{MARK_BEGIN}\n{body.rstrip()}\n{MARK_END}"
-    if MARK_BEGIN in text and MARK_END in text:
-        pre, rest = text.split(MARK_BEGIN, 1)
-        post = rest.split(MARK_END, 1)[1]
-        text = pre + block + post
-    else:
-        text = text.rstrip() + "\n\n## Evaluation\n\n" + block + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    docsection.write_section(path, "eval", body, "## Evaluation", "# Kwaflux's own models\n")
 
 
 def goal_line(ok: bool | None, text: str) -> str:

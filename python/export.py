@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import data
+import docsection
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -429,7 +430,6 @@ def file_facts(path: Path, path16: Path) -> dict:
 
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "models.md"
-EXPORT_BEGIN, EXPORT_END = "<!-- export -->", "<!-- /export -->"
 
 
 def steps_cell(tr: dict) -> str:
@@ -461,7 +461,6 @@ def write_docs_table() -> None:
         )
     table = "\n".join(
         [
-            EXPORT_BEGIN,
             "| model | parameters | size fp32 / fp16 | ORT vs torch, fp32 max abs | "
             "fp16 (ORT CPU) vs torch fp32 | training steps | validation PSNR (dB) at export |",
             "|---|---:|---|---:|---:|---|---|",
@@ -469,21 +468,16 @@ def write_docs_table() -> None:
             "",
             "_Written by `python/export.py`; parity is measured on random inputs of sizes "
             "67x45, 128x96 and 5x9 (odd sizes on purpose)._",
-            EXPORT_END,
         ]
     )
-    text = DOCS.read_text()
-    start, end = text.find(EXPORT_BEGIN), text.find(EXPORT_END)
-    if start < 0 or end < 0:
-        raise SystemExit(f"{DOCS}: markers {EXPORT_BEGIN} ... {EXPORT_END} not found")
-    DOCS.write_text(text[:start] + table + text[end + len(EXPORT_END) :])
+    docsection.write_section(DOCS, "export", table, "## Export checks")
 
 
-CURVE_BEGIN, CURVE_END = "<!-- curve -->", "<!-- /curve -->"
 CURVE_KEYS = {
     "sr-x2": ("val_psnr",),
     "sr-x4": ("val_psnr",),
-    "denoise": ("awgn25_out", "awgn5_out", "jpeg30_out"),
+    "denoise": ("awgn25_out", "awgn5_out", "jpeg30_out", "flat25_shift"),
+    "temporal": ("t25_fusion", "t25_out", "t15_fusion", "t15_out"),
 }
 
 
@@ -491,10 +485,11 @@ def write_curve() -> None:
     """Validation PSNR against training hours, from python/checkpoints/NAME.log.jsonl (one record
     per checkpoint, written by the trainers), into docs/models.md between the curve markers."""
     lines = [
-        CURVE_BEGIN,
         "Validation PSNR (dB, held-out crops, the EMA weights) against training hours on the "
         "device named, from `python/checkpoints/*.log.jsonl`; written by "
-        "`python/export.py --curve`.",
+        "`python/export.py --curve`. `flat25_shift` is the level shift of flat bright greys "
+        "under clipped sigma-25 noise (8-bit levels, lower is better); `temporal` is the learned "
+        "multi-frame model beside the shipped fusion on the same synthetic windows.",
     ]
     for run, keys in CURVE_KEYS.items():
         log_path = checkpoint_path(run).with_suffix(".log.jsonl")
@@ -509,14 +504,9 @@ def write_curve() -> None:
         lines += ["", f"`{run}`:", "", "| hours | step | device | " + " | ".join(keys) + " |"]
         lines.append("|---:|---:|---|" + "---:|" * len(keys))
         for r in picked:
-            vals = " | ".join(f"{r.get(k, float('nan')):.2f}" for k in keys)
+            vals = " | ".join(f"{r[k]:.2f}" if k in r else "" for k in keys)  # newer keys
             lines.append(f"| {r['hours']:.2f} | {r['step']} | {r.get('device', 'cpu')} | {vals} |")
-    lines.append(CURVE_END)
-    text = DOCS.read_text()
-    start, end = text.find(CURVE_BEGIN), text.find(CURVE_END)
-    if start < 0 or end < 0:
-        raise SystemExit(f"{DOCS}: markers {CURVE_BEGIN} ... {CURVE_END} not found")
-    DOCS.write_text(text[:start] + "\n".join(lines) + text[end + len(CURVE_END) :])
+    docsection.write_section(DOCS, "curve", "\n".join(lines), "## Training curve")
 
 
 def main() -> None:
