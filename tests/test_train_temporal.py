@@ -233,23 +233,33 @@ def test_shipped_checkpoint_starts_as_the_engine(mods, shipped_start):
     assert (diff > 0).mean() < 0.01
 
 
-def test_training_smoke_run_resumes(mods, tmp_path, monkeypatch):
+def _tiny_run(mods, tmp_path, monkeypatch, seed: int, count: int):
+    """A tiny training set-up in tmp_path: checkpoints there, a patches file of texture, `count`
+    windows, and a small single-frame checkpoint (step 7) to start from. Returns the windows."""
     td, tc, nets = mods.temporal_data, mods.train_common, mods.nets
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed)
     monkeypatch.setattr(tc, "CHECKPOINTS_DIR", tmp_path / "ck")
     tc.CHECKPOINTS_DIR.mkdir()
     tiles = np.stack([_texture(rng, 128) for _ in range(4)])
     val = np.stack([_texture(rng, 192) for _ in range(2)])
     np.savez(tmp_path / "patches.npz", train=tiles, val=val)
-    windows = td.build(tmp_path / "w.npz", count=4, seed=1, tiles=tiles)
+    windows = td.build(tmp_path / "w.npz", count=count, seed=1, tiles=tiles)
     single = nets.NoiseMapDenoiser(8, 4, rep=True)
     config = {"arch": "NoiseMapDenoiser", "channels": 8, "convs": 4, "rep": True,
               "max_noise": 50 / 255}  # fmt: skip
     state = single.state_dict()
     torch.save({"config": config, "ema": state, "model": state, "step": 7}, tmp_path / "dn.pt")
-    argv = ["--windows", str(windows), "--patches", str(tmp_path / "patches.npz"),
-            "--init", str(tmp_path / "dn.pt"), "--batch", "2", "--hours", "1",
-            "--stint-steps", "10", "--warmup", "5"]  # fmt: skip
+    return windows
+
+
+def _tiny_argv(tmp_path, windows) -> list[str]:
+    return ["--windows", str(windows), "--patches", str(tmp_path / "patches.npz"),
+            "--init", str(tmp_path / "dn.pt"), "--batch", "2", "--hours", "1"]  # fmt: skip
+
+
+def test_training_smoke_run_resumes(mods, tmp_path, monkeypatch):
+    windows = _tiny_run(mods, tmp_path, monkeypatch, seed=3, count=4)
+    argv = [*_tiny_argv(tmp_path, windows), "--stint-steps", "10", "--warmup", "5"]
     mods.train_temporal.main(argv)
     first = torch.load(tmp_path / "ck" / "temporal.pt", weights_only=False)
     assert first["step"] == 10 and first["config"]["init"]["step"] == 7
@@ -367,26 +377,13 @@ def test_training_set_stays_within_limits(mods, tmp_path):
 
 
 def test_refresh_rebuilds_training_windows_not_validation(mods, tmp_path, monkeypatch):
-    td, tc, tt, nets = mods.temporal_data, mods.train_common, mods.train_temporal, mods.nets
-    rng = np.random.default_rng(6)
-    monkeypatch.setattr(tc, "CHECKPOINTS_DIR", tmp_path / "ck")
-    tc.CHECKPOINTS_DIR.mkdir()
-    tiles = np.stack([_texture(rng, 128) for _ in range(4)])
-    val = np.stack([_texture(rng, 192) for _ in range(2)])
-    np.savez(tmp_path / "patches.npz", train=tiles, val=val)
-    windows = td.build(tmp_path / "w.npz", count=3, seed=1, tiles=tiles)
+    td, tt = mods.temporal_data, mods.train_temporal
+    windows = _tiny_run(mods, tmp_path, monkeypatch, seed=6, count=3)
     before = td.load(windows)
-    single = nets.NoiseMapDenoiser(8, 4, rep=True)
-    config = {"arch": "NoiseMapDenoiser", "channels": 8, "convs": 4, "rep": True,
-              "max_noise": 50 / 255}  # fmt: skip
-    state = single.state_dict()
-    torch.save({"config": config, "ema": state, "model": state, "step": 7}, tmp_path / "dn.pt")
     seen = []
     real_sets = tt.validation_sets
     monkeypatch.setattr(tt, "validation_sets", lambda v: seen.append(real_sets(v)) or seen[-1])
-    argv = ["--windows", str(windows), "--patches", str(tmp_path / "patches.npz"),
-            "--init", str(tmp_path / "dn.pt"), "--batch", "2", "--hours", "1",
-            "--stint-steps", "4", "--warmup", "2", "--refresh"]  # fmt: skip
+    argv = [*_tiny_argv(tmp_path, windows), "--stint-steps", "4", "--warmup", "2", "--refresh"]
     tt.main(argv)
     first = td.load(windows)
     assert td.read_meta(windows)["seed"] == tt.refresh_seed(0)
