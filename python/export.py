@@ -506,7 +506,20 @@ def write_curve() -> None:
         for r in picked:
             vals = " | ".join(f"{r[k]:.2f}" if k in r else "" for k in keys)  # newer keys
             lines.append(f"| {r['hours']:.2f} | {r['step']} | {r.get('device', 'cpu')} | {vals} |")
+        lines += last_hour(records, keys)
     docsection.write_section(DOCS, "curve", "\n".join(lines), "## Training curve")
+
+
+def last_hour(records: list[dict], keys: tuple[str, ...]) -> list[str]:
+    """The change of each figure over the last training hour: what more hours of the same
+    training can still buy, the figure that says whether a goal is out of reach."""
+    end = records[-1]
+    before = [r for r in records if r["hours"] <= end["hours"] - 1.0]
+    if not before:
+        return []
+    start = before[-1]
+    moved = ", ".join(f"{k} {end[k] - start[k]:+.2f}" for k in keys if k in end and k in start)
+    return ["", f"Over the last hour ({start['hours']:.2f} to {end['hours']:.2f} h): {moved}."]
 
 
 def main() -> None:

@@ -156,3 +156,20 @@ def test_validation_figures_measure_what_they_name(factory):
     got = factory.train_sr.scores(lambda x: bicubic, vlr, vhr, 2)
     assert got["val_psnr"] == got["bicubic_psnr"]
     assert factory.train_sr.scores(lambda x: vhr, vlr, vhr, 2)["val_psnr"] > got["bicubic_psnr"]
+
+
+def test_curve_reports_the_change_over_the_last_hour(factory):
+    """docs/models.md's training curve says what the last CPU-hour bought per figure (the figure
+    that shows a goal out of reach), from the latest record at least an hour before the end."""
+    export = importlib.import_module("export")
+    records = [
+        {"hours": 0.2, "step": 100, "awgn25_out": 30.0, "awgn5_out": 39.0},
+        {"hours": 1.0, "step": 500, "awgn25_out": 32.0, "awgn5_out": 40.0},
+        {"hours": 1.5, "step": 800, "awgn25_out": 32.5, "awgn5_out": 40.1, "flat25_shift": 3.0},
+        {"hours": 2.1, "step": 1200, "awgn25_out": 33.25, "awgn5_out": 39.9, "flat25_shift": 2.5},
+    ]
+    keys = ("awgn25_out", "awgn5_out", "flat25_shift")
+    line = export.last_hour(records, keys)[-1]
+    # From the 1.0 h record (the 1.5 h one is not an hour back); a key missing there is left out.
+    assert line == "Over the last hour (1.00 to 2.10 h): awgn25_out +1.25, awgn5_out -0.10."
+    assert export.last_hour(records[2:], keys) == []  # less than an hour of history
