@@ -197,7 +197,9 @@ def main() -> None:
         )
         print(f"  inference {infer:.1f} s, wall {wall:.1f} s: {wall / infer:.2f}", flush=True)
         enc_cpu = encode_only(d / "encode.mov", 20, 2 * w, 2 * h)
-        floor = 1 + enc_cpu / (infer / m) / (os.cpu_count() or 1)
+        # Encoding CPU seconds per second of inference: what the encoder needs from cores the
+        # model would otherwise use, when both run on the CPU.
+        enc_share = enc_cpu / (infer / m)
         print(f"  encoding alone {enc_cpu:.3f} CPU s/frame", flush=True)
         enc = ("--codec", "h264", "--preset", "ultrafast") if args.fast_encode else ()
         if m == n and ratio_model == memory_model:
@@ -255,10 +257,11 @@ denoise 0, one clip, the default pipeline (a decode thread, 2 inference workers,
 | peak RSS, {n} frames | {rss_all:.0f} MiB ({rss_all / rss_100:.2f}x) | flat (within {RSS_FLAT - 1:.0%}) | {_verdict(rss_all <= RSS_FLAT * rss_100, not why_mem, ", ".join(why_mem))} |
 | SIGKILL at 70% ({at_kill} frames done), rerun: frames rendered again | {lost} ({lost / n:.1%}; {resumed} kept) | <= {RERENDER_GOAL:.0%} | {_verdict(lost <= RERENDER_GOAL * n, not why_mem, ", ".join(why_mem))} |
 
-Where inference already keeps every core busy, encoding can only share them: the ratio's floor
-is about 1 + encode CPU time / (inference time x cores) = {floor:.2f} on this machine's
-{os.cpu_count()} cores (inference {infer / m * 1000:.0f} ms/frame). With the model on a GPU the
-encoder has the CPU to itself.
+Encoding is the largest cost around the model: {enc_cpu * 1000:.0f} CPU ms per {2 * w}x{2 * h}
+frame, {enc_share:.0%} of a frame's inference time ({infer / m * 1000:.0f} ms). On a CPU-only
+machine ({os.cpu_count()} cores here) the encoder can only use the core time inference leaves
+idle (its intra-op threads do not keep every core busy) and slows inference where it takes more;
+with the model on a GPU the encoder has the CPU to itself.
 
 "Not measured as asked" gives the figure for what ran and says what differs from the goal; the
 goal itself is then open. The whole run took {minutes:.0f} min.
