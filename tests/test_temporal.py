@@ -166,3 +166,21 @@ def test_fusion_graph_weights(engine):
     fused, level = fusion(other, SIGMA)
     np.testing.assert_allclose(fused, same[0], atol=1e-3)
     np.testing.assert_allclose(level, SIGMA, rtol=1e-3)
+
+
+def test_disagreement_is_distrusted_a_few_pixels_around():
+    """A neighbour that differs on a band is not trusted right up to the band's edge either: the
+    7×7 mean dilutes a moving edge's difference, and what it lets through at partial weight
+    along the border is a ghost. Noise-free frames, so the weights show in the level left; no
+    alignment, which would move the band."""
+    fusion = temporal.Fusion(["CPUExecutionProvider"], 1, align=False)
+    centre = np.full((32, 64, 3), 0.5, np.float32)
+    moved = centre.copy()
+    moved[:, 16:24] += 10 * SIGMA  # columns 16..23 differ
+    _, level = fusion([centre, moved], SIGMA)
+    row = level[16] / SIGMA
+    # Up to NEAR // 2 px beyond where the mean difference itself stops trusting it (column 27,
+    # four px out: the blur's and the mean's reach), the neighbour still gets no weight ...
+    np.testing.assert_allclose(row[24:30], 1.0, atol=0.01)
+    # ... and well away from the band it averages in fully: two frames, sigma / sqrt(2) left.
+    np.testing.assert_allclose(row[34:56], 1 / np.sqrt(2), rtol=1e-3)
