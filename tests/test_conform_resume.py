@@ -125,7 +125,12 @@ def test_ctrl_c_stops_cleanly(tmp_path, model):
     proc = popen("conform", *args, "--model", model, "--progress", "json")
     try:
         wait_for_frames(proc, unit=1, at_least=10)
+        # Frozen before the Ctrl-C, so a reader that lags behind the progress lines (a loaded
+        # test process) cannot send it to a job that has meanwhile finished.
+        proc.send_signal(signal.SIGSTOP)
+        assert proc.poll() is None, "the conform finished before it could be interrupted"
         proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGCONT)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
