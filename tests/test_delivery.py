@@ -5,6 +5,8 @@ subtitles, chapters, timecode, colour tags and HDR metadata survive; bad choices
 from __future__ import annotations
 
 import fractions
+import os
+import threading
 from pathlib import Path
 
 import av
@@ -17,6 +19,7 @@ from kwaflux_ofx.media.codecs import CODECS
 from kwaflux_ofx.media.encode import VideoWriter
 from kwaflux_ofx.media.join import join_segments
 from kwaflux_ofx.media.probe import probe
+from kwaflux_ofx.media.sched import realtime_threads
 from tests.support.media import make_nearest_x2, make_video
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
@@ -108,6 +111,30 @@ def test_every_allowed_container_writes_and_reads_back(tmp_path, codec, ext):
     assert read_back(out) == (*PROFILES[codec], 16)
     info = probe(out)
     assert (info.frames, info.start_tc, info.has_audio) == (16, 3600 * RATE, True)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="only root lets an encoder raise threads to real-time priority",
+)
+def test_an_av1_encode_leaves_no_thread_on_real_time_priority(tmp_path):
+    """SVT-AV1 run as root raises its threads and the caller's to SCHED_FIFO 99; threads started
+    afterwards inherit it, and onnxruntime's spinning workers then hung the suite."""
+    assert realtime_threads() == set()
+    out = tmp_path / "a.mkv"
+    writer = VideoWriter(str(out), CODECS["av1"], 64, 48, RATE, None, False)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        assert realtime_threads() == set()
+    writer.close()
+    assert realtime_threads() == set()
+    seen = []
+    later = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))
+    later.start()
+    later.join()
+    assert seen == [os.SCHED_OTHER]
+    assert read_back(out)[-1] == 4
 
 
 def test_containers_that_do_not_work_are_refused_in_one_line(tmp_path, model, capsys):
