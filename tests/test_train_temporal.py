@@ -100,7 +100,8 @@ def test_window_shapes_and_training_set_round_trip(mods, tmp_path):
     td = mods.temporal_data
     rng = np.random.default_rng(1)
     tiles = np.stack([_texture(rng, 128) for _ in range(3)])
-    out = td.build(tmp_path / "w.npz", count=3, seed=2, tiles=tiles)
+    photos = [_texture(rng, 300)]
+    out = td.build(tmp_path / "w.npz", count=3, seed=2, tiles=tiles, photos=photos)
     w = td.load(out)
     assert w["noisy"].shape == (3, 5, td.CROP, td.CROP, 3) and w["noisy"].dtype == np.uint8
     assert w["clean"].shape == (3, td.CROP, td.CROP, 3) and w["level"].shape == (3,)
@@ -111,6 +112,29 @@ def test_window_shapes_and_training_set_round_trip(mods, tmp_path):
         # The fusion keeps the centre at weight 1 and adds up to four more: the noise left is
         # between the level alone and a fifth of its variance.
         assert lmap.max() <= lv * 1.001 + 1e-3 and lmap.min() >= lv / np.sqrt(5) - 1e-3
+
+
+def test_fast_pans_move_far_and_reach_the_frame_edge(mods):
+    """bikes.mp4 pans 17.6 px a frame: the pans move 8-24 px a frame (less where the path had
+    to shrink to stay inside the patch)."""
+    td = mods.temporal_data
+    rng = np.random.default_rng(3)
+    photos = [_texture(rng, 400)]
+    speeds = []
+    for _ in range(12):
+        patch = td.pan_patch(rng, photos)
+        assert patch.shape == (td.PAN_PATCH, td.PAN_PATCH, 3)
+        frames, motion = td.clip(rng, patch, None, td.FRAME, pan=True)
+        assert frames.shape == (5, td.FRAME, td.FRAME, 3)
+        step = np.diff(np.asarray(motion.shifts), axis=0)
+        speeds.append(np.hypot(*step.T).mean())
+        dy, dx = (round(v) for v in motion.shifts[td.RADIUS + 1])
+        assert abs(dy) + abs(dx) >= 4
+    assert min(speeds) > 4.0 and max(speeds) > 12.0, speeds
+    session, fusion = td.align_session(), td.fusion_session()
+    w = td.make_window(rng, td.pan_patch(rng, photos), photos[0][:128, :128], session, fusion,
+                       pan=True)  # fmt: skip
+    assert w["noisy"].shape == (5, td.CROP, td.CROP, 3) and w["clean"].shape == (td.CROP,) * 2 + (3,)
 
 
 def _randomised(nets, rep: bool):
