@@ -19,7 +19,7 @@ from kwaflux_ofx.media.codecs import CODECS
 from kwaflux_ofx.media.encode import VideoWriter
 from kwaflux_ofx.media.join import join_segments
 from kwaflux_ofx.media.probe import probe
-from kwaflux_ofx.media.sched import realtime_threads
+from kwaflux_ofx.media.sched import Snapshot, demote_new_realtime, realtime_threads
 from tests.support.media import make_nearest_x2, make_video
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
@@ -135,6 +135,36 @@ def test_an_av1_encode_leaves_no_thread_on_real_time_priority(tmp_path):
     later.join()
     assert seen == [os.SCHED_OTHER]
     assert read_back(out)[-1] == 4
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="only root may put a thread on real-time priority",
+)
+def test_a_caller_on_real_time_priority_on_purpose_is_left_alone():
+    """Run under `chrt` on purpose, the threads an encoder starts keep the caller's policy."""
+    ready, done = threading.Event(), threading.Event()
+    tids = []
+
+    def waiter():
+        tids.append(threading.get_native_id())
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        ready.set()
+        done.wait(10)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    try:
+        assert ready.wait(10)
+        (tid,) = tids
+        assert demote_new_realtime(Snapshot(frozenset(), caller=True), "x") == 0
+        assert os.sched_getscheduler(tid) == os.SCHED_FIFO
+        assert demote_new_realtime(Snapshot(frozenset(), caller=False), "x") == 1
+        assert os.sched_getscheduler(tid) == os.SCHED_OTHER
+    finally:
+        done.set()
+        t.join()
+    assert realtime_threads() == set()
 
 
 def test_containers_that_do_not_work_are_refused_in_one_line(tmp_path, model, capsys):

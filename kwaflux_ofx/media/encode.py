@@ -12,7 +12,7 @@ from kwaflux_ofx.errors import MediaError
 from kwaflux_ofx.media.codecs import CodecSpec
 from kwaflux_ofx.media.delivery import Delivery
 from kwaflux_ofx.media.hdr import params_for
-from kwaflux_ofx.media.sched import demote_new_realtime, realtime_threads
+from kwaflux_ofx.media.sched import demote_new_realtime, snapshot
 from kwaflux_ofx.media.streams import copy_streams
 from kwaflux_ofx.media.timecode import frames_to_smpte, frames_to_timecode
 
@@ -68,7 +68,7 @@ class VideoWriter:
                 f"{codec.name} needs an even width and height, not {width}x{height}", path
             )
         self.path = path
-        self.realtime_before = realtime_threads()  # see media/sched.py
+        self.realtime_before = snapshot()  # see media/sched.py
         self.container = av.open(path, "w")
         fr = fractions.Fraction(rate).limit_denominator(1001 * 1000)
         options = delivery.video_options(codec, params_for(codec.av_codec, hdr))

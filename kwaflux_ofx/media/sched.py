@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import threading
 
 log = logging.getLogger(__name__)
 
@@ -12,8 +14,17 @@ log = logging.getLogger(__name__)
 # inherit it: onnxruntime's pool workers, which spin and are pinned to a core, then starve a
 # sibling pinned to the same core forever (the test suite hung so after an AV1 delivery test),
 # and the encoder's own threads outrank inference and the host. The encoder needs no real-time
-# priority to encode a file, so every thread it raised goes back to the normal policy.
+# priority to encode a file, so every thread it raised goes back to the normal policy, unless
+# the caller was already real-time (someone ran us under `chrt` on purpose).
 _REALTIME = tuple(getattr(os, name) for name in ("SCHED_FIFO", "SCHED_RR") if hasattr(os, name))
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """The real-time threads before an encoder opened, and whether the caller was one."""
+
+    threads: frozenset[int]
+    caller: bool
 
 
 def realtime_threads() -> set[int]:
@@ -35,11 +46,17 @@ def realtime_threads() -> set[int]:
     return out
 
 
-def demote_new_realtime(before: set[int], what: str) -> int:
+def snapshot() -> Snapshot:
+    threads = realtime_threads()
+    return Snapshot(frozenset(threads), threading.get_native_id() in threads)
+
+
+def demote_new_realtime(before: Snapshot, what: str) -> int:
     """Put every real-time thread not in `before` back on SCHED_OTHER; returns how many."""
-    raised = realtime_threads() - before
+    if before.caller:
+        return 0
     done = 0
-    for tid in raised:
+    for tid in realtime_threads() - before.threads:
         try:
             os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
             done += 1
