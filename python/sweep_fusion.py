@@ -5,9 +5,9 @@ python sweep_fusion.py --set align.KEEP_ZERO=0.1            # one variant
 python sweep_fusion.py --set temporal.POOL=9 --set temporal.NEAR_SHARE=0.35
 python sweep_fusion.py --radius 3                           # a wider window
 
-Each run prints, per clip and Gaussian sigma (15, 25): PSNR-Y, the error in moving areas and the
-flicker (eval_temporal's figures) of the temporal path, on eval_temporal's clips, crops, noise
-seeds and strengths, one thread. Constants are module attributes of kwaflux_ofx.engine.align
+Each run prints, per clip and Gaussian sigma (15, 25): PSNR-Y (and the single-frame model's),
+the error in moving areas and the flicker (eval_temporal's figures) of the temporal path, on
+eval_temporal's clips, crops, noise seeds and strengths, one thread. Constants are module attributes of kwaflux_ofx.engine.align
 or .temporal, read when the fusion graph is built; the run builds it after setting them.
 """
 
@@ -17,6 +17,8 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -83,22 +85,27 @@ def main(argv: list[str] | None = None) -> int:
     keep = slice(widest, args.frames - widest)
     label = " ".join(f"{m}.{n}={v:g}" for m, n, v in args.set) or "shipped constants"
     print(f"{label}, radius {args.radius}, frames {keep.start}-{keep.stop - 1} scored")
-    print("| clip | sigma | PSNR-Y | moving-area error | flicker | clean flicker |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| clip | sigma | PSNR-Y | single-frame | moving-area error | flicker | clean flicker |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name in et.CLIPS:
         clean = et.load_clip(name, args.frames, args.size)
         flows = et.flows_on_clean(clean)
         for sigma in SIGMAS:
             noisy = et.gaussian(clean, sigma, 7 + sigma)
+            strength = min(sigma / max_sigma, 1.0)
             out = list(
-                engine.process_sequence(noisy, denoise=min(sigma / max_sigma, 1.0),
-                                        temporal_radius=args.radius, denoise_model=MODEL)
+                engine.process_sequence(noisy, denoise=strength, temporal_radius=args.radius,
+                                        denoise_model=MODEL)
             )  # fmt: skip
+            single = [engine.process(f, denoise=strength, denoise_model=MODEL) for f in noisy[keep]]
+            single_psnr = np.mean(
+                [et.psnr_y(c, o) for c, o in zip(clean[keep], single, strict=True)]
+            )
             # flows[t - 1] maps frame t - 1 onto t: the pairs inside the scored frames.
             pair_flows = flows[keep.start : keep.stop - 1]
             r = et.row("temporal", clean[keep], out[keep], pair_flows, 0.0)
             print(
-                f"| {name} | {sigma} | {r['psnr']:.2f} | {r['moving_err']:.2f} | "
+                f"| {name} | {sigma} | {r['psnr']:.2f} | {single_psnr:.2f} | {r['moving_err']:.2f} | "
                 f"{r['flicker']:.2f} | {et.flicker(clean[keep], pair_flows):.2f} |",
                 flush=True,
             )
