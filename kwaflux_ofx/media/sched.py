@@ -47,6 +47,7 @@ def realtime_threads() -> set[int]:
 
 
 def snapshot() -> Snapshot:
+    """What is real-time now, taken on the thread that is about to open an encoder."""
     threads = realtime_threads()
     return Snapshot(frozenset(threads), threading.get_native_id() in threads)
 
