@@ -411,9 +411,9 @@ def make_window(
 def pan_patch(rng: np.random.Generator, photos: list[np.ndarray], tries: int = 8) -> np.ndarray:
     """A PAN_PATCH square of a random photo: half the time the most detailed of a few random
     places, half the time any place. Flat walls and skies stay in: where a neighbour ran out of
-    picture, the alignment finds a plausible flat match of another shade there (on bikes.mp4
-    the model then brightened the uncovered band by 2 levels), which the model must learn to
-    distrust."""
+    picture, the alignment finds a plausible flat match of another shade there, which the model
+    must learn to distrust (after a first stint of pans over detailed places only, it
+    brightened bikes.mp4's uncovered flat band by 2 levels)."""
     photo = photos[int(rng.integers(len(photos)))]
     h, w = photo.shape[:2]
     best, best_detail = None, -1.0
