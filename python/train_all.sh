@@ -10,7 +10,7 @@
 # schedule spans its planned total (--hours in the trainers: 6, 4 and 3 hours), summed over all
 # the stints of every session. Extra arguments go to every trainer, e.g. `-- --device cuda`.
 # With --export the models are exported to kwaflux_ofx/models/ at the end (python/export.py).
-# With --with-temporal the learned multi-frame denoiser (train_temporal.py, 4 planned hours, not
+# With --with-temporal the learned multi-frame denoiser (train_temporal.py, 6 planned hours, not
 # shipped yet) joins the rotation with 20% of the budget (denoise 40%, x2 25%, x4 15%); its
 # cached windows are built first where missing (temporal_data.py), and rebuilt with fresh
 # motion and noise before each of its stints (--refresh: the set is small, 760 windows).
@@ -53,7 +53,7 @@ run() {  # run NAME MINUTES: one stint of one model
     denoise) $PY train_denoise.py --hours 6 --minutes "$2" $EXTRA ;;
     sr-x2) $PY train_sr.py --scale 2 --hours 4 --minutes "$2" $EXTRA ;;
     sr-x4) $PY train_sr.py --scale 4 --hours 3 --minutes "$2" $EXTRA ;;
-    temporal) $PY train_temporal.py --hours 4 --minutes "$2" --refresh $EXTRA ;;
+    temporal) $PY train_temporal.py --hours 6 --minutes "$2" --refresh $EXTRA ;;
   esac
 }
 

@@ -1,8 +1,8 @@
 """Train the learned multi-frame denoiser (issue #14), starting as the shipped temporal path.
 
 python temporal_data.py                           # the cached windows, once
-python train_temporal.py --hours 4 --minutes 30   # one stint; resumes checkpoints/temporal.pt
-python train_temporal.py --hours 4 --minutes 30 --refresh   # ... on windows made for this stint
+python train_temporal.py --hours 6 --minutes 30   # one stint; resumes checkpoints/temporal.pt
+python train_temporal.py --hours 6 --minutes 30 --refresh   # ... on windows made for this stint
 """
 
 from __future__ import annotations
