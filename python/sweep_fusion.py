@@ -53,11 +53,8 @@ def apply(changes: list[tuple[str, str, float]]) -> None:
             raise SystemExit(f"kwaflux_ofx.engine.{module} has no {name}")
         old = getattr(mod, name)
         setattr(mod, name, type(old)(number) if isinstance(old, int | float) else number)
-    # Derived from the constants at import: kept in step with what was set.
-    align.MARGIN = sum(lv.block * (lv.box // 2 + lv.search + 2) for lv in align.LEVELS) + (
-        align.KEEP_BOX // 2
-    )
-    temporal.FUSION_RADIUS = temporal.POOL // 2 + temporal.TEST_BLUR // 2 + temporal.NEAR // 2
+    # The tile margins derived at import (align.MARGIN, temporal.FUSION_RADIUS) stay as they
+    # were: the crops here are one tile each, so no margin is ever read.
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     apply(args.set)
     from kwaflux_ofx import Engine, settings
 
-    engine = Engine(device="cpu", threads=1, temporal_method="fusion")
+    # One tile the size of the crop: see apply() on the margins.
+    engine = Engine(device="cpu", threads=1, temporal_method="fusion", tile=args.size)
     max_sigma = engine.model_spec(MODEL).max_noise * 255.0
     # Scored where every frame has its full window at the widest radius allowed, so every
     # radius is scored on the same frames.
