@@ -23,6 +23,10 @@ from kwaflux_ofx.media.sched import Snapshot, demote_new_realtime, realtime_thre
 from tests.support.media import make_nearest_x2, make_video
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+# Only root may put a thread on real-time priority, so only there can an encoder raise one.
+needs_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="real-time priority needs root"
+)
 
 # What PyAV reads back: decoder, profile, pixel format of the decoded frames (the ProRes decoder
 # gives 4444 as 12-bit whatever was encoded).
@@ -113,10 +117,7 @@ def test_every_allowed_container_writes_and_reads_back(tmp_path, codec, ext):
     assert (info.frames, info.start_tc, info.has_audio) == (16, 3600 * RATE, True)
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() != 0,
-    reason="only root lets an encoder raise threads to real-time priority",
-)
+@needs_root
 def test_an_av1_encode_leaves_no_thread_on_real_time_priority(tmp_path):
     """SVT-AV1 run as root raises its threads and the caller's to SCHED_FIFO 99; threads started
     afterwards inherit it, and onnxruntime's spinning workers then hung the suite."""
@@ -137,10 +138,7 @@ def test_an_av1_encode_leaves_no_thread_on_real_time_priority(tmp_path):
     assert read_back(out)[-1] == 4
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() != 0,
-    reason="only root may put a thread on real-time priority",
-)
+@needs_root
 def test_a_caller_on_real_time_priority_on_purpose_is_left_alone():
     """Run under `chrt` on purpose, the threads an encoder starts keep the caller's policy."""
     ready, done = threading.Event(), threading.Event()
