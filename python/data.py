@@ -12,6 +12,8 @@ from PIL import Image
 log = logging.getLogger(__name__)
 
 CACHE_DIR = Path(__file__).resolve().parent / "data"
+# Where python/sources.py unpacks packages (apt-get download + dpkg -x) instead of installing them.
+PKGS_DIR = CACHE_DIR / "pkgs"
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,16 @@ VALIDATION_PHOTOS: tuple[Photo, ...] = (
 MAX_SHORT_SIDE = 1080
 
 
+def resolve(photo: Photo) -> Path:
+    """The photo's file: its /usr/share path where the package is installed, else the copy
+    unpacked under PKGS_DIR/PACKAGE/ (python/sources.py install)."""
+    system = Path(photo.path)
+    if system.exists():
+        return system
+    unpacked = PKGS_DIR / photo.package / photo.path.lstrip("/")
+    return unpacked if unpacked.exists() else system
+
+
 def load_clean(photo: Photo) -> np.ndarray:
     """Decode one photo, area-downscaled to a clean HxWx3 uint8 ground truth; cached as .npy."""
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -162,7 +174,7 @@ def load_clean(photo: Photo) -> np.ndarray:
     cached = CACHE_DIR / (photo.path.strip("/").replace("/", "_") + ".npy")
     if cached.exists():
         return np.load(cached)
-    with Image.open(photo.path) as im:
+    with Image.open(resolve(photo)) as im:
         im = im.convert("RGB")
         short = min(im.size)
         if short > MAX_SHORT_SIDE:
@@ -175,11 +187,11 @@ def load_clean(photo: Photo) -> np.ndarray:
 
 
 def load_all(photos: tuple[Photo, ...] = TRAIN_PHOTOS) -> list[np.ndarray]:
-    missing = [p.path for p in photos if not Path(p.path).exists()]
+    missing = [p.path for p in photos if not resolve(p).exists()]
     if missing:
         raise SystemExit(
             "training photos missing (apt-get install lomiri-wallpapers-16.04 "
-            "lomiri-wallpapers-20.04 mate-backgrounds plasma-workspace-wallpapers): "
-            + ", ".join(missing)
+            "lomiri-wallpapers-20.04 mate-backgrounds plasma-workspace-wallpapers, or unpack them "
+            "with python sources.py install): " + ", ".join(missing)
         )
     return [load_clean(p) for p in photos]

@@ -3,6 +3,7 @@
 # run stopped (checkpoints and their validation logs live in python/checkpoints/, committed).
 #
 #   sh python/train_all.sh [--hours H] [--stint MINUTES] [--export] [--with-temporal]
+#                          [--patches FILE] [--suffix S] [--order "sr-x2 denoise sr-x4"]
 #                          [-- extra trainer args]
 #
 # The budget is split denoise 50%, x2 30%, x4 20%, handed out in stints (30 min by default) in
@@ -14,6 +15,9 @@
 # shipped yet) joins the rotation with 20% of the budget (denoise 40%, x2 25%, x4 15%); its
 # cached windows are built first where missing (temporal_data.py), and rebuilt with fresh
 # motion and noise before each of its stints (--refresh: the set is small, 760 windows).
+# --patches trains the image models from another prepared file (e.g. data/patches-v2.npz, built
+# by patches_v2.py) and --suffix names their checkpoints apart (-v2: sr-x2-v2.pt, ...), so a
+# run on new data leaves the shipped checkpoints alone; --order sets the rotation's order.
 set -eu
 cd "$(dirname "$0")"
 PY=${PY:-../.venv/bin/python}
@@ -21,17 +25,27 @@ HOURS=2
 STINT=30
 EXPORT=0
 TEMPORAL=0
+PATCHES=""
+SUFFIX=""
+ORDER=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --hours) HOURS=$2; shift 2 ;;
     --stint) STINT=$2; shift 2 ;;
     --export) EXPORT=1; shift ;;
     --with-temporal) TEMPORAL=1; shift ;;
+    --patches) PATCHES=$2; shift 2 ;;
+    --suffix) SUFFIX=$2; shift 2 ;;
+    --order) ORDER=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "train_all.sh: unknown option $1 (see the comment at the top)" >&2; exit 2 ;;
   esac
 done
-[ -f data/patches.npz ] || $PY patches.py
+if [ -n "$PATCHES" ]; then
+  [ -f "$PATCHES" ] || { echo "train_all.sh: $PATCHES missing (python patches_v2.py)" >&2; exit 2; }
+else
+  [ -f data/patches.npz ] || $PY patches.py
+fi
 
 # minutes left per model, as integers (sh has no floating point)
 if [ "$TEMPORAL" = 1 ]; then
@@ -46,13 +60,24 @@ left_dn=$(awk "BEGIN{print int($HOURS*60*$SH_DN)}")
 left_x2=$(awk "BEGIN{print int($HOURS*60*$SH_X2)}")
 left_x4=$(awk "BEGIN{print int($HOURS*60*$SH_X4)}")
 left_temporal=$(awk "BEGIN{print int($HOURS*60*$SH_T)}")
+if [ -n "$ORDER" ]; then
+  MODELS=$ORDER
+  # A model left out of the order gets no budget (else the loop below would never end).
+  case " $MODELS " in *" denoise "*) ;; *) left_dn=0 ;; esac
+  case " $MODELS " in *" sr-x2 "*) ;; *) left_x2=0 ;; esac
+  case " $MODELS " in *" sr-x4 "*) ;; *) left_x4=0 ;; esac
+  case " $MODELS " in *" temporal "*) ;; *) left_temporal=0 ;; esac
+fi
 
 EXTRA="$*"  # trainer options have no spaces in them
+IMG=""  # options of the image models only
+[ -n "$PATCHES" ] && IMG="--patches $PATCHES"
+[ -n "$SUFFIX" ] && IMG="$IMG --name-suffix=$SUFFIX"  # = : the suffix starts with a dash
 run() {  # run NAME MINUTES: one stint of one model
   case "$1" in
-    denoise) $PY train_denoise.py --hours 6 --minutes "$2" $EXTRA ;;
-    sr-x2) $PY train_sr.py --scale 2 --hours 4 --minutes "$2" $EXTRA ;;
-    sr-x4) $PY train_sr.py --scale 4 --hours 3 --minutes "$2" $EXTRA ;;
+    denoise) $PY train_denoise.py --hours 6 --minutes "$2" $IMG $EXTRA ;;
+    sr-x2) $PY train_sr.py --scale 2 --hours 4 --minutes "$2" $IMG $EXTRA ;;
+    sr-x4) $PY train_sr.py --scale 4 --hours 3 --minutes "$2" $IMG $EXTRA ;;
     temporal) $PY train_temporal.py --hours 6 --minutes "$2" --refresh $EXTRA ;;
   esac
 }

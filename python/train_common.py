@@ -49,7 +49,21 @@ def base_args(description: str) -> argparse.ArgumentParser:
     )
     ap.add_argument("--patches", type=Path, default=None, help="prepared patches (.npz)")
     ap.add_argument("--no-rep", action="store_true", help="plain convs, no re-parameterisation")
+    ap.add_argument(
+        "--name-suffix",
+        default="",
+        help="appended to the checkpoint name (e.g. -v2: sr-x2-v2.pt beside the shipped sr-x2.pt)",
+    )
     return ap
+
+
+def extra_validation(path: Path | None) -> np.ndarray | None:
+    """The second validation set of a patches file (`val_v2`: crops of photos held out from every
+    source, python/patches_v2.py), or None where the file has none."""
+    if path is None or not Path(path).exists():
+        return None
+    with np.load(path) as z:
+        return z["val_v2"] if "val_v2" in z.files else None
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -88,6 +102,7 @@ def train(
     stint that resumes this run) or `--steps`, whichever ends first; validation and export use an
     exponential moving average of the weights, which is what a stint can stop at cleanly.
     """
+    name = name + getattr(args, "name_suffix", "")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)

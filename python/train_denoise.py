@@ -9,7 +9,15 @@ import numpy as np
 import patches
 import torch
 from nets import NoiseMapDenoiser
-from train_common import base_args, psnr, strength_targets, texture_loss, to_nchw, train
+from train_common import (
+    base_args,
+    extra_validation,
+    psnr,
+    strength_targets,
+    texture_loss,
+    to_nchw,
+    train,
+)
 
 # Noise level (sigma in 0..1 units) that strength 1.0 maps to; training covers a bit beyond it.
 MAX_NOISE = 50.0 / 255.0
@@ -92,6 +100,15 @@ def main() -> None:
     tiles, val = patches.load(args.patches or patches.DEFAULT_PATH)
 
     sets = validation_set(val)
+    # Beside the old crops, one crop of each photo held out from every source, at sigma 25 only
+    # (each denoiser pass over them costs seconds on one thread).
+    val2 = extra_validation(args.patches)
+    clean2 = (
+        to_nchw([v.astype(np.float32) / 255.0 for v in val2[::2]]) if val2 is not None else None
+    )
+    if clean2 is not None:
+        noise2 = np.random.default_rng(9).standard_normal(clean2.shape).astype(np.float32)
+        noisy2 = clean2 + (25.0 / 255.0) * torch.from_numpy(noise2)
 
     def make_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, ...]:
         trip = [
@@ -117,7 +134,11 @@ def main() -> None:
             nmap = torch.full((x.shape[0], 1) + x.shape[2:], level, device=dev)
             return model(x.to(dev), nmap).cpu()
 
-        return scores(run, sets)
+        out = scores(run, sets)
+        if clean2 is not None:
+            out["v2_awgn25_in"] = round(psnr(noisy2, clean2), 3)
+            out["v2_awgn25_out"] = round(psnr(run(noisy2, 25 / 255), clean2), 3)
+        return out
 
     model = NoiseMapDenoiser(args.channels, args.convs, rep=not args.no_rep)
     config = {

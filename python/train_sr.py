@@ -10,7 +10,7 @@ import patches
 import torch
 from nets import CompactSR
 from torch.nn import functional as F
-from train_common import base_args, psnr, to_nchw, train
+from train_common import base_args, extra_validation, psnr, to_nchw, train
 
 
 def validation_set(val: np.ndarray, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,6 +48,9 @@ def main() -> None:
     tiles, val = patches.load(args.patches or patches.DEFAULT_PATH)
 
     vlr, vhr = validation_set(val, scale)
+    # Beside the old crops (the curve's val_psnr), crops of photos held out from every source.
+    val2 = extra_validation(args.patches)
+    v2 = validation_set(val2, scale) if val2 is not None else None
 
     def make_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, ...]:
         pairs = [
@@ -60,7 +63,13 @@ def main() -> None:
         return F.l1_loss(model(lr), hr)
 
     def validate(model: torch.nn.Module) -> dict[str, float]:
-        return scores(lambda x: model(x.to(next(model.parameters()).device)).cpu(), vlr, vhr, scale)
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return model(x.to(next(model.parameters()).device)).cpu()
+
+        out = scores(run, vlr, vhr, scale)
+        if v2 is not None:
+            out.update({f"v2_{k}": v for k, v in scores(run, *v2, scale).items()})
+        return out
 
     model = CompactSR(scale, args.channels, args.convs, rep=not args.no_rep)
     config = {
