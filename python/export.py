@@ -242,13 +242,15 @@ def temporal_graph(net: TemporalDenoiser, half: bool = False) -> onnx.ModelProto
     return merged
 
 
-def temporal_window(size: tuple[int, int], seed: int) -> tuple[np.ndarray, float]:
-    """A real window for the parity check: a held-out photo seen by a panning camera, Gaussian
-    noise, 8-bit, in the engine's order (the frame rendered first), cut to `size`."""
-    import patches
+def temporal_window(
+    size: tuple[int, int], seed: int, pictures: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """A real window for the parity check: one of `pictures` (uint8 N x H x W x 3, the held-out
+    photos by default) seen by a panning camera, Gaussian noise, 8-bit, in the engine's order
+    (the frame rendered first), cut to `size`."""
     import temporal_data as td
 
-    _, val = patches.load()
+    val = pictures
     rng = np.random.default_rng(seed)
     v = rng.uniform(-td.MAX_STEP, td.MAX_STEP, 2)
     times = range(-td.RADIUS, td.RADIUS + 1)
@@ -261,10 +263,16 @@ def temporal_window(size: tuple[int, int], seed: int) -> tuple[np.ndarray, float
     return td.in_engine_order(noisy)[:, 5 : 5 + h, 7 : 7 + w].astype(np.float32), sigma
 
 
-def temporal_parity(net: TemporalDenoiser, path: Path, dtype=np.float32) -> float:
+def temporal_parity(net: TemporalDenoiser, path: Path, pictures: np.ndarray | None = None) -> float:
     """Max abs difference between the one-graph model and torch fed by the fusion graph in
-    onnxruntime, over real windows of odd sizes."""
+    onnxruntime, over real windows of odd sizes cut from `pictures` (default: the held-out
+    validation photos of the prepared patches)."""
     from kwaflux_ofx.engine import temporal
+
+    if pictures is None:
+        import patches
+
+        _, pictures = patches.load()
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -273,7 +281,7 @@ def temporal_parity(net: TemporalDenoiser, path: Path, dtype=np.float32) -> floa
     sess = ort.InferenceSession(str(path), opts, providers=cpu)
     worst = 0.0
     for seed, size in enumerate(TEMPORAL_PARITY_SIZES):
-        frames, sigma = temporal_window(size, seed)
+        frames, sigma = temporal_window(size, seed, pictures)
         feeds = {
             "input_frames": np.ascontiguousarray(frames.transpose(0, 3, 1, 2)),
             "sigma": np.array([sigma], np.float32),
@@ -301,10 +309,12 @@ def export_temporal_model(
     training: dict,
     architecture: dict,
     out_dir: Path = MODELS_DIR,
+    parity_pictures: np.ndarray | None = None,
 ) -> dict:
     """Write kwaflux-temporal.onnx (+ .fp16.onnx, + .json) for a deployed (folded) network that
     was started (TemporalDenoiser.from_fusion) from the single-frame model `init_onnx`, which
-    must be the export of that model's step `init_steps`."""
+    must be the export of that model's step `init_steps`. The parity check runs on windows cut
+    from `parity_pictures` (default: the held-out validation photos)."""
     from kwaflux_ofx.engine import align, temporal
 
     if not init_onnx.is_file():
@@ -359,11 +369,11 @@ def export_temporal_model(
         onnx.save(model, str(target))
 
     save(temporal_graph(net), path)
-    parity = temporal_parity(net, path)
+    parity = temporal_parity(net, path, parity_pictures)
     path16 = out_dir / f"{TEMPORAL_NAME}.fp16.onnx"
     save(temporal_graph(net, half=True), path16)
     try:
-        fp16_err: float | str = temporal_parity(net, path16)
+        fp16_err: float | str = temporal_parity(net, path16, parity_pictures)
     except Exception as exc:  # CPU builds may lack fp16 kernels; the GPU path is the target
         fp16_err = f"not run on CPU: {type(exc).__name__}"
     info = {

@@ -427,6 +427,17 @@ def pan_patch(rng: np.random.Generator, photos: list[np.ndarray], tries: int = 8
     return best
 
 
+def pan_photos(patches_path: Path | None = None) -> list[np.ndarray]:
+    """The pictures fast pans are cut from: a prepared patches file's 'pan' array where it has
+    one (a GPU machine, or a test's own pictures), else the installed training photos."""
+    path = patches_path or patches.DEFAULT_PATH
+    if path.exists():
+        with np.load(path) as z:
+            if "pan" in z.files:
+                return list(z["pan"])
+    return data.load_all()
+
+
 def build(
     out: Path = DEFAULT_PATH,
     count: int = COUNT,
@@ -436,11 +447,11 @@ def build(
     photos: list[np.ndarray] | None = None,
 ) -> Path:
     """Make `count` windows from the training patches and save them (atomically) to `out`;
-    the fast pans are cut from `photos` (uint8 H×W×3; default: the training photos)."""
+    the fast pans are cut from `photos` (uint8 H×W×3; default: pan_photos(patches_path))."""
     if tiles is None:
         tiles, _ = patches.load(patches_path or patches.DEFAULT_PATH)
     if photos is None:
-        photos = data.load_all()
+        photos = pan_photos(patches_path)
     rng = np.random.default_rng(seed)
     session, fusion = align_session(), fusion_session()
     keys = ("noisy", "clean", "level", "fused", "level_map")

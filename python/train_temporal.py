@@ -148,7 +148,13 @@ def main(argv: list[str] | None = None) -> None:
             td.read_meta(args.windows).get("count", td.COUNT) if args.windows.exists() else td.COUNT
         )
         logging.info("refresh: %d windows, seed %d", count, refresh_seed(step))
-        td.build(args.windows, count=count, seed=refresh_seed(step), tiles=tiles)
+        td.build(
+            args.windows,
+            count=count,
+            seed=refresh_seed(step),
+            tiles=tiles,
+            photos=td.pan_photos(args.patches),
+        )
     cached = td.load(args.windows)
     # uint8 / float16 in memory (N x K x 3 x C x C ...): converted per batch.
     noisy_all = torch.from_numpy(cached["noisy"]).movedim(-1, -3).contiguous()

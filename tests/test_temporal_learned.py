@@ -55,6 +55,18 @@ def single_from_onnx(nets, path: Path):
     return net.eval()
 
 
+def _parity_pictures() -> np.ndarray:
+    """Pictures for the exporter's parity windows, made here (never the training photos):
+    smoothed colour noise at several scales, photo-like enough for the alignment to lock on."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(12)
+    noise = rng.standard_normal((3, 192, 192, 3))
+    img = sum(gaussian_filter(noise, (0, s, s, 0)) * s for s in (1.0, 2.5, 6.0))
+    img = 0.5 + 0.2 * img / img.std()
+    return np.clip(img * 255.0, 0, 255).astype(np.uint8)
+
+
 def _export(mods, net, out: Path) -> Path:
     """The exporter's own path, into `out`, recording the shipped denoiser as the start."""
     steps = int(_meta(SHIPPED_DN)["training_steps"])
@@ -66,6 +78,7 @@ def _export(mods, net, out: Path) -> Path:
         training=training,
         architecture={"channels": 48},
         out_dir=out,
+        parity_pictures=_parity_pictures(),
     )
     return out / "kwaflux-temporal.onnx"
 
