@@ -376,9 +376,9 @@ def _varied_tiles(rng, n: int) -> np.ndarray:
     """Patches that differ in detail as training photos do: texture of growing contrast."""
     tiles = [_texture(rng, 128).astype(np.float32) for _ in range(n)]
     amounts = np.linspace(0.2, 1.0, n)
-    return np.stack([np.clip(128 + a * (t - 128), 0, 255) for t, a in zip(tiles, amounts)]).astype(
-        np.uint8
-    )
+    return np.stack(
+        [np.clip(128 + a * (t - 128), 0, 255) for t, a in zip(tiles, amounts, strict=True)]
+    ).astype(np.uint8)
 
 
 def test_training_set_stays_within_limits(mods, tmp_path):
