@@ -1,4 +1,5 @@
-"""The rules every part shares: the scales, the denoise range and the output codecs with what each can do.
+"""The rules every part shares: the scales, the denoise range, the input colour spaces and the output
+codecs with what each can do.
 
 Standard library only, and no imports from this package: the Resolve round trip and the Natron
 script run inside the hosts' own Pythons (Resolve's may be as old as 3.6: no dataclasses, no
@@ -117,6 +118,67 @@ def check_denoise(value: object, what: str = "denoise strength") -> float:
             f"{what} must be between {DENOISE_MIN:g} and {DENOISE_MAX:g}, not {value!r}"
         )
     return strength
+
+
+class ColourSpace(enum.Enum):
+    """The encoding a picture arrives in. The models learned display-referred pictures (sRGB /
+    Rec.709 gamma), so every other one is brought to that encoding before them and back after
+    (engine/colour.py). The value is the command-line name; `label` the name editors know."""
+
+    DISPLAY = "display"
+    LINEAR = "linear"
+    ACESCG = "acescg"
+    ACESCCT = "acescct"
+    DAVINCI_INTERMEDIATE = "davinci-intermediate"
+    ARRI_LOGC3 = "arri-logc3"
+    ARRI_LOGC4 = "arri-logc4"
+    SONY_SLOG3 = "sony-slog3"
+    PANASONIC_VLOG = "panasonic-vlog"
+    CANON_LOG3 = "canon-log3"
+    RED_LOG3G10 = "red-log3g10"
+    APPLE_LOG = "apple-log"
+    BMD_FILM_GEN5 = "bmd-film-gen5"
+
+    @property
+    def label(self) -> str:
+        return COLOUR_SPACE_LABELS[self]
+
+
+# In the order the effects' "Input colour space" menu lists them, after "Auto" (bridge/plugin.cpp
+# declares the same labels; tests/test_settings.py compares them).
+COLOUR_SPACE_LABELS = {
+    ColourSpace.DISPLAY: "Display (sRGB / Rec.709)",
+    ColourSpace.LINEAR: "Scene linear (Rec.709 / sRGB primaries)",
+    ColourSpace.ACESCG: "ACEScg",
+    ColourSpace.ACESCCT: "ACEScct",
+    ColourSpace.DAVINCI_INTERMEDIATE: "DaVinci Intermediate (DaVinci Wide Gamut)",
+    ColourSpace.ARRI_LOGC3: "ARRI LogC3 (EI 800, AWG3)",
+    ColourSpace.ARRI_LOGC4: "ARRI LogC4 (AWG4)",
+    ColourSpace.SONY_SLOG3: "Sony S-Log3 (S-Gamut3.Cine)",
+    ColourSpace.PANASONIC_VLOG: "Panasonic V-Log (V-Gamut)",
+    ColourSpace.CANON_LOG3: "Canon Log 3 (Cinema Gamut)",
+    ColourSpace.RED_LOG3G10: "RED Log3G10 (REDWideGamutRGB)",
+    ColourSpace.APPLE_LOG: "Apple Log",
+    ColourSpace.BMD_FILM_GEN5: "Blackmagic Film Gen 5",
+}
+# The first choice everywhere: the host's or the file's own word, display where there is none.
+COLOUR_AUTO = "auto"
+COLOUR_AUTO_LABEL = "Auto"
+
+
+def check_colour_space(value: object, what: str = "colour space") -> "ColourSpace | str":
+    """COLOUR_AUTO or a ColourSpace, from itself, its name or its label; ValueError listing the
+    choices otherwise."""
+    if isinstance(value, ColourSpace):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in (COLOUR_AUTO, COLOUR_AUTO_LABEL.lower()):
+        return COLOUR_AUTO
+    for space in ColourSpace:
+        if text in (space.value, space.label.lower()):
+            return space
+    names = ", ".join([COLOUR_AUTO] + [s.value for s in ColourSpace])
+    raise ValueError(f"{what} must be one of {names}, not {value!r}")
 
 
 class Output(enum.Enum):

@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from kwaflux_ofx import settings
+from kwaflux_ofx.engine import colour as colours
 from kwaflux_ofx.engine import noise, temporal
 from kwaflux_ofx.engine.graph_job import GraphJob
 from kwaflux_ofx.engine.job import FrameJob, from_float, to_float
@@ -92,10 +93,15 @@ class Engine:
         return dn, sr
 
     def auto_strength(
-        self, frames: list[np.ndarray], *, denoise_model: str | os.PathLike | None = None
+        self,
+        frames: list[np.ndarray],
+        *,
+        denoise_model: str | os.PathLike | None = None,
+        colour: settings.ColourSpace | str = settings.ColourSpace.DISPLAY,
     ) -> noise.AutoStrength:
         """The denoise strength for these frames (one frame, or a few sampled from a clip) from
-        their measured noise level; refused for a model whose noise input is not calibrated."""
+        their measured noise level, read on the picture the model sees (brought from `colour`
+        into its encoding); refused for a model whose noise input is not calibrated."""
         from kwaflux_ofx.models.registry import default_model_for
 
         spec = self.model_spec(denoise_model or default_model_for("denoise", 1))
@@ -106,6 +112,10 @@ class Engine:
                 spec.path,
             )
         frames = [self._check_frame(f, "frame") for f in frames]
+        space = self._colour(colour)
+        if space is not settings.ColourSpace.DISPLAY:
+            t = colours.transforms_for(self)
+            frames = [colours.convert_in(t, to_float(f), space, True).inside for f in frames]
         est = noise.estimate_clip(frames)
         return noise.AutoStrength(est, est.strength(spec.max_noise), spec.name)
 
@@ -131,13 +141,20 @@ class Engine:
         denoise_model: str | os.PathLike | None = None,
         premultiplied: bool = True,
         on_tile: Callable[[int, int], None] | None = None,
+        colour: settings.ColourSpace | str = settings.ColourSpace.DISPLAY,
     ) -> None:
         """Write the processed `src` into `dst` (any strides); allocates only tile-sized buffers.
-        `denoise` is a strength 0..1, or "auto" to measure this frame's noise and choose it."""
+        `denoise` is a strength 0..1, or "auto" to measure this frame's noise and choose it.
+        `colour` is the encoding `src` is in (settings.ColourSpace); the output leaves in it."""
         src = self._check_frame(src, "source")
         dst = self._check_frame(dst, "destination")
         scale = checked(settings.check_scale, scale, "scale")
         denoise = checked(settings.check_denoise_or_auto, denoise, "denoise strength")
+        space = self._colour(colour)
+        if space is not settings.ColourSpace.DISPLAY:
+            options = dict(sr_model=sr_model, denoise_model=denoise_model, on_tile=on_tile)
+            self._converted([src], 0, dst, space, scale, denoise, premultiplied, options)
+            return
         if denoise == settings.DENOISE_AUTO:
             denoise = self.auto_strength([src], denoise_model=denoise_model).strength
         h, w, c = src.shape
@@ -199,6 +216,7 @@ class Engine:
         denoise_model: str | os.PathLike | None = None,
         premultiplied: bool = True,
         temporal_method: settings.TemporalMethod | str | None = None,
+        colour: settings.ColourSpace | str = settings.ColourSpace.DISPLAY,
     ) -> None:
         """process_into for window[centre], denoised with the frames around it (temporal.py).
         "auto" measures the window. Without neighbours, at strength 0, or with a denoiser that
@@ -215,6 +233,13 @@ class Engine:
                     f"{first.shape} {first.dtype}"
                 )
         denoise = checked(settings.check_denoise_or_auto, denoise, "denoise strength")
+        space = self._colour(colour)
+        if space is not settings.ColourSpace.DISPLAY:
+            scale = checked(settings.check_scale, scale, "scale")
+            options = dict(sr_model=sr_model, denoise_model=denoise_model)
+            options["temporal_method"] = temporal_method
+            self._converted(frames, centre, dst, space, scale, denoise, premultiplied, options)
+            return
         if denoise == settings.DENOISE_AUTO:
             denoise = self.auto_strength(frames, denoise_model=denoise_model).strength
         options = dict(sr_model=sr_model, denoise_model=denoise_model, premultiplied=premultiplied)
@@ -242,6 +267,7 @@ class Engine:
         denoise_model: str | os.PathLike | None = None,
         premultiplied: bool = True,
         temporal_method: settings.TemporalMethod | str | None = None,
+        colour: settings.ColourSpace | str = settings.ColourSpace.DISPLAY,
     ) -> Iterator[np.ndarray]:
         """Yield each frame of `frames` processed with up to `temporal_radius` frames on each
         side (fewer at the clip's ends), in order, holding at most 2r+1 inputs. "auto" measures
@@ -249,8 +275,9 @@ class Engine:
         radius = checked(settings.check_temporal_radius, temporal_radius, "temporal radius")
         denoise = checked(settings.check_denoise_or_auto, denoise, "denoise strength")
         method = self._temporal_method(temporal_method)
+        space = self._colour(colour)
         options = dict(scale=scale, sr_model=sr_model, denoise_model=denoise_model)
-        options["premultiplied"] = premultiplied
+        options.update(premultiplied=premultiplied, colour=space)
         held: collections.deque[np.ndarray] = collections.deque()
         first_index = 0  # sequence index of held[0]
         done = 0  # frames yielded so far
@@ -276,7 +303,8 @@ class Engine:
             if done - first_index >= len(held):
                 return
             if denoise == settings.DENOISE_AUTO:
-                denoise = self.auto_strength(list(held), denoise_model=denoise_model).strength
+                est = self.auto_strength(list(held), denoise_model=denoise_model, colour=space)
+                denoise = est.strength
             centre = done - first_index
             if radius == 0:
                 yield self.process(held[centre], denoise=denoise, **options)
@@ -327,6 +355,45 @@ class Engine:
         return self.sessions.providers_in_use
 
     # -- internals --------------------------------------------------------------------------
+    @staticmethod
+    def _colour(value) -> settings.ColourSpace:
+        space = checked(settings.check_colour_space, value, "colour space")
+        if space == settings.COLOUR_AUTO:
+            # Auto is the host's or the file's word: the caller decides it, the engine is told.
+            raise KwafluxError("colour space 'auto' is decided by the host or the file; name one")
+        return space
+
+    def _converted(self, frames, centre, dst, space, scale, denoise, premultiplied, options):
+        """process_window_into (process_into for one frame) of frames in `space`: brought into
+        the models' encoding, rendered there, and back (engine/colour.py)."""
+        t = colours.transforms_for(self)
+        conv = [colours.convert_in(t, to_float(f), space, premultiplied) for f in frames]
+        inside = [c.inside for c in conv]
+        self._check_destination(frames[centre], dst, scale)
+        h, w, ch = frames[centre].shape
+        out = np.empty((h * scale, w * scale, ch), np.float32)
+        # Premultiplied colour was divided out on the way in: the models get it straight.
+        inner_premult = premultiplied and conv[centre].alpha is None
+        if denoise == settings.DENOISE_AUTO:
+            denoise = self.auto_strength(
+                inside, denoise_model=options.get("denoise_model")
+            ).strength
+        if len(inside) == 1:
+            self.process_into(
+                inside[0], out, scale=scale, denoise=denoise, premultiplied=inner_premult, **options
+            )
+        else:
+            self.process_window_into(
+                inside,
+                centre,
+                out,
+                scale=scale,
+                denoise=denoise,
+                premultiplied=inner_premult,
+                **options,
+            )
+        dst[...] = from_float(colours.convert_out(t, conv[centre], out, space, scale), dst.dtype)
+
     def _temporal_method(self, value) -> settings.TemporalMethod:
         if value is None:
             return self.temporal_method

@@ -3,6 +3,7 @@ when the user asks what noise the frame under the playhead has."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -14,6 +15,7 @@ from kwaflux_ofx.engine.cache import shared_engine
 from kwaflux_ofx.engine.engine import MIN_TILE, from_float, to_float
 from kwaflux_ofx.engine.resample import resize
 from kwaflux_ofx.errors import KwafluxError
+from kwaflux_ofx.hosts.ofx import colour
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +81,26 @@ def _engine_args(params: dict) -> tuple[Engine, int, dict]:
     model = str(params.get("model", "")).strip() or None
     # Straight alpha only when the host says so; OFX images are premultiplied by default.
     premultiplied = params.get("premultiplication") != UNPREMULTIPLIED
+    common = {"premultiplied": premultiplied, "colour": _colour_space(params)}
     if params["effect"] == "denoise":
         strength = _strength(params, "autoStrength", "strength")
         kwargs = {"scale": 1, "denoise": strength, "denoise_model": model}
-        return engine, 1, kwargs | {"premultiplied": premultiplied}
+        return engine, 1, kwargs | common
     scale = _effect_scale(params.get("scale", f"{settings.SR_EFFECT_SCALES[0]}x"))
     kwargs = {"scale": scale, "denoise": _strength(params, "autoDenoise", "denoise")}
-    return engine, scale, kwargs | {"sr_model": model, "premultiplied": premultiplied}
+    return engine, scale, kwargs | {"sr_model": model} | common
+
+
+def _colour_space(params: dict) -> settings.ColourSpace:
+    """The input colour space (hosts/ofx/colour.py), logged once per space and reason."""
+    space, why = colour.resolve(params)
+    _log_colour_once(space.label, why)
+    return space
+
+
+@functools.lru_cache(maxsize=64)
+def _log_colour_once(label: str, why: str) -> None:
+    log.info("input colour space %s (%s)", label, why)
 
 
 def _strength(params: dict, auto_key: str, slider_key: str) -> float | str:
@@ -99,7 +114,9 @@ def measure(src: np.ndarray, params: dict) -> str:
     """One line for the effect's "Measured" label: the noise of `src` (a top-down view of the
     host's source image) and the strength Auto picks for it."""
     engine, _, kwargs = _engine_args(params)
-    auto = engine.auto_strength([src], denoise_model=kwargs.get("denoise_model"))
+    auto = engine.auto_strength(
+        [src], denoise_model=kwargs.get("denoise_model"), colour=kwargs["colour"]
+    )
     return auto.describe()
 
 
