@@ -238,6 +238,13 @@ def doc_section(entries: list[Entry], dropped: list[tuple[str, str, int]]) -> st
         "still measured on the same eight crops of them, so the v1 and v2 curves compare "
         "directly; `v2_*` figures are on two crops of each new held-out photo.",
         "",
+        "To rebuild and train on it: `cd python && ../.venv/bin/python sources.py install && "
+        "../.venv/bin/python photos_v2.py --doc && ../.venv/bin/python patches_v2.py`, then "
+        "`sh train_all.sh --hours 15 --stint 40 --patches data/patches-v2.npz --suffix -v2 "
+        '--order "sr-x2 denoise sr-x4" -- --threads 1` (checkpoints `sr-x2-v2`, `denoise-v2`, '
+        "`sr-x4-v2` beside the shipped ones); `python compare_curves.py` sets the v1 and v2 "
+        "curves side by side.",
+        "",
         "| package | train | held out |",
         "|---|---:|---:|",
         *(f"| {p} | {per_train.get(p, 0)} | {per_val.get(p, 0)} |" for p in pkgs),
