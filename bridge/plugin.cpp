@@ -217,8 +217,18 @@ void show_error(OfxImageEffectHandle h, const std::string& text) {
 }
 
 // ---------------------------------------------------------------- actions
+std::atomic<int> g_loaded{0};  // both effects share one render worker: it ends with the last
+
 OfxStatus on_load() {
   if (!g.host || !g.prop || !g.effect || !g.param) return kOfxStatErrMissingHostFeature;
+  g_loaded++;
+  return kOfxStatOK;
+}
+
+// The render worker ends with the last effect unloaded; an in-process Python stays (it can
+// never be restarted).
+OfxStatus on_unload() {
+  if (--g_loaded <= 0) kwaflux::unload();
   return kOfxStatOK;
 }
 
@@ -697,7 +707,7 @@ OfxStatus main_entry(Kind kind, const char* action, const void* handle, OfxPrope
     auto h = static_cast<OfxImageEffectHandle>(const_cast<void*>(handle));
     const std::string a = action;
     if (a == kOfxActionLoad) return on_load();
-    if (a == kOfxActionUnload) return kOfxStatOK;  // Python stays: it can never be restarted
+    if (a == kOfxActionUnload) return on_unload();
     if (a == kOfxActionDescribe) return on_describe(kind, h);
     if (a == kOfxImageEffectActionDescribeInContext) return on_describe_in_context(kind, h);
     if (a == kOfxActionCreateInstance) return on_create_instance(kind, h);

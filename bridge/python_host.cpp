@@ -1,11 +1,14 @@
 // The interpreter inside the plugin: found through the bundle's config, started once and lazily,
-// never finalised; frames reach kwaflux_ofx.hosts.ofx.entry as numpy views of the host's buffers.
+// isolated from the host's environment, never finalised; frames reach kwaflux_ofx.hosts.ofx.entry
+// as numpy views of the host's buffers. Where the host runs another Python, or the config asks
+// for it, frames go to the render worker process instead (worker_client.cpp).
 #include <Python.h>
 // pybind11 after Python.h, as its docs require.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include "python_host.h"
+#include "worker_client.h"
 
 #include <dlfcn.h>
 #include <sys/stat.h>
@@ -27,13 +30,18 @@ namespace {
 struct Config {
   std::string bundle_dir, config_path, python, venv, log_dir;
   std::vector<std::string> pythonpath;
+  std::string isolated;       // "yes"/"no" from kwaflux.cfg's isolated (KWAFLUX_OFX_ISOLATED wins)
+  std::string isolated_from;  // where that came from, for the doctor and the log
+  worker::Settings worker;
 };
 
-enum class State { NotStarted, Started, Ready, Refused };
+// Worker: frames go to the render worker; no Python symbol is ever touched in this process.
+enum class State { NotStarted, Started, Ready, Refused, Worker };
 
 std::mutex g_mutex;  // guards start-up and the fields below
 State g_state = State::NotStarted;
 std::string g_refusal;        // why Python will never run in this process
+std::string g_mode_reason;    // why this process renders in-process or through the worker
 PyObject* g_entry = nullptr;  // kwaflux_ofx.hosts.ofx.entry, kept for the life of the process
 bool g_reused_host_python = false;
 Config g_config;
@@ -99,6 +107,14 @@ Config load_config() {
       c.pythonpath.push_back(value);
     else if (key == "log_dir")
       c.log_dir = value;
+    else if (key == "isolated")
+      c.isolated = value, c.isolated_from = "isolated = " + value + " in " + c.config_path;
+    else if (key == "worker_timeout")
+      c.worker.timeout_s = std::atof(value.c_str());
+    else if (key == "worker_module")
+      c.worker.module = value;
+    else if (key == "env" && value.find('=') != std::string::npos)
+      c.worker.env.push_back(value);
   }
   if (!f.is_open()) c.config_path.clear();
   if (const char* env = std::getenv("KWAFLUX_OFX_PYTHON")) c.python = env;
@@ -108,8 +124,20 @@ Config load_config() {
   }
   c.venv = c.python.empty() ? "" : parent(parent(c.python));
   if (c.log_dir.empty() || std::getenv("KWAFLUX_LOG_DIR")) c.log_dir = default_log_dir();
+  if (const char* env = std::getenv("KWAFLUX_OFX_ISOLATED"); env && *env) {
+    c.isolated = env;
+    c.isolated_from = std::string("KWAFLUX_OFX_ISOLATED=") + env;
+  }
+  if (const char* env = std::getenv("KWAFLUX_OFX_WORKER_TIMEOUT"); env && std::atof(env) > 0)
+    c.worker.timeout_s = std::atof(env);
+  if (c.worker.timeout_s <= 0) c.worker.timeout_s = 120;
+  c.worker.python = c.python;
+  c.worker.pythonpath = c.pythonpath;
+  c.worker.log_dir = c.log_dir;
   return c;
 }
+
+bool truthy(const std::string& v) { return v == "1" || v == "yes" || v == "true" || v == "on"; }
 
 std::string site_packages(const Config& c) {
   return c.venv + "/lib/python" + std::to_string(PY_MAJOR_VERSION) + "." +
@@ -168,7 +196,7 @@ std::string import_entry(const Config& c) {
 
 // Starts (or adopts) the interpreter once. Returns "" when ofx_entry is ready. g_mutex held.
 std::string ensure_python_locked() {
-  if (g_state == State::Ready) return "";
+  if (g_state == State::Ready || g_state == State::Worker) return "";
   if (g_state == State::Refused) return g_refusal;
   if (g_state == State::NotStarted) {
     g_config = load_config();
@@ -184,19 +212,26 @@ std::string ensure_python_locked() {
       return "venv " + c.venv + " has no " + site_packages(c) + ": this plugin needs Python " +
              std::to_string(PY_MAJOR_VERSION) + "." + std::to_string(PY_MINOR_VERSION);
 
-    // A Python the host already loaded globally wins symbol lookup: only the same version is safe.
+    // A Python the host already loaded globally wins symbol lookup: only the same version is
+    // safe in-process. Another one means the worker, decided before any Python symbol is used.
     using VersionFn = const char* (*)();
     if (auto version = reinterpret_cast<VersionFn>(dlsym(RTLD_DEFAULT, "Py_GetVersion"))) {
       std::string running = version();
       std::string ours = std::to_string(PY_MAJOR_VERSION) + "." + std::to_string(PY_MINOR_VERSION);
       std::string theirs = running.substr(0, running.find_first_not_of("0123456789."));
       if (theirs != ours && theirs.rfind(ours + ".", 0) != 0) {
-        g_state = State::Refused;
-        g_refusal = "this host already runs Python " + theirs + " in-process; Kwaflux needs " +
-                    ours + " and will not start a second interpreter";
-        log_line(g_refusal);
-        return g_refusal;
+        g_state = State::Worker;
+        g_mode_reason = "this host already runs Python " + theirs + " in-process (Kwaflux needs " +
+                        ours + "): frames render in a separate worker process";
+        log_line(g_mode_reason);
+        return "";
       }
+    }
+    if (truthy(c.isolated)) {
+      g_state = State::Worker;
+      g_mode_reason = "isolated by " + c.isolated_from + ": frames render in a worker process";
+      log_line(g_mode_reason);
+      return "";
     }
 
     // numpy's extension modules do not link libpython: make its symbols global first.
@@ -207,8 +242,10 @@ std::string ensure_python_locked() {
     if (Py_IsInitialized()) {
       g_reused_host_python = true;
     } else {
+      // Isolated: the host's PYTHONPATH, PYTHONHOME, PYTHONNOUSERSITE (Natron sets them for its
+      // own Python) and user site change nothing; the paths come from kwaflux.cfg alone.
       PyConfig config;
-      PyConfig_InitPythonConfig(&config);
+      PyConfig_InitIsolatedConfig(&config);
       config.install_signal_handlers = 0;  // the host owns signals
       config.parse_argv = 0;
       PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, c.python.c_str());
@@ -230,6 +267,9 @@ std::string ensure_python_locked() {
     if (dladdr(reinterpret_cast<void*>(&bundle_dir), &self) && self.dli_fname)
       dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
     g_state = State::Started;
+    g_mode_reason = g_reused_host_python ? "the host runs Python " + std::string(Py_GetVersion()) +
+                                               ", the version Kwaflux needs"
+                                         : "the default where the host runs no Python of its own";
     log_line(std::string(g_reused_host_python ? "adopted the host's Python " : "started Python ") +
              Py_GetVersion() + " for " + c.python);
   }
@@ -348,8 +388,11 @@ std::string with_python(const char* what, Body body) {
 
 }  // namespace
 
+bool use_worker() { return g_state == State::Worker; }
+
 std::string render(const RenderCall& call) {
   if (std::string err = ensure_python(); !err.empty()) return err;
+  if (use_worker()) return worker::render(g_config.worker, call, nullptr);
   static const bool timing = std::getenv("KWAFLUX_OFX_TIMING") != nullptr;
   auto t0 = std::chrono::steady_clock::now();
   double engine_s = -1;
@@ -379,6 +422,7 @@ std::string render(const RenderCall& call) {
 
 std::string measure(const RenderCall& call, std::string* text) {
   if (std::string err = ensure_python(); !err.empty()) return err;
+  if (use_worker()) return worker::measure(g_config.worker, call, text);
   return with_python("measure", [&] {
     py::array src = view_of(call.src, false);
     *text = py::handle(g_entry).attr("measure")(src, params_of(call)).cast<std::string>();
@@ -398,6 +442,15 @@ std::string doctor_report(bool* ok) {
     *ok = false;
     return out.str();
   }
+  out << "mode: " << (use_worker() ? "worker" : "in-process") << " (" << g_mode_reason << ")\n";
+  if (use_worker()) {
+    std::string text;
+    std::string werr = worker::doctor(c.worker, &text);
+    out << "interpreter: the render worker's, " << c.python << " -I\n" << text;
+    if (!werr.empty()) out << "FAILED: " << werr;
+    *ok = werr.empty();
+    return out.str();
+  }
   PyGILState_STATE gil = PyGILState_Ensure();
   {
     try {
@@ -412,6 +465,11 @@ std::string doctor_report(bool* ok) {
   }
   PyGILState_Release(gil);
   return out.str();
+}
+
+void unload() {
+  // Only the worker can go: an in-process interpreter is never finalised.
+  worker::shutdown();
 }
 
 }  // namespace kwaflux

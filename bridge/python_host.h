@@ -52,6 +52,9 @@ std::string measure(const RenderCall& call, std::string* text);
 // A report of what works (Python found, models, providers), for `kwaflux ofx doctor`.
 std::string doctor_report(bool* ok);
 
+// The host unloads the plugin: ends the render worker if one runs.
+void unload();
+
 // Appends a line to the per-user log file; returns its path.
 std::string log_line(const std::string& line);
 

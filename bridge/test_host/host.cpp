@@ -6,6 +6,7 @@
 // rendered out of order, a fetch that fails).
 #include <dirent.h>
 #include <dlfcn.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "../ofx/ofx_abi.h"
+#include "conditions.h"
 #include "npy.h"
 
 namespace {
@@ -273,6 +275,10 @@ struct Options {
   std::vector<int> odd_frames;  // frames that, as neighbours, come one pixel narrower
   int offset_x = 0, offset_y = 0, row_pad = 0, threads = 1, frames = 1, scale_down = 1;
   long report_rowbytes = 0;  // nonzero: a buggy host that reports this instead of the truth
+  bool natron_env = false;   // --natron: Natron's PYTHONPATH / PYTHONNOUSERSITE
+  // The n-th render (in the order frames are handed out) kills (SIGKILL) or freezes (SIGSTOP)
+  // the plugin's worker kill_delay_ms after it began: a crash or a hang mid-frame.
+  int kill_worker_at = -1, stop_worker_at = -1, kill_delay_ms = 0;
 };
 Options g_opt;
 
@@ -893,7 +899,8 @@ void usage() {
       "  [--render-scale-down K] [--threads N] [--frames N] [--host-python LIBPYTHON]\n"
       "  [--disconnect-source] [--same-buffers] [--unpremultiplied] [--report-rowbytes N]\n"
       "  [--changed PARAM]... [--no-temporal] [--render-order reverse|T,T,...]\n"
-      "  [--fail-fetch T]... [--odd-frame T]...\n");
+      "  [--fail-fetch T]... [--odd-frame T]... [--natron] [--kill-worker-at N]\n"
+      "  [--stop-worker-at N] [--kill-delay-ms MS]\n");
   std::exit(2);
 }
 
@@ -926,7 +933,19 @@ void parse(int argc, char** argv) {
       g_opt.emulate_resolve = true;
       g_opt.multires = false;
       g_opt.host_name = "DaVinciResolve";
-    } else if (a == "--host-name")
+    } else if (a == "--natron") {
+      // What Natron 2.5 tells a plugin and does to its process: multi-resolution, its name,
+      // PYTHONPATH and PYTHONNOUSERSITE set for its own Python (with --host-python).
+      g_opt.multires = true;
+      g_opt.host_name = "fr.inria.Natron";
+      g_opt.natron_env = true;
+    } else if (a == "--kill-worker-at")
+      g_opt.kill_worker_at = std::stoi(next());
+    else if (a == "--stop-worker-at")
+      g_opt.stop_worker_at = std::stoi(next());
+    else if (a == "--kill-delay-ms")
+      g_opt.kill_delay_ms = std::stoi(next());
+    else if (a == "--host-name")
       g_opt.host_name = next();
     else if (a == "--negative-rowbytes")
       g_opt.negative_rowbytes = true;
@@ -970,23 +989,6 @@ void parse(int argc, char** argv) {
   }
 }
 
-// A host that already runs Python in-process (Natron does): load its libpython globally and
-// start it before any plugin is loaded.
-void start_host_python() {
-  void* lib = dlopen(g_opt.host_python.c_str(), RTLD_NOW | RTLD_GLOBAL);
-  if (!lib) die(std::string("cannot load host python: ") + dlerror());
-  using InitFn = void (*)(int);
-  using SaveFn = void* (*)();
-  using VersionFn = const char* (*)();
-  auto init = reinterpret_cast<InitFn>(dlsym(lib, "Py_InitializeEx"));
-  auto save = reinterpret_cast<SaveFn>(dlsym(lib, "PyEval_SaveThread"));
-  auto version = reinterpret_cast<VersionFn>(dlsym(lib, "Py_GetVersion"));
-  if (!init || !save) die("host python library lacks Py_InitializeEx/PyEval_SaveThread");
-  init(0);
-  save();
-  std::printf("host python %s\n", version ? version() : "?");
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -994,7 +996,8 @@ int main(int argc, char** argv) {
   g_live_images = 0;  // the fuzzer runs main many times in one process
   // One buffer pair stands for every time: a neighbour would be the frame itself.
   if (g_opt.same_buffers) g_opt.temporal = false;
-  if (!g_opt.host_python.empty()) start_host_python();
+  if (!g_opt.host_python.empty())
+    host_conditions::start_host_python(g_opt.host_python, g_opt.natron_env);
 
   g_host_props.set_string(kOfxPropName, {g_opt.host_name});
   g_host_props.set_string(kOfxPropLabel, {"Kwaflux test host"});
@@ -1321,7 +1324,14 @@ int main(int argc, char** argv) {
         s = kOfxStatOK;
       } else {
         auto t0 = std::chrono::steady_clock::now();
+        std::thread fault;
+        if (n == g_opt.kill_worker_at || n == g_opt.stop_worker_at)
+          fault = std::thread([n] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(g_opt.kill_delay_ms));
+            host_conditions::signal_children(n == g_opt.kill_worker_at ? SIGKILL : SIGSTOP, n);
+          });
         s = plugin->mainEntry(kOfxImageEffectActionRender, inst.handle(), in.handle(), nullptr);
+        if (fault.joinable()) fault.join();
         us = std::chrono::duration_cast<std::chrono::microseconds>(
                  std::chrono::steady_clock::now() - t0)
                  .count();
