@@ -50,7 +50,18 @@ def test_upscale_keeps_depth_and_matches_engine(tmp_path, mdir, ext, dtype):
     assert rc == 0
     got, _ = read_image(out)
     assert got.dtype == dtype and got.shape == (28, 36, 3)
-    expect = from_float(np_sr(to_float(src), 2).astype(np.float32), np.dtype(dtype))
+    pixels = to_float(src)
+    if ext == "exr":
+        # EXR holds scene-linear light: the model runs on its display encoding (--colour-space
+        # auto), and the result goes back to linear.
+        from kwaflux_ofx.engine.colour_curves import from_display, to_display
+        from kwaflux_ofx.settings import ColourSpace
+
+        lin = ColourSpace.LINEAR
+        expect_f = from_display(np_sr(to_display(pixels, lin), 2).astype(np.float32), lin)
+    else:
+        expect_f = np_sr(pixels, 2).astype(np.float32)
+    expect = from_float(expect_f, np.dtype(dtype))
     assert np.abs(to_float(got) - to_float(expect)).max() <= (
         1 / 255 if dtype == np.uint8 else 1e-3
     )
@@ -72,6 +83,8 @@ def test_upscale_with_denoise_first(tmp_path, mdir):
             "0.5",
             "--denoise-model",
             str(mdir / "dn.onnx"),
+            "--colour-space",  # the order of the stages is the point here, not EXR's linear light
+            "display",
         ]
     )
     assert rc == 0
@@ -151,7 +164,8 @@ def test_preview_left_source_lanczos_right_processed(tmp_path, mdir):
     src = rand((16, 20, 3), 3)
     inp, out = tmp_path / "in.exr", tmp_path / "prev.exr"
     write_image(inp, src)
-    assert main(["-q", "preview", str(inp), str(out), "--model", str(mdir / "sr2.onnx")]) == 0
+    argv = ["-q", "preview", str(inp), str(out), "--model", str(mdir / "sr2.onnx")]
+    assert main([*argv, "--colour-space", "display"]) == 0  # the halves, not the colour, here
     got = read_image(out)[0]
     assert got.shape == (32, 40, 3)
     np.testing.assert_allclose(got[:, 22:], np_sr(src, 2)[:, 22:], atol=1e-5)
@@ -222,3 +236,45 @@ def test_models_list_and_info(tmp_path, mdir, monkeypatch, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["noise_input"] == "noise_level" and info["max_noise"] == 0.2 and info["scale"] == 1
     assert main(["models", "info", str(tmp_path / "nope.onnx")]) == 2
+
+
+def test_exr_is_read_as_linear_and_keeps_its_highlights(tmp_path, capsys):
+    src = np.full((16, 16, 3), 0.18, np.float32)
+    src[6:10, 6:10] = 4.0  # two stops over display white, as scene-linear EXRs hold
+    inp, out = tmp_path / "in.exr", tmp_path / "out.exr"
+    write_image(inp, src)
+    assert main(["upscale", str(inp), str(out), "--scale", "2", "--denoise", "0"]) == 0
+    assert "colour space linear (.exr holds scene-linear light)" in capsys.readouterr().out
+    got = read_image(out)[0]
+    assert got[14:18, 14:18].min() > 3.5 and np.isfinite(got).all()
+    assert abs(float(got[:4, :4].mean()) - 0.18) < 0.01  # mid grey stays mid grey
+
+
+def test_unknown_colour_space_is_one_line_listing_the_choices(tmp_path, capsys):
+    inp = tmp_path / "in.png"
+    write_image(inp, from_float(rand((8, 8, 3)), np.dtype(np.uint8)))
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(inp), str(tmp_path / "o.png"), "--colour-space", "rec2020-pq"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--colour-space must be one of auto, display, linear, acescg" in err
+    assert "'rec2020-pq'" in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_tagged_video_read_as_log_warns_and_the_option_wins(tmp_path, mdir, caplog):
+    import json
+
+    from tests.support.media import make_video
+
+    clip = make_video(tmp_path / "c.mkv", 3, codec="ffv1", color=True)
+    out, report = tmp_path / "o.mkv", tmp_path / "r.json"
+    argv = ["upscale", str(clip), str(out), "--model", str(mdir / "sr2.onnx"), "--denoise", "0",
+            "--codec", "ffv1", "--colour-space", "arri-logc3", "--report", str(report),
+            "--progress", "none"]  # fmt: skip
+    with caplog.at_level("WARNING", logger="kwaflux_ofx"):
+        assert main(argv) == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "arri-logc3" in warned[0] and "bt709" in warned[0]
+    clips = json.loads(report.read_text())["clips"]
+    assert clips[0]["colour_space"] == "arri-logc3"

@@ -65,6 +65,7 @@ def cmd_clips(args, engine, scale_of) -> int:
         scale=scale_of(args, engine),
         denoise=args.denoise,
         temporal_radius=args.temporal_radius,
+        colour=args.colour_space,
         model=args.model,
         denoise_model=args.denoise_model,
         codec=codec,

@@ -40,6 +40,7 @@ def register(subparsers) -> None:
         "denoise strength before upscaling (0 = off; auto = measured on each clip)",
     )
     options.add_temporal_radius(p)
+    options.add_colour_space(p)
     p.add_argument("--model", default=None, help="SR model: registry name or .onnx path")
     p.add_argument("--denoise-model", default=None, help="denoise model: name or .onnx path")
     p.add_argument("--handles", type=int, default=12, help="extra frames each side of a clip")
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         scale=args.scale,
         denoise=args.denoise,
         temporal_radius=args.temporal_radius,
+        colour=args.colour_space,
         model=args.model,
         denoise_model=args.denoise_model,
         handles=args.handles,

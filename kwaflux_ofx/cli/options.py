@@ -42,6 +42,28 @@ def add_temporal_radius(p: argparse.ArgumentParser) -> None:
     )
 
 
+def colour_space_value(text: str) -> str:
+    """--colour-space: 'auto' or a space's name, checked where the command line is read."""
+    try:
+        value = settings.check_colour_space(text, "--colour-space")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value if isinstance(value, str) else value.value
+
+
+def add_colour_space(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--colour-space",
+        type=colour_space_value,
+        default=settings.COLOUR_AUTO,
+        metavar="NAME",
+        help=f"what the input's pixels are in: {settings.COLOUR_AUTO} (EXR and float TIFF: "
+        "linear; video: its transfer tag; else display) or one of "
+        + ", ".join(s.value for s in settings.ColourSpace)
+        + "; the output keeps it (default: %(default)s)",
+    )
+
+
 def add_codec(p: argparse.ArgumentParser, default: str | None, help: str) -> None:
     p.add_argument("--codec", choices=tuple(settings.CODECS), default=default, help=help)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import numpy as np
 from kwaflux_ofx import settings
 from kwaflux_ofx.cli import clips, options
 from kwaflux_ofx.errors import KwafluxError, MediaError, checked
+
+log = logging.getLogger(__name__)
 
 # What each still format can hold: a float result goes to 16-bit where the format has no float.
 _FORMAT_DEPTHS = {
@@ -59,6 +62,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
         help="tile size in pixels (default: from memory)",
     )
     options.add_device(p)
+    options.add_colour_space(p)
 
 
 def register(sub) -> None:
@@ -105,10 +109,19 @@ def _scale(args, engine) -> int:
     return engine.model_spec(args.model).scale if args.model else settings.DEFAULT_SCALE
 
 
-def _settings(args, engine, pixels: np.ndarray, label: str) -> dict:
+def _settings(args, engine, pixels: np.ndarray, label: str, path: Path, color=None) -> dict:
+    from kwaflux_ofx.media import colour
+
+    chosen = colour.choose(
+        args.colour_space, str(path), color=color, float_pixels=pixels.dtype.kind == "f"
+    )
+    if chosen.warning:
+        log.warning("%s", chosen.warning)
+    if not args.quiet:
+        print(f"{label}: colour space {chosen.space.value} ({chosen.why})")
     denoise = checked(settings.check_denoise_or_auto, args.denoise, "--denoise")
     if denoise == settings.DENOISE_AUTO:
-        est = engine.auto_strength([pixels], denoise_model=args.denoise_model)
+        est = engine.auto_strength([pixels], denoise_model=args.denoise_model, colour=chosen.space)
         denoise = est.strength
         if not args.quiet:
             print(f"{label}: {est.describe()}")
@@ -117,6 +130,7 @@ def _settings(args, engine, pixels: np.ndarray, label: str) -> dict:
         denoise=denoise,
         sr_model=args.model,
         denoise_model=args.denoise_model,
+        colour=chosen.space,
     )
 
 
@@ -153,11 +167,12 @@ def _storable(pixels: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _load_input(path: Path, frame: int = 0, at: str | None = None) -> tuple[np.ndarray, dict]:
+    from kwaflux_ofx.media.probe import probe
     from kwaflux_ofx.media.stills import check_channels, read_image
 
     if path.suffix.lower() in clips.VIDEO_SUFFIXES:
         pixels = read_video_frame(path, frame, at)
-        return pixels, {"premultiplied": True}
+        return pixels, {"premultiplied": True, "video_color": probe(path).color}
     pixels, attrs = read_image(path)
     return check_channels(pixels, path), attrs
 
@@ -189,7 +204,7 @@ def cmd_upscale(args) -> int:
     _check_output(args)
     pixels, attrs = _load_input(args.input)
     engine = _engine(args)
-    opts = _settings(args, engine, pixels, args.input.name)
+    opts = _settings(args, engine, pixels, args.input.name, args.input)
     bar, on_tile = _progress(args, args.input.name)
     with bar:
         out = engine.process(
@@ -225,7 +240,8 @@ def cmd_preview(args) -> int:
     _check_output(args)
     pixels, attrs = _load_input(args.input, args.frame, args.at)
     engine = _engine(args)
-    opts = _settings(args, engine, pixels, args.input.name)
+    color = attrs.pop("video_color", None)
+    opts = _settings(args, engine, pixels, args.input.name, args.input, color)
     bar, on_tile = _progress(args, "preview")
     with bar:
         out = engine.process(

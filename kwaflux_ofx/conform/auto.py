@@ -1,4 +1,5 @@
-"""--denoise auto: one strength per clip, measured on a few frames sampled across what it renders."""
+"""Per media, before rendering: its colour space (--colour-space, or what the file says) and,
+for --denoise auto, one strength measured on a few frames sampled across what it renders."""
 
 from __future__ import annotations
 
@@ -35,9 +36,11 @@ def sample_frames(unit: WorkUnit, count: int = SAMPLES) -> list:
 def resolve_auto(
     units: list[WorkUnit], settings: ConformSettings, engine, note: Callable[[str, dict], None]
 ) -> None:
-    """Give each unit its strength: the number asked for, or (auto) the one measured on its
-    media, once per media; `note(line, fields)` tells the user. A model without calibration
-    raises ModelError naming it."""
+    """Give each unit its colour space (--colour-space, or what its media says) and its
+    strength: the number asked for, or (auto) the one measured on its media, once per media, on
+    the picture the model sees; `note(line, fields)` tells the user. A model without
+    calibration raises ModelError naming it."""
+    resolve_colour(units, settings, note)
     if not settings.auto:
         for unit in units:
             unit.denoise = float(settings.denoise)
@@ -56,8 +59,34 @@ def resolve_auto(
                 )
                 unit.denoise, unit.auto = measured[key]
                 continue
-            est = engine.auto_strength(frames, denoise_model=settings.denoise_model)
+            est = engine.auto_strength(
+                frames, denoise_model=settings.denoise_model, colour=unit.colour
+            )
             measured[key] = (est.strength, est.as_dict())
             name = os.path.basename(key)
             note(f"{name}: {est.describe()}", {"media": key, **est.as_dict()})
         unit.denoise, unit.auto = measured[key]
+
+
+def resolve_colour(
+    units: list[WorkUnit], settings: ConformSettings, note: Callable[[str, dict], None]
+) -> None:
+    """Each unit's colour space, decided once per media and said once (a warning where the
+    user's --colour-space contradicts the file's tags: the option wins)."""
+    from kwaflux_ofx.media import colour
+
+    seen: dict[str, colour.ColourChoice] = {}
+    for unit in units:
+        key = unit.media.path
+        if key not in seen:
+            info = unit.media
+            float_pixels = info.kind == "sequence" and info.bits == 32
+            seen[key] = c = colour.choose(
+                settings.colour, key, color=info.color, float_pixels=float_pixels
+            )
+            if c.warning:
+                log.warning("%s", c.warning)
+                note(f"warning: {c.warning}", {"media": key, "warning": c.warning})
+            name = os.path.basename(key)
+            note(f"{name}: colour space {c.space.value} ({c.why})", {"media": key, **c.as_dict()})
+        unit.colour = seen[key].space

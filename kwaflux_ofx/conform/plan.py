@@ -47,10 +47,14 @@ class ConformSettings:
     temporal_radius: int | None = None
     # How the new media is written beyond its codec: container, quality, streams, colour.
     delivery: Delivery = Delivery()
+    # What the sources' pixels are in (settings.ColourSpace name), or auto: read off each file.
+    colour: str = settings.COLOUR_AUTO
 
     def __post_init__(self):
         self.scale = checked(settings.check_scale, self.scale, "--scale")
         self.denoise = checked(settings.check_denoise_or_auto, self.denoise, "--denoise")
+        colour = checked(settings.check_colour_space, self.colour, "--colour-space")
+        self.colour = colour if isinstance(colour, str) else colour.value
         if self.temporal_radius is None:
             self.temporal_radius = settings.TEMPORAL_RADIUS_DEFAULT if self.denoise else 0
         self.temporal_radius = checked(
@@ -71,6 +75,7 @@ class ConformSettings:
             "model": self.model or "",
             "denoise_model": self.denoise_model or "",
             "temporal_radius": self.temporal_radius,
+            "colour": self.colour,
         }
 
     def as_dict(self) -> dict:
@@ -125,6 +130,8 @@ class WorkUnit:
     # The strength this unit renders at: --denoise, or what auto measured on its media.
     denoise: float | None = None
     auto: dict | None = None  # the measurement behind an auto strength (for the report)
+    # The colour space its pixels are read in (media/colour.py: --colour-space or the file's).
+    colour: settings.ColourSpace = settings.ColourSpace.DISPLAY
     delivery: Delivery = Delivery()
 
     @property

@@ -104,6 +104,7 @@ class Processor:
     settings: ConformSettings
     strength: float
     radius: int
+    colour: object  # settings.ColourSpace
 
     def __call__(self, window: list[np.ndarray], centre: int) -> np.ndarray:
         options = dict(
@@ -111,6 +112,7 @@ class Processor:
             denoise=self.strength,
             sr_model=self.settings.model,
             denoise_model=self.settings.denoise_model,
+            colour=self.colour,
         )
         if len(window) == 1:
             return self.engine.process(window[0], **options)
@@ -120,7 +122,7 @@ class Processor:
 def make_processor(engine, settings: ConformSettings, unit: WorkUnit) -> Processor:
     strength = unit.strength(settings)  # auto was resolved per clip before rendering
     radius = settings.temporal_radius if strength > 0 else 0
-    return Processor(engine, settings, strength, radius)
+    return Processor(engine, settings, strength, radius, unit.colour)
 
 
 def render_unit(

@@ -69,8 +69,10 @@ def _report(
 
 
 def unit_strength(unit) -> dict:
-    """The denoise strength a unit rendered at, and the measurement behind an auto one."""
+    """The denoise strength a unit rendered at, the measurement behind an auto one, and the
+    colour space its pixels were read in."""
     out: dict = {} if unit.denoise is None else {"denoise": round(unit.denoise, 4)}
+    out["colour_space"] = unit.colour.value
     if unit.auto is not None:
         out["auto_denoise"] = unit.auto
     return out
