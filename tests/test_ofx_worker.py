@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kwaflux_ofx import Engine
+from kwaflux_ofx import Engine, cli
 from kwaflux_ofx.hosts.ofx import install as ofx_tools
 from tests.support.ofx import run_host, sr_x2_model
 from tests.support.onnx_models import noise_denoiser
@@ -162,6 +162,22 @@ def test_the_doctor_says_which_mode_and_why(tmp_path):
     assert "test render x2: ok" in proc.stdout
     proc = run_host(["--plugin", SR, "--doctor"], tmp_path / "default")
     assert "mode: in-process (the default where the host runs no Python" in proc.stdout
+
+
+def test_install_isolated_asks_every_host_for_the_worker(tmp_path, models, capsys, monkeypatch):
+    monkeypatch.setenv("KWAFLUX_LOG_DIR", str(tmp_path / "logs"))
+    plugins = tmp_path / "plugins"
+    assert cli.main(["ofx", "install", "--isolated", "--dest", str(plugins)]) == 0
+    assert "isolated: frames render in a worker process" in capsys.readouterr().out
+    bundle = plugins / ofx_tools.BUNDLE_NAME
+    assert cli.main(["ofx", "doctor", "--bundle", str(bundle)]) == 0
+    report = capsys.readouterr().out
+    assert "mode: worker (isolated by isolated = yes in " in report
+    assert "test render x2: ok" in report
+    monkeypatch.delenv("KWAFLUX_LOG_DIR")
+    img = picture((6, 8, 3), np.float32, seed=2)
+    proc = host(tmp_path / "render", img, SR, {"model": models["sr"]}, bundle=bundle)
+    assert proc.returncode == 0 and len(worker_pids(tmp_path / "render")) == 1
 
 
 def _pyenv_libpython(version: str) -> Path:

@@ -11,8 +11,11 @@ from kwaflux_ofx.hosts.ofx.install import CONFIG_NAME, DEFAULT_PLUGIN_DIR, docto
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
-    target = install(args.dest)
-    print(f"installed {target}")
+    target = install(args.dest, isolated=args.isolated)
+    print(
+        f"installed {target}"
+        + (" (isolated: frames render in a worker process)" if args.isolated else "")
+    )
     print(f"plugin Python: {sys.executable} (in {target / 'Contents/Resources' / CONFIG_NAME})")
     return 0
 
@@ -34,6 +37,12 @@ def register(sub) -> None:
         type=Path,
         default=None,
         help=f"plugin folder (default {DEFAULT_PLUGIN_DIR}; or one in OFX_PLUGIN_PATH)",
+    )
+    i.add_argument(
+        "--isolated",
+        action="store_true",
+        help="render in a separate worker process in every host (a crash costs a frame, not the "
+        "host); hosts that run another Python get it anyway",
     )
     i.set_defaults(func=_cmd_install)
     d = ofx_sub.add_parser("doctor", help="load the installed plugin in a test host, report")

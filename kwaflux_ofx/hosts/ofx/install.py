@@ -42,8 +42,11 @@ def plugin_dirs() -> list[Path]:
     return dirs + [DEFAULT_PLUGIN_DIR]
 
 
-def write_config(bundle: Path, python: str, pythonpath: list[str] | None = None) -> Path:
-    """Name the Python (a venv's bin/python) the plugin embeds, in Contents/Resources."""
+def write_config(
+    bundle: Path, python: str, pythonpath: list[str] | None = None, isolated: bool = False
+) -> Path:
+    """Name the Python (a venv's bin/python) the plugin embeds, in Contents/Resources; with
+    `isolated`, frames always render in a worker process started from it."""
     resources = bundle / "Contents" / "Resources"
     resources.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -51,13 +54,17 @@ def write_config(bundle: Path, python: str, pythonpath: list[str] | None = None)
         f"python = {python}",
     ]
     lines += [f"pythonpath = {p}" for p in pythonpath or []]
+    if isolated:
+        lines += ["# Render in a separate worker process: a crash there costs a frame, not the host.",
+                  "isolated = yes"]  # fmt: skip
     path = resources / CONFIG_NAME
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def install(dest: Path | None = None, python: str | None = None) -> Path:
-    """Copy this environment's bundle into `dest` (default /usr/OFX/Plugins), atomically."""
+def install(dest: Path | None = None, python: str | None = None, isolated: bool = False) -> Path:
+    """Copy this environment's bundle into `dest` (default /usr/OFX/Plugins), atomically; with
+    `isolated`, its config asks for the render worker in every host."""
     src = installed_bundle()
     binary = src / "Contents" / "Linux-x86-64" / "Kwaflux.ofx"
     if not binary.is_file():
@@ -77,7 +84,7 @@ def install(dest: Path | None = None, python: str | None = None) -> Path:
         new = staging / BUNDLE_NAME
         shutil.copytree(src, new, symlinks=False)
         # A bundle from a build tree names that build's Python; the installed one names ours.
-        write_config(new, python or sys.executable)
+        write_config(new, python or sys.executable, isolated=isolated)
         old = staging / "old"
         if target.exists():
             target.rename(old)
