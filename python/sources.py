@@ -182,12 +182,26 @@ def _author(copyright_text: str) -> str:
     return "; ".join(holders[:3]) + ("; and others" if len(holders) > 3 else "")
 
 
+def _matches(path: str, glob: str, any_extension: bool) -> bool:
+    if fnmatch.fnmatch(path, "*/" + glob):
+        return True
+    # GCompris's build turns src/.../NAME.jpg into NAME.webp in the bundle: compare the stems.
+    if any_extension and not glob.endswith("*"):
+        return fnmatch.fnmatch(Path(path).with_suffix("").as_posix(), "*/" + glob.rsplit(".", 1)[0])
+    return False
+
+
 def licence_for(source: Source, path: str) -> tuple[str, str]:
     """(licence, author) of one file: the last specific Files stanza whose glob matches the
-    installed path's tail (DEP-5's last-match rule), else the package-wide figures."""
+    path's tail (DEP-5's last-match rule), else the package-wide figures. For a file inside a
+    bundle, `path` is the path inside it (the source tree's path, as debian/copyright has it)."""
     license, author = source.license, source.author
+    in_bundle = not path.startswith("/")
     for st in copyright_stanzas(source.package):
-        if any(g not in ("*", "debian/*") and fnmatch.fnmatch(path, "*/" + g) for g in st.globs):
+        if any(
+            g not in ("*", "debian/*") and _matches("/" + path.lstrip("/"), g, in_bundle)
+            for g in st.globs
+        ):
             license = st.license
             author = _author(st.copyright) or source.author
     return license, author
@@ -223,7 +237,7 @@ def candidates() -> list[Candidate]:
             if any(fnmatch.fnmatch(entry, pat) for pat in s.skip):
                 continue
             path = _photo_path(entry)
-            license, author = licence_for(s, path.split(RCC_SEP)[0] if RCC_SEP in path else path)
+            license, author = licence_for(s, path.split(RCC_SEP, 1)[1] if RCC_SEP in path else path)
             soften = next((f for pre, f in SOFTEN_OVERRIDES.items() if path.startswith(pre)), None)
             out.append(
                 Candidate(data.Photo(path, s.package, license, author), s, soften or s.soften)
