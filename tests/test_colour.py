@@ -61,7 +61,7 @@ def test_each_space_matches_ocio_both_ways_in_numpy_and_in_its_graph(config, spa
     assert np.abs(back - disp).max() < 5e-4  # and it is the inverse
     for inverse, x, ref in ((False, want, back), (True, disp, got)):
         sess = ort.InferenceSession(graph(space, inverse), providers=["CPUExecutionProvider"])
-        out = sess.run(["out"], {"rgb": x})[0]
+        out = sess.run(["out"], {"rgb": x[None]})[0][0]  # H×W×3: one row of samples
         assert np.abs(out - ref).max() < 1e-5, (inverse, np.abs(out - ref).max())
 
 

@@ -16,22 +16,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kwaflux_ofx.engine.colour_graph import graph
-from kwaflux_ofx.engine.resample import resize
+from kwaflux_ofx.engine import colour_graph
 from kwaflux_ofx.settings import ColourSpace
 
 
 class Transforms:
-    """The colour graphs of one engine, one onnxruntime session per space and direction, made
-    on first use (sessions are thread-safe to run)."""
+    """The colour graphs of one engine (engine/colour_graph.py), one onnxruntime session each,
+    made on first use (sessions are thread-safe to run)."""
 
     def __init__(self, threads: int | None):
         self.threads = threads
-        self._sessions: dict[tuple[ColourSpace, bool], object] = {}
+        self._sessions: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
-    def _session(self, space: ColourSpace, inverse: bool):
-        key = (space, inverse)
+    def _session(self, key: tuple, make):
         with self._lock:
             sess = self._sessions.get(key)
             if sess is None:
@@ -41,17 +39,31 @@ class Transforms:
                 opts.log_severity_level = 3
                 if self.threads:
                     opts.intra_op_num_threads = int(self.threads)
-                sess = ort.InferenceSession(
-                    graph(space, inverse), opts, providers=["CPUExecutionProvider"]
-                )
+                sess = ort.InferenceSession(make(), opts, providers=["CPUExecutionProvider"])
                 self._sessions[key] = sess
         return sess
 
     def apply(self, rgb: np.ndarray, space: ColourSpace, inverse: bool) -> np.ndarray:
         """to_display (from_display with `inverse`) of H×W×3 float32, through the graph."""
-        flat = np.ascontiguousarray(rgb, dtype=np.float32).reshape(-1, 3)
-        out = self._session(space, inverse).run(["out"], {"rgb": flat})[0]
-        return out.reshape(rgb.shape)
+        sess = self._session(("one", space, inverse), lambda: colour_graph.graph(space, inverse))
+        return sess.run(["out"], {"rgb": _c(rgb)})[0]
+
+    def split(self, rgb: np.ndarray, space: ColourSpace) -> tuple[np.ndarray, np.ndarray]:
+        """(inside, excess): the display encoding clipped to 0..1, and what lies outside."""
+        sess = self._session(("in", space), lambda: colour_graph.graph_in(space))
+        inside, excess = sess.run(["inside", "excess"], {"rgb": _c(rgb)})
+        return inside, excess
+
+    def join(
+        self, model: np.ndarray, excess: np.ndarray, space: ColourSpace, scale: int
+    ) -> np.ndarray:
+        """The models' output with the excess resized and added, back in `space`."""
+        sess = self._session(("out", space, scale), lambda: colour_graph.graph_out(space, scale))
+        return sess.run(["out"], {"model": _c(model), "excess": _c(excess)})[0]
+
+
+def _c(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
 
 
 _transforms: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -94,13 +106,10 @@ def convert_in(
     bad = bad_mask if bad_mask.any() else None
     if bad is not None:
         rgb = np.where(bad, 0.0, rgb).astype(np.float32)
-    disp = transforms.apply(rgb, space, inverse=False)
-    inside = np.clip(disp, 0.0, 1.0)
-    outside = disp - inside
-    excess = outside if np.any(outside) else None
+    inside, excess = transforms.split(rgb, space)
     if frame.shape[-1] == 4:
         inside = np.concatenate([inside, frame[..., 3:4]], axis=-1)
-    return Converted(inside.astype(np.float32), excess, bad, frame, alpha)
+    return Converted(inside, excess if excess.any() else None, bad, frame, alpha)
 
 
 def convert_out(
@@ -108,15 +117,10 @@ def convert_out(
 ) -> np.ndarray:
     """The models' float32 output `out` (H*scale × W*scale × C, colour straight) back into
     `space`, with the excess resized and added and the non-finite samples put back."""
-    h, w = out.shape[:2]
-    # What the models gave back for the 0..1 part stays in it: their overshoot at a clipped edge
-    # would otherwise add to the excess and ring above the highlight it came from.
-    disp = np.clip(out[..., :3], 0.0, 1.0) if conv.excess is not None else out[..., :3]
-    if conv.excess is not None:
-        # Bilinear: no ringing, so a highlight never overshoots what it was.
-        excess = conv.excess if scale == 1 else resize(conv.excess, h, w, "bilinear")
-        disp = disp + excess
-    rgb = transforms.apply(disp, space, inverse=True)
+    if conv.excess is None:
+        rgb = transforms.apply(out[..., :3], space, inverse=True)
+    else:
+        rgb = transforms.join(out[..., :3], conv.excess, space, scale)
     if out.shape[-1] == 4:
         a = out[..., 3:4]
         if conv.alpha is not None:
@@ -127,4 +131,4 @@ def convert_out(
         bad = conv.bad.repeat(scale, 0).repeat(scale, 1)
         orig = conv.original[..., :3].repeat(scale, 0).repeat(scale, 1)
         rgb[..., :3] = np.where(bad, orig, rgb[..., :3])
-    return rgb.astype(np.float32, copy=False)
+    return rgb
