@@ -409,7 +409,8 @@ Layout layout_for(const RenderCall& call) {
   if (a.map && a.key == l.key) l.slots = std::max(l.slots, a.slots);
   l.slot = aligned(packed_size(call.src));
   l.dst = l.slot * (1 + l.slots);
-  l.total = l.dst + aligned(packed_size(call.dst));
+  // Never empty: a zero-size frame (which entry.render skips) still maps a buffer.
+  l.total = std::max<size_t>(l.dst + aligned(packed_size(call.dst)), 64);
   return l;
 }
 

@@ -60,6 +60,8 @@ def build_fuzzer(out_dir: Path, sanitize: bool) -> Path:
     srcs = [
         FUZZ_SRC,
         ROOT / "bridge" / "test_host" / "host.cpp",
+        ROOT / "bridge" / "test_host" / "conditions.cpp",
+        ROOT / "bridge" / "test_host" / "properties.cpp",
         ROOT / "bridge" / "test_host" / "npy.h",
     ]
     if exe.exists() and exe.stat().st_mtime > max(p.stat().st_mtime for p in srcs):
@@ -73,6 +75,9 @@ def build_fuzzer(out_dir: Path, sanitize: bool) -> Path:
         *flags,
         f"-I{ROOT / 'bridge'}",
         str(FUZZ_SRC),
+        # The host's other sources (host.cpp itself is included by the driver).
+        str(ROOT / "bridge" / "test_host" / "conditions.cpp"),
+        str(ROOT / "bridge" / "test_host" / "properties.cpp"),
         "-o",
         str(exe),
         "-ldl",

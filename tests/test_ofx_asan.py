@@ -80,3 +80,22 @@ def test_asan_good_and_bad_frames(asan_build, tmp_path):
     one = run_asan(asan_build, tmp_path, sr + ["--param", f"model={model}", "--resolve"])
     assert "AddressSanitizer" not in one.stderr, one.stderr[-4000:]
     assert one.returncode == 0, one.stdout + one.stderr[-3000:]
+
+
+def test_asan_through_the_worker_and_its_death(asan_build, tmp_path):
+    model = sr_x2_model(tmp_path / "sr2.onnx")
+    img = np.random.default_rng(5).random((6, 9, 4), dtype=np.float32)
+    np.save(tmp_path / "in.npy", img)
+    args = ["--plugin", "org.kwaflux.SuperResolution", "--input", str(tmp_path / "in.npy")]
+    args += ["--output", str(tmp_path / "out.npy"), "--param", f"model={model}"]
+    args += ["--param", "temporalRadius=1", "--negative-rowbytes", "--row-pad", "5"]
+    args += ["--threads", "2", "--frames", "6", "--kill-worker-at", "3"]
+    env = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=99"}
+    env["KWAFLUX_OFX_ISOLATED"] = "1"
+    host = asan_build / "bin" / "kwaflux-ofx-test-host"
+    bundle = asan_build / "Kwaflux.ofx.bundle"
+    proc = run_host(args, tmp_path, bundle=bundle, env=env, timeout=600, host=host)
+    assert "AddressSanitizer" not in proc.stderr, proc.stderr[-4000:]
+    assert proc.returncode in (0, 3), proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "sent signal 9 to worker pid" in proc.stdout
+    assert proc.stdout.count("status=0") >= 4  # at most the frames in flight at the kill failed

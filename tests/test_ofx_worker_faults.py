@@ -92,6 +92,17 @@ def test_a_worker_that_cannot_import_says_so_as_in_process(tmp_path, model):
     assert "ModuleNotFoundError: No module named 'kwaflux_ofx.no_such_module'" in msg
 
 
+def test_a_moved_venv_says_what_in_process_says(tmp_path, model):
+    bundle = ofx_tools.install(tmp_path / "plugins", python=str(tmp_path / "gone/bin/python"))
+    _, inproc = render(tmp_path, model, bundle=bundle)
+    (tmp_path / "w").mkdir()
+    _, worker = render(tmp_path / "w", model, bundle=bundle, env={"KWAFLUX_OFX_ISOLATED": "1"})
+    assert inproc.returncode == worker.returncode == 3
+    (a,), (b,) = messages(inproc), messages(worker)
+    assert a.split(" (log: ")[0] == b.split(" (log: ")[0]  # each run logs to its own folder
+    assert "gone/bin/python not found" in messages(worker)[0]
+
+
 @pytest.fixture()
 def hostile_env(tmp_path) -> dict[str, str]:
     """What a host may set for its own Python: each would break ours if it were read."""
