@@ -13,8 +13,8 @@ from functools import lru_cache
 import numpy as np
 
 from kwaflux_ofx import settings
+from kwaflux_ofx.engine import blacks, noise, temporal
 from kwaflux_ofx.engine import colour as colours
-from kwaflux_ofx.engine import noise, temporal
 from kwaflux_ofx.engine.graph_job import GraphJob
 from kwaflux_ofx.engine.job import FrameJob, from_float, to_float
 from kwaflux_ofx.engine.sessions import SessionCache, is_out_of_memory
@@ -142,10 +142,12 @@ class Engine:
         premultiplied: bool = True,
         on_tile: Callable[[int, int], None] | None = None,
         colour: settings.ColourSpace | str = settings.ColourSpace.DISPLAY,
+        keep_levels: bool = True,
     ) -> None:
         """Write the processed `src` into `dst` (any strides); allocates only tile-sized buffers.
         `denoise` is a strength 0..1, or "auto" to measure this frame's noise and choose it.
-        `colour` is the encoding `src` is in (settings.ColourSpace); the output leaves in it."""
+        `colour` is the encoding `src` is in (settings.ColourSpace); the output leaves in it.
+        `keep_levels` takes the bias of noise clipped at black and white out (engine/blacks.py)."""
         src = self._check_frame(src, "source")
         dst = self._check_frame(dst, "destination")
         scale = checked(settings.check_scale, scale, "scale")
@@ -153,6 +155,7 @@ class Engine:
         space = self._colour(colour)
         if space is not settings.ColourSpace.DISPLAY:
             options = dict(sr_model=sr_model, denoise_model=denoise_model, on_tile=on_tile)
+            options["keep_levels"] = keep_levels
             self._converted([src], 0, dst, space, scale, denoise, premultiplied, options)
             return
         if denoise == settings.DENOISE_AUTO:
@@ -178,6 +181,8 @@ class Engine:
             plan = TilePlan.plan(h, w, tile, job.margin, align=job.align)
             try:
                 job.run(plan, on_tile)
+                if keep_levels and dn is not None:
+                    self._keep_levels(src, dst, denoise * dn.max_noise, scale)
                 return
             except Exception as exc:
                 if not is_out_of_memory(exc):
@@ -217,6 +222,7 @@ class Engine:
         premultiplied: bool = True,
         temporal_method: settings.TemporalMethod | str | None = None,
         colour: settings.ColourSpace | str = settings.ColourSpace.DISPLAY,
+        keep_levels: bool = True,
     ) -> None:
         """process_into for window[centre], denoised with the frames around it (temporal.py).
         "auto" measures the window. Without neighbours, at strength 0, or with a denoiser that
@@ -237,7 +243,7 @@ class Engine:
         if space is not settings.ColourSpace.DISPLAY:
             scale = checked(settings.check_scale, scale, "scale")
             options = dict(sr_model=sr_model, denoise_model=denoise_model)
-            options["temporal_method"] = temporal_method
+            options.update(temporal_method=temporal_method, keep_levels=keep_levels)
             self._converted(frames, centre, dst, space, scale, denoise, premultiplied, options)
             return
         if denoise == settings.DENOISE_AUTO:
@@ -247,7 +253,9 @@ class Engine:
         if len(frames) == 1 or dn is None or not dn.takes_noise_level:
             if len(frames) > 1 and dn is not None:
                 log.info("%s takes no noise level: denoising frame by frame", dn.name)
-            self.process_into(first, dst, scale=scale, denoise=denoise, **options)
+            self.process_into(
+                first, dst, scale=scale, denoise=denoise, keep_levels=keep_levels, **options
+            )
             return
         self._check_destination(first, self._check_frame(dst, "destination"), scale)
         h, w, c = first.shape
@@ -255,6 +263,8 @@ class Engine:
         learned = temporal.learned_for(self, dn, len(frames), centre, method)
         job = TemporalJob(self, frames, centre, dst, scale, denoise, dn, sr, premultiplied, learned)
         job.run(TilePlan.plan(h, w, self._tile_size(job), job.margin, align=job.align), None)
+        if keep_levels:
+            self._keep_levels(first, dst, denoise * dn.max_noise, scale)
 
     def process_sequence(
         self,
@@ -356,6 +366,17 @@ class Engine:
 
     # -- internals --------------------------------------------------------------------------
     @staticmethod
+    def _keep_levels(src: np.ndarray, dst: np.ndarray, sigma: float, scale: int) -> None:
+        """Take the clipped-noise bias out of the denoised `dst` (engine/blacks.py)."""
+        levels = blacks.Levels.of(to_float(src), sigma)
+        if levels is None:
+            return
+        work = dst if dst.dtype == np.float32 else to_float(dst)  # ints scaled to 0..1
+        levels.correct(work, scale)
+        if work is not dst:
+            dst[...] = from_float(work, dst.dtype)
+
+    @staticmethod
     def _colour(value) -> settings.ColourSpace:
         space = checked(settings.check_colour_space, value, "colour space")
         if space == settings.COLOUR_AUTO:
@@ -368,6 +389,10 @@ class Engine:
         the models' encoding, rendered there, and back (engine/colour.py)."""
         t = colours.transforms_for(self)
         conv = [colours.convert_in(t, to_float(f), space, premultiplied) for f in frames]
+        # The models see a clipped picture, but its noise was clipped only if the frame was.
+        options["keep_levels"] = options.get("keep_levels", True) and (
+            blacks.carries_clipped_noise(conv[centre].original)
+        )
         inside = [c.inside for c in conv]
         self._check_destination(frames[centre], dst, scale)
         h, w, ch = frames[centre].shape
