@@ -129,3 +129,57 @@ def test_non_square_pixels_are_kept_on_output(tmp_path):
     info = probe(out)
     assert info.sample_aspect == (16, 15)
     assert indices(info) == [(k, k) for k in range(3)]
+
+
+HELD = (0, 1, 2, 7, 8, 20, 21, 22, 23, 40, 41)  # the slots a change-only capture wrote
+
+
+def held_frame_avi(path, codec: str = "mjpeg", rate: int = 15):
+    """An AVI capture that wrote a picture only when it changed: its index holds one picture
+    per changed slot (each showing its slot number), the slots between hold the one before."""
+    import fractions
+
+    import av
+
+    from tests.support.media import index_frame
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=rate)
+        s.width, s.height, s.pix_fmt = 64, 36, "yuvj420p"
+        s.time_base = fractions.Fraction(1, rate)
+        for n in HELD:
+            f = av.VideoFrame.from_ndarray(index_frame(n, 64, 36), format="rgb24")
+            f.pts = n
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return str(path)
+
+
+def _held_want() -> list[tuple[int, int]]:
+    return [(k, max(n for n in HELD if n <= k)) for k in range(HELD[-1] + 1)]
+
+
+def test_avi_with_held_frames_keeps_every_slot(tmp_path):
+    info = probe(held_frame_avi(tmp_path / "held.avi"))
+    assert info.timing.timing is Timing.ORDER and info.timing.vfr
+    assert info.frames == HELD[-1] + 1  # the capture's length, not its 11 pictures
+    assert indices(info) == _held_want()
+    assert indices(info, 10, 25) == _held_want()[10:25]
+    info.set_vfr_mode(VfrMode.KEEP)
+    assert indices(info) == list(enumerate(HELD))
+
+
+def test_upscaling_a_held_frame_capture_keeps_its_duration(tmp_path):
+    from kwaflux_ofx.cli import main
+
+    src = held_frame_avi(tmp_path / "held.avi")
+    out = tmp_path / "out.mkv"
+    argv = ["-q", "upscale", src, str(out), "--scale", "1", "--denoise", "0", "--codec", "ffv1"]
+    assert main(argv) == 0
+    got = probe(str(out))
+    assert got.frames == HELD[-1] + 1 and got.rate == pytest.approx(15)
+    assert [read_index(f) for _, f in read_frames(got, 0, got.frames)] == [
+        n for _, n in _held_want()
+    ]

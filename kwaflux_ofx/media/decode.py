@@ -10,7 +10,7 @@ import numpy as np
 from kwaflux_ofx.errors import MediaError, first_line
 from kwaflux_ofx.media.damage import DECODED_WITH_ERRORS, PREDICTED, UNDECODABLE
 from kwaflux_ofx.media.probe import MediaInfo, frame_dtype
-from kwaflux_ofx.media.timing import FrameNumbers
+from kwaflux_ofx.media.timing import FrameNumbers, VfrMode
 
 
 def read_frames(
@@ -100,13 +100,15 @@ def _decode_pass(
     import av
 
     t = info.timing
-    fill = t.vfr and not info.counted
+    # On the constant rate, slots with no frame of their own repeat the one before.
+    fill = t.vfr and info.vfr_mode is VfrMode.CFR
+    slots = t.order_slots if fill else ()
     with av.open(info.path) as c:
         s = c.streams.video[0]
         s.thread_type = "AUTO"
         if s.codec_context.codec.intra_only:
             s.codec_context.options = {"err_detect": "crccheck+explode"}
-        numbers = FrameNumbers(t.timing, t.time_base, t.first_pts, info.rate, info.counted)
+        numbers = FrameNumbers(t.timing, t.time_base, t.first_pts, info.rate, info.counted, slots)
         if seek:
             c.seek(numbers.pts_for(start), stream=s, backward=True, any_frame=False)
         held = None  # (next slot, pixels) of the last frame decoded

@@ -40,6 +40,9 @@ class StreamTiming:
     slots: int  # frames at the constant rate from the first to the last timestamp
     vfr: bool
     times: tuple[float, ...] = ()  # seconds from the first frame, one per shown frame (VFR only)
+    # ORDER streams whose index holds a slot per picture (an AVI capture that wrote a frame only
+    # when the picture changed): the slot of each shown frame, in display order (VFR only).
+    order_slots: tuple[int, ...] = ()
 
 
 def scan(container, stream, rate: float, limit: int | None = None) -> StreamTiming:
@@ -62,6 +65,8 @@ def scan(container, stream, rate: float, limit: int | None = None) -> StreamTimi
         if limit is not None and shown >= limit:
             shown, cut = max(shown, int(stream.frames or 0)), True
             break
+    if timing is Timing.ORDER and not cut and len(pts) == shown >= 2:
+        return _order_timing(tb, pts, rate)
     if timing is Timing.ORDER or len(pts) < 2 or cut:
         first = min(pts) if pts else 0
         return StreamTiming(timing, tb, first, shown, shown, False)
@@ -73,19 +78,47 @@ def scan(container, stream, rate: float, limit: int | None = None) -> StreamTimi
     return StreamTiming(timing, tb, pts[0], shown, slots if vfr else shown, vfr, times)
 
 
+def _order_timing(tb, pts: list[int], rate: float) -> StreamTiming:
+    """An ORDER stream whose packets all carry a time: in an AVI that is the picture's slot in
+    the index. B-frames scramble the order the packets come in but not the set, so sorted they
+    are the slots of the frames the decoder gives out, in its (display) order. Gaps between them
+    are held pictures."""
+    first = min(pts)
+    slots = sorted({round(float((p - first) * tb) * rate) for p in pts})
+    if len(slots) != len(pts) or slots[-1] == len(slots) - 1:
+        # Every slot filled (or two packets on one slot: no index to trust): count frames.
+        return StreamTiming(Timing.ORDER, tb, first, len(pts), len(pts), False)
+    times = tuple(n / rate for n in slots)
+    return StreamTiming(Timing.ORDER, tb, first, len(pts), slots[-1] + 1, True, times, tuple(slots))
+
+
 class FrameNumbers:
     """Numbers decoded frames in display order: from their timestamps where the container has
     them (a missing or repeated one follows the frame before), else by counting."""
 
-    def __init__(self, timing: Timing, time_base, first_pts: int, rate: float, counted: bool):
+    def __init__(
+        self,
+        timing: Timing,
+        time_base,
+        first_pts: int,
+        rate: float,
+        counted: bool,
+        slots: tuple[int, ...] = (),
+    ):
         self.by_time = timing is Timing.TIMESTAMPS and not counted
         self.tb = time_base
         self.first = first_pts
         self.rate = rate
         self.last = -1
+        self.slots = slots  # counted frames placed on these slots, in order (held pictures)
+        self.count = 0
 
     def number(self, pts: int | None) -> int:
-        if self.by_time and pts is not None:
+        if self.slots:
+            k, self.count = self.count, self.count + 1
+            idx = self.slots[k] if k < len(self.slots) else self.last + 1
+            idx = max(idx, self.last + 1)
+        elif self.by_time and pts is not None:
             idx = round(float((pts - self.first) * self.tb) * self.rate)
             idx = max(idx, self.last + 1)
         else:
@@ -99,8 +132,7 @@ class FrameNumbers:
         Timestamps: the packet's own, where packets come in display order (intra-only); for
         others the gap shows where the next frame lands, so nothing is placed here."""
         if not self.by_time:
-            self.last += 1
-            return self.last
+            return self.number(None)
         if intra_only and pts is not None:
             return round(float((pts - self.first) * self.tb) * self.rate)
         return None
