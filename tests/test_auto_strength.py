@@ -73,3 +73,38 @@ def test_estimate_describes_itself():
     est = noise.NoiseEstimate(10 / 255, 2 / 255, 0.0)
     text = noise.AutoStrength(est, 0.2, "kwaflux-denoise").describe()
     assert text == "measured noise 10.0/255, compression 2.0/255 -> denoise 0.20 (kwaflux-denoise)"
+
+
+def _encoded(frames, path, codec: str, options: dict, pix: str) -> list:
+    import av
+
+    from kwaflux_ofx.media.decode import read_frames
+    from kwaflux_ofx.media.probe import probe
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=25, options=options)
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt = pix
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    info = probe(str(path))
+    return [f for _, f in read_frames(info, 0, info.frames)]
+
+
+def test_lossless_synthetic_clip_gets_no_denoise_and_block_codecs_are_seen(engine, tmp_path):
+    from skimage import data
+
+    from tests.support.media import index_frame
+
+    synth = [index_frame(k, 320, 240) for k in range(5)]
+    lossless = _encoded(synth, tmp_path / "s.mp4", "libx264", {"qp": "0"}, "yuv444p")
+    assert engine.auto_strength(lossless).strength <= 0.01
+    photo = data.astronaut()[100:340, 100:420]
+    clean = [np.roll(photo, 3 * k, axis=1) for k in range(5)]
+    for codec, opts, pix in (("cinepak", {}, "rgb24"), ("mpeg1video", {"b": "200k"}, "yuv420p")):
+        damaged = _encoded(clean, tmp_path / f"{codec}.avi", codec, opts, pix)
+        est = engine.auto_strength(damaged).estimate
+        assert est.compression * 255 > 1.0, (codec, est.compression * 255)

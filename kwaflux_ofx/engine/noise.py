@@ -14,7 +14,9 @@ full scale):
   Noise Level Estimation for Blind Denoising", 2013): patches whose gradient energy is below
   what noise of the current estimate alone would give 99% of the time.
 - Compression damage, by blockiness: how much stronger the steps between pixels are across
-  the 8-pixel block grid of DCT codecs than inside the blocks.
+  the block grid (8 pixels for DCT codecs, 4 for Cinepak's vector quantisation) than inside
+  the blocks, on the smaller 90% of the steps, so a picture's own edges that fall on the grid
+  (synthetic frames, graphics) are not read as blocking.
 
 Both err low on purpose (texture in the smallest eigenvalues, block edges that a codec's
 deblocking filter smoothed): a low estimate keeps texture, a high one paints it away.
@@ -30,7 +32,10 @@ import numpy as np
 
 PATCH = 7  # patch side; 49 dimensions leave a long tail of noise-only eigenvalues
 MAX_PATCHES = 20_000  # sampled per channel: enough for a stable spectrum at any frame size
-BLOCK = 8  # DCT block size of JPEG, MPEG-2, MPEG-4 part 2 and H.264's 8x8 transform
+BLOCK = 8  # DCT block size of JPEG, MPEG-1/2, MPEG-4 part 2 and H.264's 8x8 transform
+# Grids looked for: 8 (DCT codecs) and 4 (Cinepak's vector-quantised blocks, H.264's 4x4).
+BLOCK_SIZES = (4, BLOCK)
+TRIM = 0.9  # share of the smallest steps the blockiness is measured on
 # Blockiness excess (mean |step| across the grid minus inside, full scale) to RMS damage: JPEG
 # quality 10..50 on held-out photos gave RMS / excess = 1.9..2.8; the low end, to err low.
 BLOCK_TO_RMS = 1.8
@@ -155,17 +160,32 @@ def _pca_sigma(chan: np.ndarray, rng: np.random.Generator) -> float:
     return sigma
 
 
+def _trimmed_mean(steps: np.ndarray) -> float:
+    """Mean of the smaller 90% of the steps: a picture's own sharp edges (a synthetic frame's
+    blocks on the grid, text, lines) are the largest steps and stay out, while blocking, small
+    and everywhere, stays in."""
+    flat = steps.ravel()
+    keep = max(1, int(len(flat) * TRIM))
+    return float(np.partition(flat, keep - 1)[:keep].mean())
+
+
 def _blockiness(chan: np.ndarray) -> float:
-    """Mean |horizontal and vertical step| on the strongest 8-pixel grid phase, minus the mean
-    step elsewhere (0 for a frame with no block grid)."""
+    """How much stronger the steps are on the strongest block-grid phase than elsewhere (0 for
+    a frame with no block grid), the largest over the block sizes codecs use."""
+    return max(_grid_excess(chan, size) for size in BLOCK_SIZES)
+
+
+def _grid_excess(chan: np.ndarray, size: int) -> float:
     excess = []
     for axis in (0, 1):
-        steps = np.abs(np.diff(chan, axis=axis)).mean(axis=1 - axis)  # per row/column boundary
-        if len(steps) < 4 * BLOCK:
+        # One row of steps per boundary between pixel rows (axis 0) or columns (axis 1).
+        steps = np.abs(np.diff(chan, axis=axis))
+        per = steps if axis == 0 else steps.T
+        if len(per) < 4 * size:
             return 0.0
-        phases = [steps[p::BLOCK].mean() for p in range(BLOCK)]
+        phases = [_trimmed_mean(per[p::size]) for p in range(size)]
         best = int(np.argmax(phases))
-        inside = np.delete(steps, np.arange(best, len(steps), BLOCK)).mean()
+        inside = _trimmed_mean(np.delete(per, np.arange(best, len(per), size), axis=0))
         excess.append(max(phases[best] - inside, 0.0))
     return float(np.mean(excess))
 
