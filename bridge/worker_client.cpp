@@ -163,6 +163,7 @@ Child spawn(const Settings& s, const std::string& worker_log, std::string* err) 
     // stdin (/dev/null), stdout and stderr (the worker log) and the socket.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
+    setpgid(0, 0);  // its own process group: a Ctrl-C meant for the host does not hit it
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -94,6 +94,14 @@ CASES = {
     "sr-proxy-scale": (SR, (12, 16, 4), np.float32, {}, ["--render-scale-down", "2"]),
     "sr-resolve-split-view": (SR, (12, 16, 4), np.float32, {"splitView": 1}, ["--resolve"]),
     "sr-straight-alpha": (SR, (8, 10, 4), np.float32, {}, ["--unpremultiplied"]),
+    "sr-tiled": (SR, (80, 96, 4), np.float32, {"tileSize": 64, "autoDenoise": 0}, []),
+    "sr-resolve-temporal": (
+        SR,
+        (12, 16, 4),
+        np.float32,
+        {"autoDenoise": 0, "denoise": 0.3, "temporalRadius": 1},
+        ["--resolve", "--frames", "3"],
+    ),
     "sr-4-threads": (SR, (16, 20, 4), np.float32, {"temporalRadius": 0}, ["--threads", "4", "--frames", "8"]),
     "denoise-temporal": (
         DENOISE,
@@ -117,6 +125,7 @@ def test_worker_renders_what_in_process_renders(tmp_path, models, case):
     assert inproc.returncode == 0, inproc.stdout[-2000:] + inproc.stderr[-2000:]
     assert isolated.returncode == 0, isolated.stdout[-2000:] + isolated.stderr[-2000:]
     assert len(worker_pids(tmp_path / "worker")) == 1  # one worker for the whole sequence
+    assert "exited with status 0 (the host unloaded the plugin)" in log(tmp_path / "worker")
     assert not worker_pids(tmp_path / "in")
     want, got = outputs(tmp_path / "in"), outputs(tmp_path / "worker")
     assert len(want) == len(got) >= 1
