@@ -105,6 +105,24 @@ void add_temporal_param(std::vector<ParamSpec>& p) {
 
 // The choices' order is their stored value; append only, never reorder.
 const std::vector<const char*> kDevices = {"Auto", "CUDA", "CPU"};
+// "Auto", then kwaflux_ofx/settings.py's COLOUR_SPACE_LABELS in order (tests/test_settings.py).
+const std::vector<const char*> kColourSpaces = {"Auto",
+                                                "Display (sRGB / Rec.709)",
+                                                "Scene linear (Rec.709 / sRGB primaries)",
+                                                "ACEScg",
+                                                "ACEScct",
+                                                "DaVinci Intermediate (DaVinci Wide Gamut)",
+                                                "ARRI LogC3 (EI 800, AWG3)",
+                                                "ARRI LogC4 (AWG4)",
+                                                "Sony S-Log3 (S-Gamut3.Cine)",
+                                                "Panasonic V-Log (V-Gamut)",
+                                                "Canon Log 3 (Cinema Gamut)",
+                                                "RED Log3G10 (REDWideGamutRGB)",
+                                                "Apple Log",
+                                                "Blackmagic Film Gen 5"};
+// What Auto asks an OFX 1.5 host for, best first (hosts/ofx/colour.py's PREFERRED).
+const std::vector<const char*> kPreferredColourspaces = {"srgb_tx", "ofx_display_sdr",
+                                                         "lin_rec709_srgb", "ofx_scene_linear"};
 const std::vector<const char*> kScales = {"2x", "4x"};
 
 std::vector<ParamSpec> params_for(Kind kind) {
@@ -185,6 +203,12 @@ std::vector<ParamSpec> params_for(Kind kind) {
                {}});
   p.push_back(
       {"device", kOfxParamTypeChoice, "Device", "Where the models run.", 0, 0, 0, 0, 0, kDevices});
+  p.push_back({"colourSpace", kOfxParamTypeChoice, "Input colour space",
+               "What the pixels the host hands over are in; the models see them in display "
+               "encoding and the result leaves as it came. Auto: what an OFX 1.5 host says, "
+               "scene-linear in Natron, display otherwise (Resolve says nothing: pick the "
+               "timeline's space there).",
+               0, 0, 0, 0, 0, kColourSpaces});
   return p;
 }
 
@@ -250,6 +274,9 @@ OfxStatus on_describe(Kind kind, OfxImageEffectHandle h) {
   g.prop->propSetInt(p, kOfxImageEffectPropSupportsMultiResolution, 0, 1);
   // Whole frames only: the models need context around every pixel.
   g.prop->propSetInt(p, kOfxImageEffectPropSupportsTiles, 0, 0);
+  // OFX 1.5 hosts may then say what the source is in (and take our preference for it).
+  g.prop->propSetString(p, kOfxImageEffectPropColourManagementStyle, 0,
+                        kOfxImageEffectPropColourManagementBasic);
   // The denoiser looks at neighbouring frames (the source clip says the same in its context).
   g.prop->propSetInt(p, kOfxImageEffectPropTemporalClipAccess, 0, 1);
   g.prop->propSetInt(p, kOfxImageEffectPropSupportsMultipleClipDepths, 0, 0);
@@ -546,7 +573,31 @@ std::vector<kwaflux::ParamValue> param_values(Instance* inst, OfxTime t) {
     }
     values.push_back(std::move(v));
   }
+  // What an OFX 1.5 colour-managed host says the source is in (Auto reads it in Python).
+  OfxPropertySetHandle clip_props = nullptr;
+  char* space = nullptr;
+  if (inst->src && g.effect->clipGetPropertySet(inst->src, &clip_props) == kOfxStatOK &&
+      g.prop->propGetString(clip_props, kOfxImageClipPropColourspace, 0, &space) == kOfxStatOK &&
+      space && *space) {
+    kwaflux::ParamValue v;
+    v.name = "clipColourspace";
+    v.kind = kwaflux::ParamValue::String;
+    v.s = space;
+    values.push_back(std::move(v));
+  }
   return values;
+}
+
+// An OFX 1.5 host that manages colour is asked for the models' own encoding, or linear light.
+OfxStatus on_clip_preferences(OfxImageEffectHandle h, OfxPropertySetHandle out) {
+  Instance* inst = instance_of(h);
+  if (!inst || !out) return kOfxStatReplyDefault;
+  const std::string key = std::string(kOfxImageClipPropPreferredColourspaces) + "_" +
+                          kOfxImageEffectSimpleSourceClipName;
+  for (size_t k = 0; k < kPreferredColourspaces.size(); ++k)
+    if (g.prop->propSetString(out, key.c_str(), int(k), kPreferredColourspaces[k]) != kOfxStatOK)
+      return kOfxStatReplyDefault;
+  return kOfxStatOK;
 }
 
 std::atomic<bool> g_no_temporal_logged{false};
@@ -715,6 +766,7 @@ OfxStatus main_entry(Kind kind, const char* action, const void* handle, OfxPrope
     if (a == kOfxImageEffectActionGetRegionOfDefinition) return on_region_of_definition(h, in, out);
     if (a == kOfxImageEffectActionGetRegionsOfInterest) return on_regions_of_interest(h, in, out);
     if (a == kOfxImageEffectActionIsIdentity) return on_is_identity(h, in, out);
+    if (a == kOfxImageEffectActionGetClipPreferences) return on_clip_preferences(h, out);
     if (a == kOfxImageEffectActionGetFramesNeeded) return on_frames_needed(h, in, out);
     if (a == kOfxImageEffectActionRender) return on_render(h, in);
     if (a == kOfxActionInstanceChanged) return on_instance_changed(h, in);

@@ -41,7 +41,7 @@ def test_every_numeric_param_has_range_and_display_range(tmp_path, plugin):
         for key in ("Min=", "Max=", "DisplayMin=", "DisplayMax="):
             assert f" {key}" in line, line
     names = {ln.split()[1] for ln in params}
-    expected = {"model", "tileSize", "device"}
+    expected = {"model", "tileSize", "device", "colourSpace"}
     if plugin.endswith("SuperResolution"):
         expected |= {"scale", "autoDenoise", "denoise", "splitView", "sourceScale"}
     else:

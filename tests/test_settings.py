@@ -121,3 +121,15 @@ def test_host_scripts_read_the_settings_by_path():
     ).stdout.split("]")
     assert out[0].strip("[ ") == ", ".join(map(str, settings.SCALES))
     assert sorted(settings.SR_EFFECT_SCALES) == [int(x) for x in out[2].strip("[ \n").split(",")]
+
+
+def test_plugin_colour_space_choices_are_the_settings():
+    from kwaflux_ofx.hosts.ofx import colour
+
+    text = PLUGIN_CPP.read_text()
+    labels = re.findall(r'"([^"]+)"', re.search(r"kColourSpaces = \{([^}]*)\}", text).group(1))
+    assert labels == [settings.COLOUR_AUTO_LABEL, *settings.COLOUR_SPACE_LABELS.values()]
+    assert [s.label for s in settings.ColourSpace] == labels[1:]
+    asked = re.search(r"kPreferredColourspaces = \{([^}]*)\}", text).group(1)
+    assert re.findall(r'"([^"]+)"', asked) == list(colour.PREFERRED)
+    assert all(name in colour.OFX_COLOURSPACES for name in colour.PREFERRED)

@@ -259,6 +259,13 @@ typedef struct OfxMultiThreadSuiteV1 {
 #define kOfxImageEffectOutputClipName "Output"
 #define kOfxImageClipPropOptional "OfxImageClipPropOptional"
 #define kOfxImageClipPropConnected "OfxImageClipPropConnected"
+// OFX 1.5 colour management (ofxColour.h): the style offered, what a clip is in, what the
+// effect would like it in (GetClipPreferences out args, suffixed "_<clip name>").
+#define kOfxImageEffectPropColourManagementStyle "OfxImageEffectPropColourManagementStyle"
+#define kOfxImageEffectPropColourManagementNone "OfxImageEffectPropColourManagementNone"
+#define kOfxImageEffectPropColourManagementBasic "OfxImageEffectPropColourManagementBasic"
+#define kOfxImageClipPropColourspace "OfxImageClipPropColourspace"
+#define kOfxImageClipPropPreferredColourspaces "OfxImageClipPropPreferredColourspaces"
 #define kOfxImageClipPropRoIPrefix "OfxImageClipPropRoI_"
 // GetFramesNeeded's answer per input clip: this prefix plus the clip's name (the specification
 // spells the string out without naming a constant), min/max pairs of frame times.

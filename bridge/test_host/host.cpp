@@ -39,6 +39,7 @@ using host_props::PropertySet;
 struct Options {
   std::string bundle, plugin_id, input, output, context = kOfxImageEffectContextFilter;
   std::string host_name = "org.kwaflux.TestHost", host_python;
+  std::string colourspace;  // an OFX 1.5 colour-managed host: what it says the source is in
   std::vector<std::pair<std::string, std::string>> params;
   std::vector<std::string> changed;  // parameters the "user" edits before rendering
   bool multires = true, negative_rowbytes = false, list = false, doctor = false;
@@ -722,6 +723,8 @@ void parse(int argc, char** argv) {
       g_opt.kill_delay_ms = std::stoi(next());
     else if (a == "--host-name")
       g_opt.host_name = next();
+    else if (a == "--colour-managed")
+      g_opt.colourspace = next();
     else if (a == "--negative-rowbytes")
       g_opt.negative_rowbytes = true;
     else if (a == "--offset") {
@@ -777,6 +780,9 @@ int main(int argc, char** argv) {
   g_host_props.set_string(kOfxPropName, {g_opt.host_name});
   g_host_props.set_string(kOfxPropLabel, {"Kwaflux test host"});
   g_host_props.set_int(kOfxImageEffectHostPropIsBackground, {1});
+  g_host_props.set_string(kOfxImageEffectPropColourManagementStyle,
+                          {g_opt.colourspace.empty() ? kOfxImageEffectPropColourManagementNone
+                                                     : kOfxImageEffectPropColourManagementBasic});
   g_host_props.set_int(kOfxImageEffectPropSupportsMultiResolution, {g_opt.multires ? 1 : 0});
   g_host_props.set_int(kOfxImageEffectPropSupportsTiles, {g_opt.emulate_resolve ? 0 : 1});
   g_host_props.set_int(kOfxImageEffectPropTemporalClipAccess, {g_opt.temporal ? 1 : 0});
@@ -946,6 +952,20 @@ int main(int argc, char** argv) {
 
   PropertySet prefs_out;
   call(plugin, kOfxImageEffectActionGetClipPreferences, inst.handle(), nullptr, &prefs_out);
+  if (!g_opt.colourspace.empty()) {
+    // What the effect asked for, then what this host delivers anyway (the plugin must read it).
+    const std::string key = std::string(kOfxImageClipPropPreferredColourspaces) + "_" +
+                            kOfxImageEffectSimpleSourceClipName;
+    std::printf("preferred colourspaces:");
+    for (int k = 0;; ++k) {
+      std::string v = prefs_out.get_string(key.c_str(), k);
+      if (v.empty()) break;
+      std::printf(" %s", v.c_str());
+    }
+    std::printf("\n");
+    inst.clips[kOfxImageEffectSimpleSourceClipName]->props.set_string(kOfxImageClipPropColourspace,
+                                                                      {g_opt.colourspace});
+  }
 
   // Region of definition: the plugin's answer where the host supports multi-resolution,
   // otherwise the project (source) size, as Resolve does.
