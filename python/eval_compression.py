@@ -23,29 +23,12 @@ from eval_temporal import load_clip
 from evaluate import ROOT
 
 from kwaflux_ofx import Engine
-from kwaflux_ofx.media.decode import read_frames
-from kwaflux_ofx.media.probe import probe
 
 sys.path.insert(0, str(ROOT))
-from tests.support.media import index_frame  # noqa: E402  (the suite's numbered frames)
+from tests.support.media import encode_frames as encode  # noqa: E402  (the suite's helpers)
+from tests.support.media import index_frame  # noqa: E402
 
 GOAL_LOSSLESS = 0.01
-
-
-def encode(frames, path: Path, codec: str, options: dict, pix: str, rate: int = 25):
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=rate, options=options)
-        s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt = pix
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    info = probe(str(path))
-    return [f[..., :3] for _, f in read_frames(info, 0, info.frames)]
 
 
 def jpeg(frames, quality: int):

@@ -75,28 +75,10 @@ def test_estimate_describes_itself():
     assert text == "measured noise 10.0/255, compression 2.0/255 -> denoise 0.20 (kwaflux-denoise)"
 
 
-def _encoded(frames, path, codec: str, options: dict, pix: str) -> list:
-    import av
-
-    from kwaflux_ofx.media.decode import read_frames
-    from kwaflux_ofx.media.probe import probe
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=25, options=options)
-        s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt = pix
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    info = probe(str(path))
-    return [f for _, f in read_frames(info, 0, info.frames)]
-
-
 def test_lossless_synthetic_clip_gets_no_denoise_and_block_codecs_are_seen(engine, tmp_path):
     from skimage import data
 
+    from tests.support.media import encode_frames as _encoded
     from tests.support.media import index_frame
 
     synth = [index_frame(k, 320, 240) for k in range(5)]

@@ -302,3 +302,26 @@ def stand_in_media(
             )
         out[name] = {"path": str(path), "rate": r, "tc": start, "frames": frames}
     return out
+
+
+def encode_frames(
+    frames: list[np.ndarray], path, codec: str, options: dict, pix: str, rate: int = 25
+) -> list[np.ndarray]:
+    """Encode RGB frames with `codec` (PyAV options, pixel format) into `path` and return them
+    as kwaflux decodes them: the damage a codec does, to measure."""
+    import av
+
+    from kwaflux_ofx.media.decode import read_frames
+    from kwaflux_ofx.media.probe import probe
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=rate, options=options)
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt = pix
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    info = probe(str(path))
+    return [f[..., :3] for _, f in read_frames(info, 0, info.frames)]
