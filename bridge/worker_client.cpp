@@ -110,8 +110,10 @@ struct Child {
   int sock = -1;
 };
 
-// Forks and execs the worker. Everything the child needs is prepared before fork(): between
-// fork and exec only async-signal-safe calls are made (the host has other threads).
+// Starts the worker with vfork + exec: a host holding gigabytes of frames (Resolve) would pay
+// fork()'s copy of its page tables, or fail it under strict overcommit. Everything the child
+// needs is prepared before; between vfork and exec it makes raw system calls only, with every
+// signal blocked until its handlers are back to default (the host's must not run in it).
 Child spawn(const Settings& s, const std::string& worker_log, std::string* err) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -155,19 +157,26 @@ Child spawn(const Settings& s, const std::string& worker_log, std::string* err) 
   long max_fd = sysconf(_SC_OPEN_MAX);
   if (max_fd <= 0 || max_fd > 65536) max_fd = 65536;
 
+  sigset_t all, none, old;
+  sigfillset(&all);
+  sigemptyset(&none);
+  struct sigaction dfl{};
+  dfl.sa_handler = SIG_DFL;
   std::function<pid_t()> job = [&]() -> pid_t {
     const pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid != 0) return pid;
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = vfork();
+    if (pid != 0) {
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      return pid;
+    }
     // The child: die with the host (SIGKILL when this thread's process goes), keep only
     // stdin (/dev/null), stdout and stderr (the worker log) and the socket.
+    for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
     setpgid(0, 0);  // its own process group: a Ctrl-C meant for the host does not hit it
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    signal(SIGPIPE, SIG_DFL);
     if (null_fd >= 0) dup2(null_fd, 0);
     if (log_fd >= 0) {
       dup2(log_fd, 1);

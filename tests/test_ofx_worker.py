@@ -254,9 +254,10 @@ def test_a_hung_worker_times_out_and_the_next_frame_renders(tmp_path, models):
     flags = ["--frames", "4", "--stop-worker-at", "1"]
     proc = host(tmp_path, img, SR, {"model": models["sr"], "temporalRadius": 0}, *flags, env=env)
     assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "render t=1 status=1" in proc.stdout
-    for t in (0, 2, 3):
-        assert f"render t={t} status=0" in proc.stdout
+    # The stop lands during frame 1 or, when that tiny frame was quicker, before frame 2.
+    failed = [t for t in range(4) if f"render t={t} status=0" not in proc.stdout]
+    assert failed in ([1], [2]), proc.stdout[-2000:]
+    assert f"render t={failed[0] + 1} status=0" in proc.stdout  # a fresh worker renders on
     assert any("did not answer within 3 s" in m for m in messages(proc))
     assert not any(alive(p) for p in worker_pids(tmp_path))
 
