@@ -15,7 +15,7 @@ from kwaflux_ofx.conform.plan import ConformSettings, WorkUnit
 from kwaflux_ofx.conform.progress import Progress
 from kwaflux_ofx.conform.report import _write_json, unit_strength
 from kwaflux_ofx.errors import KwafluxError
-from kwaflux_ofx.media.delivery import check_rate
+from kwaflux_ofx.media.delivery import check_rate, check_times
 from kwaflux_ofx.media.probe import MediaInfo, probe
 from kwaflux_ofx.media.timecode import frames_to_timecode, timecode_to_frames
 from kwaflux_ofx.media.timing import VfrMode
@@ -120,8 +120,11 @@ def plan_clip(
         raise KwafluxError("output would overwrite the input", output)
     if os.path.lexists(output) and not overwrite:
         raise KwafluxError("exists already (pass --overwrite to replace it)", output)
-    if not rules.CODECS[chosen.codec].is_sequence:
-        check_rate(os.path.splitext(output)[1].lower(), info.rate, source)
+    container = None if rules.CODECS[chosen.codec].is_sequence else os.path.splitext(output)[1]
+    if container is not None:
+        check_rate(container.lower(), info.rate, source)
+    if info.keeps_times:
+        check_times(container and container.lower(), source, output)
     return WorkUnit(
         id=uid,
         media=info,

@@ -143,7 +143,11 @@ class WorkUnit:
 
     @property
     def start_tc(self) -> int:
-        return self.origin + self.start
+        """The timecode of the first frame; with --vfr keep, frames are counted, not slots: the
+        slot that frame is shown on."""
+        info = self.media
+        slot = round(info.seconds(self.start) * info.rate) if info.keeps_times else self.start
+        return self.origin + slot
 
     @property
     def stem(self) -> str:

@@ -65,6 +65,9 @@ def fingerprint(unit: WorkUnit, settings: ConformSettings) -> str:
         "denoise": settings.denoise if unit.denoise is None else unit.denoise,
         "codec": unit.codec,
         "delivery": dataclasses.asdict(unit.delivery),
+        # the source's times kept: another output from the same frames (left out otherwise, so
+        # the outputs of earlier runs keep their fingerprints)
+        **({"vfr": "keep"} if unit.media.keeps_times else {}),
     }
     digest = hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
     return f"kwaflux conform {digest}"
@@ -86,6 +89,7 @@ def output_is_complete(unit: WorkUnit, settings: ConformSettings | None = None) 
             info = probe(os.path.join(unit.output, sorted(names)[0]))
         else:
             info = probe(unit.output)
+            info.set_vfr_mode(unit.media.vfr_mode)  # counted as the source's frames were
     except (KwafluxError, OSError) as exc:
         log.info("redoing %s: %s", unit.output, exc)
         return False
@@ -388,22 +392,37 @@ def _pipeline(
 
 
 def _timecode(unit: WorkUnit, index: int) -> str:
-    """Frame `index` of the unit's media as its source timecode (what an editor looks up)."""
-    return frames_to_timecode(unit.origin + index, unit.media.rate, unit.media.drop_frame)
+    """Frame `index` of the unit's media as its source timecode (what an editor looks up); with
+    --vfr keep, the slot it is shown on."""
+    info = unit.media
+    slot = round(info.seconds(index) * info.rate) if info.keeps_times else index
+    return frames_to_timecode(unit.origin + slot, info.rate, info.drop_frame)
 
 
-def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str | None, whole=True):
-    """The writer for a unit's temp output (or, not `whole`, one video segment of it: no audio,
-    subtitles, timecode or comment, which the join adds); a whole file gets the source's audio,
-    subtitles and chapters of the same span."""
+def _open_writer(
+    unit: WorkUnit,
+    tmp: str,
+    keep_alpha: bool,
+    comment: str | None,
+    whole=True,
+    span: tuple[int, int] | None = None,
+):
+    """The writer for a unit's temp output (or, not `whole`, one video segment of it, frames
+    `span`: no audio, subtitles, timecode or comment, which the join adds); a whole file gets the
+    source's audio, subtitles and chapters of the same span. With --vfr keep on a variable-rate
+    source the frames are stamped with the source's times (media/probe.py, MediaInfo.seconds)."""
     codec = CODECS[unit.codec]
     info = unit.media
     if not codec.is_sequence:
+        a, b = span or (unit.start, unit.stop)
         audio = (
-            (info.path, unit.start / info.rate, unit.stop / info.rate)
+            (info.path, info.seconds(a), info.seconds(b))
             if info.kind == "video" and whole
             else None
         )
+        times = None
+        if info.keeps_times:
+            times = tuple(info.seconds(k) - info.seconds(a) for k in range(a, b + 1))
         return VideoWriter(
             tmp,
             codec,
@@ -420,6 +439,8 @@ def _open_writer(unit: WorkUnit, tmp: str, keep_alpha: bool, comment: str | None
             sample_aspect=info.sample_aspect,
             delivery=unit.delivery,
             hdr=info.hdr,
+            times=times,
+            time_base=info.timing.time_base if times else None,
         )
     return SequenceWriter(
         tmp,

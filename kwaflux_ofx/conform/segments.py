@@ -84,7 +84,8 @@ def render_segments(
     """Render the unit's missing segments, join them all into `tmp`; returns the frames kept
     from an earlier run. `run(writer, a, b)` renders frames a..b into a writer and returns how
     many, recording the source's broken frames in `damaged`, which also gets those of segments
-    kept from an earlier run; `open_writer(unit, path, keep_alpha, comment, whole)` makes one."""
+    kept from an earlier run; `open_writer(unit, path, keep_alpha, comment, whole, span)` makes
+    one for the frames span = (a, b)."""
     folder = parts_dir(tmp)
     _prepare(folder, tag)
     try:
@@ -96,7 +97,12 @@ def render_segments(
     remove(tmp)
     info = unit.media
     # audio, subtitles and chapters of the same span (an image sequence has none)
-    span = (info.path, unit.start / info.rate, unit.stop / info.rate)
+    t0 = info.seconds(unit.start)
+    span = (info.path, t0, info.seconds(unit.stop))
+    # --vfr keep: each part goes where its first frame is shown, not where the last one ended
+    starts = None
+    if info.keeps_times:
+        starts = [info.seconds(a) - t0 for a, _ in segment_ranges(unit.start, unit.stop)]
     tc = frames_to_timecode(unit.start_tc, info.rate, info.drop_frame)
     frames = join_segments(
         parts,
@@ -108,6 +114,7 @@ def render_segments(
         comment=f"{tag} from damaged source" if damaged else tag,
         streams_from=span if info.kind == "video" else None,
         audio=unit.delivery.audio,
+        starts=starts,
     )
     if frames != unit.frames:
         raise KwafluxError(f"joined {frames} frames, {unit.frames} expected", unit.output)
@@ -134,7 +141,7 @@ def _render_parts(
             continue
         partial = os.path.join(folder, f".{a:09d}-{b:09d}.partial{ext}")
         remove(partial)
-        writer = open_writer(unit, partial, keep_alpha, None, False)
+        writer = open_writer(unit, partial, keep_alpha, None, False, (a, b))
         try:
             written = run(writer, a, b)
             writer.close()

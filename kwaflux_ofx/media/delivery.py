@@ -35,6 +35,9 @@ MXF_RATES = tuple(
     fractions.Fraction(75),
     fractions.Fraction(100),
 )
+# Containers whose video track stores each frame's own time, so --vfr keep can keep a variable
+# frame rate's; MXF holds a constant edit rate only, an image sequence no time at all.
+TIMED_CONTAINERS = (".mov", ".mp4", ".mkv")
 _UNSPECIFIED = (None, 0, 2)  # FFmpeg's "unknown"/"unspecified" primaries, transfer, matrix
 RANGE_LIMITED, RANGE_FULL = 1, 2
 
@@ -164,6 +167,21 @@ def check_rate(container: str | None, rate: float, source: str | os.PathLike) ->
         f"is {_fps(rate)} fps, which MXF cannot hold (MXF takes {rates} fps): "
         "write .mov or .mkv instead",
         source,
+    )
+
+
+def check_times(container: str | None, source: str | os.PathLike, output: str) -> None:
+    """A variable-rate `source` can have its frame times kept in `output` (a container in
+    TIMED_CONTAINERS; None: an image sequence); else one line naming the output and saying to
+    conform the rate instead. A silent constant rate would play the capture too fast, so the
+    clip is refused before anything renders."""
+    if container in TIMED_CONTAINERS:
+        return
+    what = f"{container} cannot" if container else "an image sequence cannot"
+    raise KwafluxError(
+        f"{what} hold the frame times of {os.path.basename(source)} (variable frame rate, "
+        f"--vfr keep): use --vfr cfr, or write {', '.join(TIMED_CONTAINERS)}",
+        output,
     )
 
 

@@ -52,7 +52,12 @@ class VideoWriter:
         sample_aspect: tuple[int, int] = (1, 1),
         delivery: Delivery | None = None,
         hdr: dict | None = None,
+        times: tuple[float, ...] | None = None,
+        time_base: fractions.Fraction | None = None,
     ):
+        """`times`, given, are when each frame is shown (seconds from the first) and, last,
+        where the last one ends: the frames are stamped with them in `time_base` (the source's,
+        so its timestamps carry over exactly) instead of one per 1/`rate`."""
         import av
 
         delivery = delivery or Delivery()
@@ -74,6 +79,14 @@ class VideoWriter:
         options = delivery.video_options(codec, params_for(codec.av_codec, hdr))
         self.stream = self.container.add_stream(codec.av_codec, rate=fr, options=options)
         self.stream.width, self.stream.height = width, height
+        self.ticks: list[int] | None = None
+        if times is not None:
+            tb = time_base or fractions.Fraction(1, 90000)
+            self.ticks = [round(fractions.Fraction(t) / tb) for t in times]
+            if any(b <= a for a, b in zip(self.ticks, self.ticks[1:], strict=False)):
+                raise MediaError("frame times do not rise in the output's time base", path)
+            self.stream.codec_context.time_base = tb
+            self.stream.time_base = tb
         self.stream.pix_fmt = delivery.video_pix_fmt(codec, high_bit, alpha)
         if tuple(sample_aspect) != (1, 1):
             # Non-square pixels stay non-square: the same ratio on a uniformly scaled frame.
@@ -127,7 +140,14 @@ class VideoWriter:
             frame = frame.reformat(
                 format=self.stream.pix_fmt, dst_colorspace=self.matrix, dst_color_range=self.range
             )
-        frame.pts = self.frames
+        if self.ticks is None:
+            frame.pts = self.frames
+        else:
+            if self.frames + 1 >= len(self.ticks):
+                raise MediaError(f"more frames than the {len(self.ticks) - 1} timed", self.path)
+            frame.pts = self.ticks[self.frames]
+            # how long it is shown: the muxer's stts (MP4/MOV) and a held last frame need it
+            frame.duration = self.ticks[self.frames + 1] - frame.pts
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         if self.frames == 0:  # the encoder opens, and starts its threads, on the first frame

@@ -19,11 +19,14 @@ def join_segments(
     comment: str | None = None,
     streams_from: tuple[str, float, float] | None = None,
     audio: bool = True,
+    starts: list[float] | None = None,
 ) -> int:
     """Write `parts` (video-only files of one codec, in order) into `out` one after another,
     with the source's subtitles, chapters and (with `audio`) audio for [t0, t1) seconds of
     `streams_from` (source, t0, t1), the timecode and the comment; returns the number of video
-    frames written. Every part starts on a keyframe of its own, so each joins as it is."""
+    frames written. Every part starts on a keyframe of its own, so each joins as it is. Each
+    part is placed where the one before ends at `rate` or, given `starts`, at its own start
+    (seconds): parts stamped with a variable-rate source's times keep them."""
     import av
 
     from kwaflux_ofx.media.streams import copy_streams
@@ -48,25 +51,67 @@ def join_segments(
                 dst.metadata["comment"] = comment
             if streams_from is not None:
                 copy_streams(dst, out, *streams_from, audio=audio)  # before the video
+            lag = None if starts is None else _reorder_lag(parts)
             frames = 0
-            for part in parts:
-                frames += _copy_part(dst, v_out, part, frames * step, step)
+            for k, part in enumerate(parts):
+                at = frames * step if starts is None else fractions.Fraction(starts[k])
+                frames += _copy_part(dst, v_out, part, at, step, lag)
     except av.FFmpegError as exc:
         raise MediaError(f"cannot join the finished segments: {first_line(exc)}", out) from None
     return frames
 
 
-def _copy_part(dst, v_out, part: str, start: fractions.Fraction, step: fractions.Fraction) -> int:
-    """Copy one part's video packets, shifted to start at `start` seconds; returns its frames."""
+def _part_pts(part: str) -> tuple[fractions.Fraction, list[int | None]]:
+    """A part's time base and its video packets' presentation times, in decode order."""
+    import av
+
+    with av.open(part) as src:
+        s = src.streams.video[0]
+        return s.time_base, [p.pts for p in src.demux(s) if p.size]
+
+
+def _reorder_lag(parts: list[str]) -> fractions.Fraction | None:
+    """How far (seconds) decode times must trail the sorted presentation times so that no frame
+    is decoded after it is shown, over all parts; None where a part has a packet without one.
+
+    Parts stamped with a variable rate's times need their decode times made anew: an encoder
+    with B-frames steps them a frame at a time (x264 takes the times `delay` frames back), so
+    across a held picture they fall behind, and an MP4's track, whose length is the sum of the
+    decode steps, would end up to the hold's length too short."""
+    lag = fractions.Fraction(0)
+    for part in parts:
+        tb, pts = _part_pts(part)
+        if any(p is None for p in pts):
+            return None
+        lag = max(lag, *((t - p) * tb for t, p in zip(sorted(pts), pts, strict=True)))
+    return lag
+
+
+def _copy_part(
+    dst,
+    v_out,
+    part: str,
+    start: fractions.Fraction,
+    step: fractions.Fraction,
+    lag: fractions.Fraction | None = None,
+) -> int:
+    """Copy one part's video packets, shifted to start at `start` seconds; returns its frames.
+    Given `lag`, each packet's decode time is the part's sorted presentation times moved down
+    by it (see _reorder_lag)."""
     import av
 
     n = 0
+    if lag is not None:
+        _, pts = _part_pts(part)
+        shown = iter(sorted(pts))
     with av.open(part) as src:
         s = src.streams.video[0]
         tb = s.time_base
         shift = round(start / tb)
         first = s.start_time or 0
         packets = (p for p in src.demux(s) if p.size)
+        if lag is not None:
+            packets = _restamped(packets, shown, round(lag / tb))
         for packet in _with_dts(packets, step / tb):
             if packet.pts is not None:
                 packet.pts += shift - first
@@ -78,6 +123,12 @@ def _copy_part(dst, v_out, part: str, start: fractions.Fraction, step: fractions
     if n == 0:
         raise av.InvalidDataError(0, f"{part} holds no frames")
     return n
+
+
+def _restamped(packets, shown, lag: int):
+    for packet in packets:
+        packet.dts = next(shown) - lag
+        yield packet
 
 
 # Packets held while looking for the first decode time: more than any encoder reorders.

@@ -74,6 +74,23 @@ class MediaInfo:
             self.frames = self.timing.slots if mode is VfrMode.CFR else self.timing.packets
 
     @property
+    def keeps_times(self) -> bool:
+        """Frames are written at the source's own times (--vfr keep on a variable-rate source),
+        not one per slot of the base rate."""
+        t = self.timing
+        return t is not None and t.vfr and self.vfr_mode is VfrMode.KEEP
+
+    def seconds(self, index: int) -> float:
+        """When frame `index` is shown, in seconds from the clip's first frame; `index` equal to
+        the frame count: where the last frame ends (it lasts one slot of the base rate)."""
+        times = self.timing.times if self.keeps_times else ()
+        if not times:
+            return index / self.rate
+        # A count past the times (a repeated or missing timestamp) goes on at the base rate.
+        last = min(index, len(times) - 1)
+        return times[last] + (index - last) / self.rate
+
+    @property
     def counted(self) -> bool:
         """Frames are numbered by counting decoded frames (no seeking to a timestamp)."""
         t = self.timing
