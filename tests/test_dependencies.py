@@ -23,7 +23,7 @@ def test_scheduler_without_the_cluster_extra_names_it(tmp_path, monkeypatch, cap
 
 
 def test_the_runtime_does_not_import_unused_packages():
-    """psutil is not a dependency; imageio-ffmpeg is the eval extra's (python/evaluate.py). In a
+    """psutil is not a dependency; imageio-ffmpeg is the eval extra's (python/kwaflux_lab/eval/evaluate.py). In a
     fresh interpreter: other tests load distributed, which brings psutil along."""
     code = (
         "import sys, kwaflux_ofx.cli, kwaflux_ofx.conform.run, kwaflux_ofx.hosts.ofx.entry\n"

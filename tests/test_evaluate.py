@@ -1,46 +1,36 @@
-"""python/evaluate.py: its metrics, its goal verdicts and how it edits docs/models.md."""
+"""python/kwaflux_lab/eval: the metrics, evaluate.py's goal verdicts and how it edits docs/models.md."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from kwaflux_lab.eval import common as cm
+from kwaflux_lab.eval import denoise as evd
+from kwaflux_lab.eval import evaluate as ev
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def ev():
-    spec = importlib.util.spec_from_file_location("evaluate", ROOT / "python" / "evaluate.py")
-    mod = importlib.util.module_from_spec(spec)
-    # dataclasses look the module up by name while the file executes.
-    sys.modules["evaluate"] = mod
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(ROOT / "python"))  # evaluate.py imports its sibling eval_denoise
-        spec.loader.exec_module(mod)
-    return mod
-
-
-def test_luma_and_psnr(ev):
+def test_luma_and_psnr():
     white = np.full((4, 4, 3), 255, np.uint8)
     black = np.zeros((4, 4, 3), np.uint8)
-    assert np.allclose(ev.to_y(white), 235.0) and np.allclose(ev.to_y(black), 16.0)
+    assert np.allclose(cm.to_y(white), 235.0) and np.allclose(cm.to_y(black), 16.0)
     a = np.full((8, 8, 3), 100, np.uint8)
     b = a.copy()
     b[..., :] = 110  # grey step of 10 -> luma step of 10 * 219/255
     expected = 10 * np.log10(255.0**2 / (10 * 219 / 255) ** 2)
-    assert ev.psnr_y(a, b) == pytest.approx(expected, abs=1e-9)
+    assert cm.psnr_y(a, b) == pytest.approx(expected, abs=1e-9)
     # The border is left out: damage only there does not count.
     c = a.copy()
     c[0, :] = 0
-    assert ev.psnr_y(a, c, border=1) > 100
-    assert ev.psnr_y(a, c) < 30
+    assert cm.psnr_y(a, c, border=1) > 100
+    assert cm.psnr_y(a, c) < 30
 
 
-def test_write_section_replaces_only_between_markers(ev, tmp_path):
+def test_write_section_replaces_only_between_markers(tmp_path):
     doc = tmp_path / "models.md"
     doc.write_text("# Models\n\nintro by someone else\n")
     ev.write_section(doc, "first table")
@@ -56,8 +46,8 @@ def test_write_section_replaces_only_between_markers(ev, tmp_path):
     assert "intro by someone else" in text
 
 
-def test_goal_verdicts_follow_the_figures(ev):
-    row = ev.Row
+def test_goal_verdicts_follow_the_figures():
+    row = cm.Row
     results = {
         "sr2": [
             row("bicubic", 30.0, 0.9),
@@ -68,15 +58,15 @@ def test_goal_verdicts_follow_the_figures(ev):
         "speed": {"kwaflux-sr-x2": 500.0, "waifu2x photo x2": 2000.0},
         "sr4": [row("bicubic", 25.0, 0.8), row("kwaflux-sr-x4 (ours)", 26.6, 0.82)],
         "sigma25": [
-            row(ev.BM3D, 29.0, 0.8),
+            row(evd.BM3D, 29.0, 0.8),
             row("kwaflux-denoise (ours, matching strength)", 29.5, 0.85),
         ],
         "sigma5": [
-            row(ev.BM3D, 38.0, 0.95),
+            row(evd.BM3D, 38.0, 0.95),
             row("kwaflux-denoise (ours, matching strength)", 37.6, 0.94),
         ],
         "codec:x264 CRF 35": [
-            row(ev.BM3D, 31.0, 0.9),
+            row(evd.BM3D, 31.0, 0.9),
             row("kwaflux-denoise (ours, auto)", 31.2, 0.9),
         ],
         "curve": [(0.0, 25.0), (0.5, 12.0), (1.0, 3.0)],
@@ -86,12 +76,12 @@ def test_goal_verdicts_follow_the_figures(ev):
             {"sigma": 50, "strength": [0.9, 0.95], "worst_error": 0.2},
         ],
         "texture": {
-            "methods": [ev.BM3D, "ours, auto"],
-            ev.BM3D: {5: 0.9, 10: 0.8},
+            "methods": [evd.BM3D, "ours, auto"],
+            evd.BM3D: {5: 0.9, 10: 0.8},
             "ours, auto": {5: 0.95, 10: 0.7},
         },
     }
-    results["speed"][ev.BM3D] = 30000.0
+    results["speed"][evd.BM3D] = 30000.0
     results["speed"]["kwaflux-denoise"] = 500.0
     lines = "\n".join(ev.goals(results))
     assert "x2 >= bicubic + 2.5 dB (ours +2.00 dB): **missed**" in lines
@@ -118,11 +108,6 @@ def test_goal_verdicts_follow_the_figures(ev):
 
 
 def test_texture_kept_sees_smearing_not_noise():
-    import importlib
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(ROOT / "python"))
-        evd = importlib.import_module("eval_denoise")
     from scipy.ndimage import gaussian_filter
 
     crop = evd.texture_crops()["gravel"]
@@ -134,12 +119,7 @@ def test_texture_kept_sees_smearing_not_noise():
     assert evd.texture_kept(crop, noisy) == pytest.approx(1.0, abs=0.05)
 
 
-def test_codec_damage_is_real(ev):
-    import importlib
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(ROOT / "python"))
-        evd = importlib.import_module("eval_denoise")
+def test_codec_damage_is_real():
     clean = evd.clip_frames(128)
     assert len(clean) == 2 and clean[0].shape == (128, 128, 3)
     for _, codec, opts in evd.CODEC_DAMAGE:
@@ -148,10 +128,10 @@ def test_codec_damage_is_real(ev):
         assert 1.0 < rms < 30.0, codec
 
 
-def test_noise_estimate_grows_with_noise(ev):
+def test_noise_estimate_grows_with_noise():
     flat = np.full((64, 64, 3), 120, np.uint8)
-    assert ev.noise_level(flat) == 0.0
-    levels = [ev.noise_level(ev.gaussian_noise(flat, s, seed=1)) for s in (5, 15, 30)]
+    assert evd.noise_level(flat) == 0.0
+    levels = [evd.noise_level(cm.gaussian_noise(flat, s, seed=1)) for s in (5, 15, 30)]
     assert levels[0] < levels[1] < levels[2]
     # Equal RGB noise of sigma 15 leaves about 15 * 0.67 on luma (BT.601 weights).
     assert levels[1] == pytest.approx(15 * np.sqrt(0.299**2 + 0.587**2 + 0.114**2), rel=0.15)

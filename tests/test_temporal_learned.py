@@ -3,7 +3,6 @@ and the fusion path, its wiring (started as the fusion path it equals it), tiles
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from pathlib import Path
@@ -31,10 +30,9 @@ FUSION = TemporalMethod.FUSION
 
 @pytest.fixture(scope="module")
 def mods():
-    mp = pytest.MonkeyPatch()
-    mp.syspath_prepend(str(ROOT / "python"))
-    yield {n: importlib.import_module(n) for n in ("nets", "export")}
-    mp.undo()
+    from kwaflux_lab.train import export, nets
+
+    return {"nets": nets, "export": export}
 
 
 def single_from_onnx(nets, path: Path):

@@ -4,7 +4,6 @@ shipped temporal path, resuming."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from pathlib import Path
 
@@ -14,17 +13,20 @@ import pytest
 torch = pytest.importorskip("torch", reason="the model factory needs the [train] extra")
 pytest.importorskip("onnxruntime")
 
-PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
+
+# The committed checkpoints (python/checkpoints/).
+CHECKPOINTS_DIR = Path(__file__).resolve().parents[1] / "python" / "checkpoints"
 
 
 @pytest.fixture(scope="module")
 def mods():
-    mp = pytest.MonkeyPatch()
-    mp.syspath_prepend(str(PYTHON_DIR))
-    names = ("nets", "rep", "temporal_data", "train_common", "train_temporal")
-    out = argparse.Namespace(**{n: importlib.import_module(n) for n in names})
-    yield out
-    mp.undo()
+    """The factory's modules (python/ is on the suite's path: pyproject.toml)."""
+    from kwaflux_lab.sets import temporal_data
+    from kwaflux_lab.train import common, nets, rep, temporal
+
+    return argparse.Namespace(
+        nets=nets, rep=rep, temporal_data=temporal_data, common=common, temporal=temporal
+    )
 
 
 def _texture(rng: np.random.Generator, side: int) -> np.ndarray:
@@ -171,10 +173,10 @@ def test_temporal_model_starts_as_the_fusion_path(mods):
 def shipped_start(mods, tmp_path_factory):
     """denoise.pt, the temporal model from it, its ONNX export and a window of
     generated texture."""
-    path = PYTHON_DIR / "checkpoints" / "denoise.pt"
+    path = CHECKPOINTS_DIR / "denoise.pt"
     if not path.exists():
         pytest.skip("no single-frame checkpoint")
-    td, tt = mods.temporal_data, mods.train_temporal
+    td, tt = mods.temporal_data, mods.temporal
     single, info = tt.load_single(path, plain=False)
     temporal = mods.nets.TemporalDenoiser.from_fusion(single).eval()
     onnx_path = tmp_path_factory.mktemp("dn") / "dn.onnx"
@@ -191,7 +193,7 @@ def shipped_start(mods, tmp_path_factory):
 
 
 def _export_denoiser(model, max_noise: float, path: Path) -> None:
-    """The single-frame model as python/export.py ships it (metadata the engine reads)."""
+    """The single-frame model as kwaflux_lab.train.export ships it (metadata the engine reads)."""
     import onnx
 
     example = (torch.rand(1, 3, 64, 64), torch.rand(1, 1, 64, 64))
@@ -262,7 +264,7 @@ def test_shipped_checkpoint_starts_as_the_engine(mods, shipped_start):
 def _tiny_run(mods, tmp_path, monkeypatch, seed: int, count: int):
     """A tiny training set-up in tmp_path: checkpoints there, a patches file of texture, `count`
     windows, and a small single-frame checkpoint (step 7) to start from. Returns the windows."""
-    td, tc, nets = mods.temporal_data, mods.train_common, mods.nets
+    td, tc, nets = mods.temporal_data, mods.common, mods.nets
     rng = np.random.default_rng(seed)
     monkeypatch.setattr(tc, "CHECKPOINTS_DIR", tmp_path / "ck")
     tc.CHECKPOINTS_DIR.mkdir()
@@ -288,10 +290,10 @@ def _tiny_argv(tmp_path, windows) -> list[str]:
 def test_training_smoke_run_resumes(mods, tmp_path, monkeypatch):
     windows = _tiny_run(mods, tmp_path, monkeypatch, seed=3, count=4)
     argv = [*_tiny_argv(tmp_path, windows), "--stint-steps", "10", "--warmup", "5"]
-    mods.train_temporal.main(argv)
+    mods.temporal.main(argv)
     first = torch.load(tmp_path / "ck" / "temporal.pt", weights_only=False)
     assert first["step"] == 10 and first["config"]["init"]["step"] == 7
-    mods.train_temporal.main(argv)
+    mods.temporal.main(argv)
     second = torch.load(tmp_path / "ck" / "temporal.pt", weights_only=False)
     assert second["step"] == 20  # resumed, not restarted
     assert second["config"] == first["config"]
@@ -403,7 +405,7 @@ def test_training_set_stays_within_limits(mods, tmp_path):
 
 
 def test_refresh_rebuilds_training_windows_not_validation(mods, tmp_path, monkeypatch):
-    td, tt = mods.temporal_data, mods.train_temporal
+    td, tt = mods.temporal_data, mods.temporal
     windows = _tiny_run(mods, tmp_path, monkeypatch, seed=6, count=3)
     before = td.load(windows)
     seen = []

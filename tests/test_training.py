@@ -1,29 +1,25 @@
-"""The model factory (python/): re-parameterised blocks fold exactly, resumed training continues the
+"""The model factory (python/kwaflux_lab): re-parameterised blocks fold exactly, resumed training continues the
 same run, and the video-codec damage is real codec output."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the model factory needs the [train] extra")
 
-PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
-
 
 @pytest.fixture(scope="module")
 def factory():
-    """python/'s modules (scripts that import their siblings by plain name)."""
-    mp = pytest.MonkeyPatch()
-    mp.syspath_prepend(str(PYTHON_DIR))
-    names = ("rep", "nets", "degrade", "train_common", "train_denoise", "train_sr")
-    mods = {n: importlib.import_module(n) for n in names}
-    yield argparse.Namespace(**mods)
-    mp.undo()
+    """The factory's modules (python/ is on the suite's path: pyproject.toml)."""
+    from kwaflux_lab.sets import degrade
+    from kwaflux_lab.train import common, denoise, nets, rep, sr
+
+    return argparse.Namespace(
+        rep=rep, nets=nets, degrade=degrade, common=common, denoise=denoise, sr=sr
+    )
 
 
 def _randomise(model: torch.nn.Module) -> None:
@@ -80,7 +76,7 @@ def test_deployed_network_is_the_plain_network(factory, kind):
 
 
 def _tiny_run(factory, tmp_path, monkeypatch, stint: int, fresh: bool) -> dict:
-    tc = factory.train_common
+    tc = factory.common
     monkeypatch.setattr(tc, "CHECKPOINTS_DIR", tmp_path)
     torch.manual_seed(0)
     model = factory.nets.CompactSR(2, 8, 3, rep=True)
@@ -115,7 +111,7 @@ def test_resumed_training_continues_the_same_run(factory, tmp_path, monkeypatch)
 
 def test_resume_refuses_another_architecture(factory, tmp_path, monkeypatch):
     _tiny_run(factory, tmp_path, monkeypatch, stint=1, fresh=True)
-    tc = factory.train_common
+    tc = factory.common
     args = tc.base_args("t").parse_args(["--steps", "2"])
     with pytest.raises(SystemExit, match="checkpoint is for"):
         tc.train("tiny", factory.nets.CompactSR(2, 8, 3), {"arch": "other"}, args, None, None, None)
@@ -136,32 +132,33 @@ def test_video_codec_damage_is_real_and_seeded(factory):
 
 
 def test_validation_figures_measure_what_they_name(factory):
-    """The trainers' validation (also what python/compare_shipped.py holds the shipped models
+    """The trainers' validation (also what kwaflux_lab.eval.compare_shipped holds the shipped models
     to): a denoiser that returns its input scores the damaged input's figures, bicubic scores
     bicubic's, and a better guess scores better."""
     rng = np.random.default_rng(0)
     val = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    sets = factory.train_denoise.validation_set(val)
-    same = factory.train_denoise.scores(lambda x, level: x, sets)
+    sets = factory.denoise.validation_set(val)
+    same = factory.denoise.scores(lambda x, level: x, sets)
     assert same["awgn25_out"] == same["awgn25_in"] and same["jpeg30_out"] == same["jpeg30_in"]
     assert same["awgn5_out"] == same["awgn5_in"] and same["identity0"] > 100
-    perfect = factory.train_denoise.scores(lambda x, level: sets["clean"], sets)
+    perfect = factory.denoise.scores(lambda x, level: sets["clean"], sets)
     assert perfect["awgn25_out"] > 100 > same["awgn25_out"]
 
-    vlr, vhr = factory.train_sr.validation_set(val, 2)
+    vlr, vhr = factory.sr.validation_set(val, 2)
     assert vlr.shape[2:] == (16, 16) and vhr.shape[2:] == (32, 32)
     bicubic = torch.nn.functional.interpolate(
         vlr, scale_factor=2, mode="bicubic", align_corners=False
     )
-    got = factory.train_sr.scores(lambda x: bicubic, vlr, vhr, 2)
+    got = factory.sr.scores(lambda x: bicubic, vlr, vhr, 2)
     assert got["val_psnr"] == got["bicubic_psnr"]
-    assert factory.train_sr.scores(lambda x: vhr, vlr, vhr, 2)["val_psnr"] > got["bicubic_psnr"]
+    assert factory.sr.scores(lambda x: vhr, vlr, vhr, 2)["val_psnr"] > got["bicubic_psnr"]
 
 
 def test_curve_reports_the_change_over_the_last_hour(factory):
     """docs/models.md's training curve says what the last CPU-hour bought per figure (the figure
     that shows a goal out of reach), from the latest record at least an hour before the end."""
-    export = importlib.import_module("export")
+    from kwaflux_lab.train import export
+
     records = [
         {"hours": 0.2, "step": 100, "awgn25_out": 30.0, "awgn5_out": 39.0},
         {"hours": 1.0, "step": 500, "awgn25_out": 32.0, "awgn5_out": 40.0},

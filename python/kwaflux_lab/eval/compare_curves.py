@@ -1,20 +1,20 @@
 """Old data against new: a run's validation curve beside another's at the same training hours
-(both logged by train_common on the same old validation crops), from python/checkpoints/.
+(both logged by train/common.py on the same old validation crops), from python/checkpoints/.
 The hours are training CPU-hours; where the two runs took different times a step (another
 machine, another load), `--by step` sets them side by side at the same step instead.
 
-    python compare_curves.py                       # sr-x2, denoise, sr-x4 against their -v2 runs
-    python compare_curves.py sr-x2 sr-x2-v2 --metric val_psnr
+    python -m kwaflux_lab.eval.compare_curves      # sr-x2, denoise, sr-x4 against their -v2 runs
+    python -m kwaflux_lab.eval.compare_curves sr-x2 sr-x2-v2 --metric val_psnr
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 
-from train_common import CHECKPOINTS_DIR
+from kwaflux_lab import jobs
+from kwaflux_lab.train.common import CHECKPOINTS_DIR
 
-# The figure each model's curve is read by (the first of train_sr's / train_denoise's metrics).
+# The figure each model's curve is read by (the first of train/sr.py's / train/denoise.py's metrics).
 METRICS = {"sr-x2": "val_psnr", "sr-x4": "val_psnr", "denoise": "awgn25_out"}
 
 
@@ -52,7 +52,7 @@ def table(old: str, new: str, metric: str, by: str = "hours") -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = jobs.parser(__doc__)
     ap.add_argument("old", nargs="?")
     ap.add_argument("new", nargs="?")
     ap.add_argument("--metric", default=None)

@@ -1,32 +1,30 @@
 """Colour: the evaluation photos handed over as linear light, ACES and camera log, against the
 same photos display-referred; writes the "Colour" section of docs/models.md.
 
-    ../.venv/bin/python eval_colour.py            # from python/ (needs the [train] extra: OCIO)
+    ../.venv/bin/python -m kwaflux_lab.eval.colour     # from python/ (needs the [train] extra: OCIO)
 
 Each photo is bicubic-halved (quartered), then converted with OpenColorIO's studio config into
 the space a host would hand over (a Natron Read node, an EXR, a colour-managed Resolve
 timeline, camera log footage), upscaled by the engine, brought back to display with OCIO and
-scored against the original (PSNR on Y, as evaluate.py). "as-is" feeds the models the values
+scored against the original (PSNR on Y, as eval/evaluate.py). "as-is" feeds the models the values
 as they come (what every release before this one did); "converted" names the space
 (Engine(colour=...)). The denoise rows add Gaussian noise to the display picture first.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
-import docsection
 import numpy as np
-from evaluate import PHOTOS, bicubic_down, load_photos, psnr_y, to_u8
 
+from kwaflux_lab import docsection, jobs, paths
+from kwaflux_lab.eval.common import PHOTOS, bicubic_down, load_photos, mark, psnr_y, to_u8
 from kwaflux_ofx import Engine
 from kwaflux_ofx.engine.colour_curves import SPACES
 from kwaflux_ofx.engine.resample import resize
 from kwaflux_ofx.settings import ColourSpace
 
-ROOT = Path(__file__).resolve().parents[1]
 DISPLAY = "sRGB Encoded Rec.709 (sRGB)"
 SPACES_EVALUATED = (ColourSpace.LINEAR, ColourSpace.ACESCCT, ColourSpace.DAVINCI_INTERMEDIATE,
                     ColourSpace.ARRI_LOGC3, ColourSpace.ACESCG, ColourSpace.SONY_SLOG3)  # fmt: skip
@@ -160,17 +158,17 @@ def crop_sheet(engine, ocio, hr: np.ndarray, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = jobs.parser(__doc__)
     ap.add_argument("--size", type=int, default=256, help="centre crop of each photo")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md")
+    ap.add_argument("--doc", type=Path, default=paths.MODELS_DOC)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     engine = Engine(device="cpu", threads=args.threads)
     ocio = Ocio()
     photos = load_photos(args.size, list(PHOTOS))
     lines = [
-        "Written by `python/eval_colour.py` (scikit-image's photos, centre "
+        "Written by `python -m kwaflux_lab.eval.colour` (scikit-image's photos, centre "
         f"{args.size}×{args.size}; OpenColorIO's studio config makes and reads the spaces). "
         "PSNR-Y in dB after bringing each result back to display; in brackets the gap to the "
         "display-referred result.",
@@ -190,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             *rows,
             "",
             f"- Goal: converted within {GOAL_SR_DB} dB of display-referred: worst "
-            f"{worst:.3f} dB, {'met' if worst <= GOAL_SR_DB else '**missed**'}",
+            f"{worst:.3f} dB, {mark(worst <= GOAL_SR_DB)}",
             "",
         ]
     rows, d = denoise_rows(engine, ocio, photos)
@@ -203,10 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         *rows,
         "",
         f"- Goal: linear within {GOAL_DENOISE_DB} dB of display: {d['gap']:+.3f} dB, "
-        f"{'met' if abs(d['gap']) <= GOAL_DENOISE_DB else '**missed**'}",
+        f"{mark(abs(d['gap']) <= GOAL_DENOISE_DB)}",
         f"- Goal: auto strength from the linear frame within {GOAL_STRENGTH:.0%} of the display "
         f"one: worst {d['strength_ratio']:.1%}, "
-        f"{'met' if d['strength_ratio'] <= GOAL_STRENGTH else '**missed**'}",
+        f"{mark(d['strength_ratio'] <= GOAL_STRENGTH)}",
         "",
         *extremes(engine),
     ]

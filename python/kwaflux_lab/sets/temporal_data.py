@@ -1,31 +1,27 @@
 """Cached training windows for the learned multi-frame denoiser: moved, damaged, aligned, fused.
 
-python temporal_data.py                 # build python/data/temporal_windows.npz
-python temporal_data.py --count 600 --seed 1 --out data/other.npz
+python -m kwaflux_lab.sets.temporal_data      # build python/data/temporal_windows.npz
+python -m kwaflux_lab.sets.temporal_data --count 600 --seed 1 --out data/other.npz
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import data
-import degrade
 import numpy as np
-import patches
 from PIL import Image
 
+from kwaflux_lab import jobs, paths
+from kwaflux_lab.sets import data, degrade, patches
+
 # The engine lives beside python/; the trainer must use its alignment graph, not a copy.
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+paths.checkout_on_path()
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +35,7 @@ MAX_SHIFT = 12.0  # ... and in all at t +-2
 FRAME = 96  # frame side cut from a 128 px training patch: room for the motion without fill
 CROP = 64  # side stored after alignment
 EDGE = 8  # the stored crop keeps this far from the frame's border (border blocks match worse)
-# Same as train_denoise.MAX_NOISE * 1.1: the single-frame trainer's range of damage.
+# Same as train.denoise.MAX_NOISE * 1.1: the single-frame trainer's range of damage.
 MAX_SIGMA = 50.0 / 255.0 * 1.1
 P_STATIC, P_AFFINE, P_OCCLUDER = 0.15, 0.3, 0.3
 # Real footage is never a whole-pixel move: a hand-held or tracked camera shakes by a fraction
@@ -490,7 +486,9 @@ def load(path: Path = DEFAULT_PATH) -> dict[str, np.ndarray]:
     """'noisy' N x K x CROP x CROP x 3 uint8, 'clean' N x CROP x CROP x 3 uint8, 'level' N
     float32, 'fused' N x CROP x CROP x 3 and 'level_map' N x CROP x CROP float16."""
     if not path.exists():
-        raise SystemExit(f"{path}: no cached windows; build them with python/temporal_data.py")
+        raise SystemExit(
+            f"{path}: no cached windows; build them with python -m kwaflux_lab.sets.temporal_data"
+        )
     with np.load(path) as z:
         if "fused" not in z.files:
             raise SystemExit(f"{path}: windows without the fusion's output; rebuild them")
@@ -558,7 +556,7 @@ def validation_windows(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = jobs.parser(__doc__)
     ap.add_argument("--out", type=Path, default=DEFAULT_PATH)
     ap.add_argument("--count", type=int, default=COUNT, help="windows (~74 KiB each zipped)")
     ap.add_argument("--seed", type=int, default=1)

@@ -123,7 +123,6 @@ def video_codec(rng: np.random.Generator, x: np.ndarray, strength: float = 1.0) 
     if rng.random() < 0.5:
         dy, dx = (int(v) for v in rng.integers(-3, 4, 2))
         frames.insert(0, np.roll(img, (dy, dx), axis=(0, 1)))
-    buf = io.BytesIO()
     if rng.random() < 0.6:
         qp = int(round(24 + strength * rng.uniform(0.0, 22.0)))
         params = "no-deblock=1" if rng.random() < 0.3 else ""
@@ -132,17 +131,27 @@ def video_codec(rng: np.random.Generator, x: np.ndarray, strength: float = 1.0) 
     else:
         q = int(round(3 + strength * rng.uniform(0.0, 28.0)))
         codec, fmt, opts = "mpeg4", "avi", {"qscale": str(q), "threads": "1"}
-    with av.open(buf, "w", format=fmt) as out:
+    decoded = codec_roundtrip(frames, codec, {k: v for k, v in opts.items() if v}, fmt)
+    return decoded[-1][:h, :w].astype(np.float32) / 255.0
+
+
+def codec_roundtrip(
+    frames: list[np.ndarray], codec: str, options: dict, container: str = "matroska"
+) -> list[np.ndarray]:
+    """Encode RGB uint8 frames as one short 25 fps clip with a real encoder (4:2:0), decode them
+    back (also the evaluation's codec damage)."""
+    buf = io.BytesIO()
+    h, w = frames[0].shape[:2]
+    with av.open(buf, "w", format=container) as out:
         stream = out.add_stream(codec, rate=25)
-        stream.width, stream.height, stream.pix_fmt = we, he, "yuv420p"
-        stream.options = {k: v for k, v in opts.items() if v}
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = dict(options)
         for f in frames:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
         out.mux(stream.encode())
     buf.seek(0)
     with av.open(buf) as inp:
-        decoded = [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
-    return decoded[-1][:h, :w].astype(np.float32) / 255.0
+        return [f.to_ndarray(format="rgb24") for f in inp.decode(video=0)]
 
 
 def faint_lines(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-from rep import RepConv3x3
 from torch import nn
 from torch.nn import functional as F
+
+from kwaflux_lab.train.rep import RepConv3x3
 
 
 def conv3x3(cin: int, cout: int, rep: bool, identity: bool = True) -> nn.Module:

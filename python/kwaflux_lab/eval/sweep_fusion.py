@@ -1,13 +1,13 @@
-"""Try the fusion's and alignment's constants on eval_temporal's clips before changing them.
+"""Try the fusion's and alignment's constants on eval/temporal.py's clips before changing them.
 
-python sweep_fusion.py                                      # the shipped constants
-python sweep_fusion.py --set align.KEEP_ZERO=0.1            # one variant
-python sweep_fusion.py --set temporal.POOL=9 --set temporal.NEAR_SHARE=0.35
-python sweep_fusion.py --radius 3                           # a wider window
+python -m kwaflux_lab.eval.sweep_fusion                           # the shipped constants
+python -m kwaflux_lab.eval.sweep_fusion --set align.KEEP_ZERO=0.1  # one variant
+python -m kwaflux_lab.eval.sweep_fusion --set temporal.POOL=9 --set temporal.NEAR_SHARE=0.35
+python -m kwaflux_lab.eval.sweep_fusion --radius 3                 # a wider window
 
 Each run prints, per clip and Gaussian sigma (15, 25): PSNR-Y (and the single-frame model's),
-the error in moving areas and the flicker (eval_temporal's figures) of the temporal path, on
-eval_temporal's clips, crops, noise seeds and strengths, one thread. Constants are module attributes of kwaflux_ofx.engine.align
+the error in moving areas and the flicker (eval/temporal.py's figures) of the temporal path, on
+eval/temporal.py's clips, crops, noise seeds and strengths, one thread. Constants are module attributes of kwaflux_ofx.engine.align
 or .temporal, read when the fusion graph is built; the run builds it after setting them.
 """
 
@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from kwaflux_lab import jobs, paths
+from kwaflux_lab.eval import temporal as et
+from kwaflux_lab.eval.common import CLIPS, gaussian, load_clip, psnr_y
 
-import eval_temporal as et  # noqa: E402
+paths.checkout_on_path()
 
 MODEL = "kwaflux-denoise"
 SIGMAS = (15, 25)
@@ -58,10 +56,7 @@ def apply(changes: list[tuple[str, str, float]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    ap = jobs.parser(__doc__.splitlines()[0])
     ap.add_argument("--set", type=parse_set, action="append", default=[],
                     metavar="MODULE.NAME=VALUE", help="a constant to change (repeatable)")  # fmt: skip
     ap.add_argument("--radius", type=int, default=et.RADIUS, help="temporal radius")
@@ -85,20 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{label}, radius {args.radius}, frames {keep.start}-{keep.stop - 1} scored")
     print("| clip | sigma | PSNR-Y | single-frame | moving-area error | flicker | clean flicker |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name in et.CLIPS:
-        clean = et.load_clip(name, args.frames, args.size)
+    for name in CLIPS:
+        clean = load_clip(name, args.frames, args.size)
         flows = et.flows_on_clean(clean)
         for sigma in SIGMAS:
-            noisy = et.gaussian(clean, sigma, 7 + sigma)
+            noisy = gaussian(clean, sigma, 7 + sigma)
             strength = min(sigma / max_sigma, 1.0)
             out = list(
                 engine.process_sequence(noisy, denoise=strength, temporal_radius=args.radius,
                                         denoise_model=MODEL)
             )  # fmt: skip
             single = [engine.process(f, denoise=strength, denoise_model=MODEL) for f in noisy[keep]]
-            single_psnr = np.mean(
-                [et.psnr_y(c, o) for c, o in zip(clean[keep], single, strict=True)]
-            )
+            single_psnr = np.mean([psnr_y(c, o) for c, o in zip(clean[keep], single, strict=True)])
             # flows[t - 1] maps frame t - 1 onto t: the pairs inside the scored frames.
             pair_flows = flows[keep.start : keep.stop - 1]
             r = et.row("temporal", clean[keep], out[keep], pair_flows, 0.0)

@@ -16,16 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kwaflux_lab import jobs, paths
+
 log = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = Path(__file__).resolve().parent / "checkpoints"
+# Read at call time (checkpoint_path): the tests and eval/check_temporal.py point it elsewhere.
+CHECKPOINTS_DIR = paths.CHECKPOINTS_DIR
 EMA_DECAY = 0.999
 
 
 def base_args(description: str) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    ap = jobs.parser(description)
     ap.add_argument(
         "--hours",
         type=float,
@@ -59,7 +60,7 @@ def base_args(description: str) -> argparse.ArgumentParser:
 
 def extra_validation(path: Path | None) -> np.ndarray | None:
     """The second validation set of a patches file (`val_v2`: crops of photos held out from every
-    source, python/patches_v2.py), or None where the file has none."""
+    source, sets/patches_v2.py), or None where the file has none."""
     if path is None or not Path(path).exists():
         return None
     with np.load(path) as z:

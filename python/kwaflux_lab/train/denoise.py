@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import degrade
 import numpy as np
-import patches
 import torch
-from nets import NoiseMapDenoiser
-from train_common import (
+
+from kwaflux_lab.sets import degrade, patches
+from kwaflux_lab.train.common import (
     base_args,
     extra_validation,
     psnr,
@@ -18,6 +17,7 @@ from train_common import (
     to_nchw,
     train,
 )
+from kwaflux_lab.train.nets import NoiseMapDenoiser
 
 # Noise level (sigma in 0..1 units) that strength 1.0 maps to; training covers a bit beyond it.
 MAX_NOISE = 50.0 / 255.0

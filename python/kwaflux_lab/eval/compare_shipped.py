@@ -1,24 +1,25 @@
 """The export decision: the shipped ONNX models and the latest checkpoints on the trainers' own
 validation sets, side by side (the checkpoints' figures from their logs).
 
-Run: `cd python && ../.venv/bin/python compare_shipped.py [--measure-checkpoints]`. A checkpoint
-is worth exporting when it beats the shipped model here; python/evaluate.py then measures it
+Run: `cd python && ../.venv/bin/python -m kwaflux_lab.eval.compare_shipped [--measure-checkpoints]`.
+A checkpoint is worth exporting when it beats the shipped model here; eval/evaluate.py then measures it
 against the peers on the evaluation photos before it ships.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import onnxruntime as ort
-import patches
 import torch
-import train_denoise
-import train_sr
-from export import MODELS_DIR, build
-from train_common import checkpoint_path, load_checkpoint
+
+from kwaflux_lab import jobs
+from kwaflux_lab.sets import patches
+from kwaflux_lab.train import denoise as train_denoise
+from kwaflux_lab.train import sr as train_sr
+from kwaflux_lab.train.common import checkpoint_path, load_checkpoint
+from kwaflux_lab.train.export import MODELS_DIR, build
 
 RUNS = {"denoise": "kwaflux-denoise", "sr-x2": "kwaflux-sr-x2", "sr-x4": "kwaflux-sr-x4"}
 
@@ -62,7 +63,7 @@ def last_logged(run_name: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = jobs.parser(__doc__.splitlines()[0])
     ap.add_argument("--patches", default=patches.DEFAULT_PATH)
     ap.add_argument(
         "--measure-checkpoints",

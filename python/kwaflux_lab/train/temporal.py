@@ -1,8 +1,8 @@
 """Train the learned multi-frame denoiser (issue #14), starting as the shipped temporal path.
 
-python temporal_data.py                           # the cached windows, once
-python train_temporal.py --hours 6 --minutes 30   # one stint; resumes checkpoints/temporal.pt
-python train_temporal.py --hours 6 --minutes 30 --refresh   # ... on windows made for this stint
+python -m kwaflux_lab.sets.temporal_data     # the cached windows, once
+python -m kwaflux_lab.train.temporal --hours 6 --minutes 30   # one stint; resumes checkpoints/temporal.pt
+python -m kwaflux_lab.train.temporal --hours 6 --minutes 30 --refresh   # ... on windows made anew
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import patches
-import temporal_data as td
 import torch
-import train_common
-from nets import NoiseMapDenoiser, TemporalDenoiser
-from rep import deploy
-from train_common import base_args, psnr, strength_targets, texture_loss, train
+
+from kwaflux_lab.sets import patches
+from kwaflux_lab.sets import temporal_data as td
+from kwaflux_lab.train import common as train_common
+from kwaflux_lab.train.common import base_args, psnr, strength_targets, texture_loss, train
+from kwaflux_lab.train.nets import NoiseMapDenoiser, TemporalDenoiser
+from kwaflux_lab.train.rep import deploy
 
 NAME = "temporal"
 SIGMAS = (25.0, 15.0)
@@ -106,9 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="single-frame checkpoint a new run starts from (default checkpoints/denoise.pt)",
     )
-    ap.add_argument("--partial", type=float, default=0.3, help="as train_denoise.py")
-    ap.add_argument("--over", type=float, default=0.1, help="as train_denoise.py")
-    ap.add_argument("--fft-weight", type=float, default=0.05, help="as train_denoise.py")
+    ap.add_argument("--partial", type=float, default=0.3, help="as train/denoise.py")
+    ap.add_argument("--over", type=float, default=0.1, help="as train/denoise.py")
+    ap.add_argument("--fft-weight", type=float, default=0.05, help="as train/denoise.py")
     ap.add_argument(
         "--refresh",
         action="store_true",
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
             if flips[i]:
                 parts = [p.flip(-1) for p in parts]
             noisy[i], clean[i], fused[i], lmap[i] = parts
-        # The strength control, as train_denoise.py trains it: the map carries the true level
+        # The strength control, as train/denoise.py trains it: the map carries the true level
         # (jittered +-10%) and the target is clean, or a lower level with a target that keeps
         # that share of the damage, or a higher one. Strength 0..1 then means what it means
         # for the single-frame model. The windows were fused at the true level (strength =

@@ -13,18 +13,19 @@ The layout, as Qt's rcc tool writes it (all integers big-endian):
     data:    u32 length, the bytes; a compressed file's bytes are a u32 uncompressed length
              followed by a zlib stream (qCompress's format), or a zstd frame (flag 4).
 
-    python rcc.py BUNDLE.rcc             # list the files
-    python rcc.py --self-check           # build a bundle in memory and read it back
+    python -m kwaflux_lab.sets.rcc BUNDLE.rcc     # list the files
+    python -m kwaflux_lab.sets.rcc --self-check   # build a bundle in memory and read it back
 """
 
 from __future__ import annotations
 
-import argparse
 import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from kwaflux_lab import jobs
 
 MAGIC = b"qres"
 FLAG_COMPRESSED = 0x01
@@ -194,7 +195,7 @@ def self_check() -> None:
     else:
         raise AssertionError("a bundle without the magic was accepted")
     # On real bundles where they are unpacked: every stored name hash is qt_hash of the name.
-    import sources
+    from kwaflux_lab.sets import sources
 
     real = sorted(
         (sources.PKGS_DIR / "gcompris-qt-data" / sources.RCC_DIR.lstrip("/")).glob("*.rcc")
@@ -220,7 +221,7 @@ def check_hashes(b: Bundle) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = jobs.parser(__doc__)
     ap.add_argument("bundle", nargs="?", type=Path)
     ap.add_argument("--self-check", action="store_true")
     args = ap.parse_args()

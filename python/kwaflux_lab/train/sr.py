@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-import degrade
 import numpy as np
-import patches
 import torch
-from nets import CompactSR
 from torch.nn import functional as F
-from train_common import base_args, extra_validation, psnr, to_nchw, train
+
+from kwaflux_lab.sets import degrade, patches
+from kwaflux_lab.train.common import base_args, extra_validation, psnr, to_nchw, train
+from kwaflux_lab.train.nets import CompactSR
 
 
 def validation_set(val: np.ndarray, scale: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,39 +5,24 @@ python/photos-v2.tsv, in the structure patches.load returns, under 60 MiB.
 cleaning), so the old and new training curves are measured on the same crops; `val_v2` holds
 crops of the new held-out photos, one set spread over every source.
 
-    python patches_v2.py                 # build python/data/patches-v2.npz
+    python -m kwaflux_lab.sets.patches_v2   # build python/data/patches-v2.npz
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 from pathlib import Path
 
-import data
-import degrade
 import numpy as np
-import patches
-import photos_v2
+
+from kwaflux_lab.sets import data, degrade, patches, photos_v2
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = data.CACHE_DIR / "patches-v2.npz"
 VAL_V2_PER_PHOTO = 2
-
-
-def old_validation_crops() -> np.ndarray:
-    """The crops patches.build cuts for validation, cut the same way (seed 7, same order)."""
-    vrng = np.random.default_rng(7)
-    return np.stack(
-        [
-            np.rint(p * 255.0).astype(np.uint8)
-            for photo in data.load_all(data.VALIDATION_PHOTOS)
-            for p in degrade.textured_patches(vrng, photo, patches.VAL_PATCH, patches.VAL_PER_PHOTO)
-        ]
-    )
 
 
 def _allot(counts: list[int], total: int) -> list[int]:
@@ -64,7 +49,7 @@ def build(path: Path = DEFAULT_PATH, max_mib: float = 58.0, flat_share: float = 
         # Most detailed first: flat tiles say little about restoring detail.
         per_photo.append(sorted(tiles, key=patches._detail, reverse=True))
     counts = [len(t) for t in per_photo]
-    val = old_validation_crops()
+    val = patches.validation_crops()  # the old file's crops
     vrng = np.random.default_rng(8)
     val_v2 = np.stack(
         [
@@ -84,38 +69,39 @@ def build(path: Path = DEFAULT_PATH, max_mib: float = 58.0, flat_share: float = 
     budget_off = len(patches._npz_bytes({"v": val, "w": val_v2}))
     budget = max_mib * 2**20 - budget_off
     total = int(budget / per_tile * 0.97)
-    best = None
-    for _ in range(6):
-        allot = _allot(counts, total)
+    limit = max_mib * 2**20
+
+    def arrays_for(total: int) -> dict[str, np.ndarray]:
         chosen, owner = [], []
-        for i, (tiles, k) in enumerate(zip(per_photo, allot, strict=True)):
+        for i, (tiles, k) in enumerate(zip(per_photo, _allot(counts, total), strict=True)):
             n_flat = int(k * flat_share) if k < len(tiles) else 0
             # Skies and walls must stay flat: a few of each photo's flattest tiles go in too.
             pick = tiles[: k - n_flat] + (tiles[-n_flat:] if n_flat else [])
             chosen += pick
             owner += [i] * len(pick)
-        arrays = {
+        return {
             "train": np.stack(chosen),
             "train_photo": np.asarray(owner, dtype=np.int16),
             "val": val,
             "val_v2": val_v2,
             "manifest": np.asarray(manifest),
         }
-        blob = patches._npz_bytes(arrays)
-        fits = len(blob) <= max_mib * 2**20
-        if fits and (best is None or len(blob) > len(best[0])):
-            best = (blob, len(chosen), allot)
-        if fits and len(blob) > 0.97 * max_mib * 2**20:
-            break
+
+    best = patches.fit(
+        arrays_for,
+        total,
+        max_mib,
         # Scale the tile count by the room left (the tile sizes vary, so it takes a few tries).
-        total = int(total * (0.99 * max_mib * 2**20 - budget_off) / (len(blob) - budget_off))
+        lambda total, size: int(total * (0.99 * limit - budget_off) / (size - budget_off)),
+        enough=lambda size: size > 0.97 * limit,
+        tries=6,
+    )
     if best is None:
         raise SystemExit(f"no tile count fits in {max_mib} MiB")
-    blob, n_chosen, allot = best
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(path)
+    blob, total = best
+    allot = _allot(counts, total)
+    n_chosen = sum(allot)  # each photo gives exactly its allotment (its flat tiles included)
+    patches.write(path, blob)
     log.info(
         "%s: %d of %d tiles from %d photos (%d to %d a photo), %d + %d validation crops, %.1f MiB",
         path,
@@ -138,12 +124,7 @@ def load_val_v2(path: Path = DEFAULT_PATH) -> np.ndarray | None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--out", type=Path, default=DEFAULT_PATH)
-    ap.add_argument("--max-mib", type=float, default=58.0)
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    build(args.out, args.max_mib)
+    patches.main_for(__doc__, DEFAULT_PATH, build)
 
 
 if __name__ == "__main__":

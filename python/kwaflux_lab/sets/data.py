@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from kwaflux_lab import paths
+
 log = logging.getLogger(__name__)
 
-CACHE_DIR = Path(__file__).resolve().parent / "data"
-# Where python/sources.py unpacks packages (apt-get download + dpkg -x) instead of installing them.
+CACHE_DIR = paths.CACHE_DIR
+# Where sets/sources.py unpacks packages (apt-get download + dpkg -x) instead of installing them.
 PKGS_DIR = CACHE_DIR / "pkgs"
 
 
@@ -159,7 +161,7 @@ MAX_SHORT_SIDE = 1080
 
 def resolve(photo: Photo) -> Path:
     """The photo's file: its /usr/share path where the package is installed, else the copy
-    unpacked under PKGS_DIR/PACKAGE/ (python/sources.py install)."""
+    unpacked under PKGS_DIR/PACKAGE/ (python -m kwaflux_lab.sets.sources install)."""
     system = Path(photo.path)
     if system.exists():
         return system
@@ -192,6 +194,6 @@ def load_all(photos: tuple[Photo, ...] = TRAIN_PHOTOS) -> list[np.ndarray]:
         raise SystemExit(
             "training photos missing (apt-get install lomiri-wallpapers-16.04 "
             "lomiri-wallpapers-20.04 mate-backgrounds plasma-workspace-wallpapers, or unpack them "
-            "with python sources.py install): " + ", ".join(missing)
+            "with python -m kwaflux_lab.sets.sources install): " + ", ".join(missing)
         )
     return [load_clean(p) for p in photos]

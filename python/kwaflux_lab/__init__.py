@@ -1,0 +1,1 @@
+"""Kwaflux's model factory: training sets (sets/), trainers and export (train/), evaluation (eval/)."""

@@ -1,0 +1,1 @@
+"""The trainers, the networks they train and the export of their checkpoints to ONNX."""
