@@ -68,7 +68,7 @@ class TemporalMethod(enum.Enum):
     FUSION = "fusion"
 
 
-# FUSION until the learned model measures above it on real clips (python/eval_temporal.py). Its
+# FUSION until the learned model measures above it on real clips (python/kwaflux_lab/eval/temporal.py). Its
 # first 15-minute stint beat the fusion on its synthetic validation windows (+0.43 dB at sigma
 # 25) but not on real frames (bikes.mp4 39.62 vs 40.15 dB, bigbuckbunny.mp4 35.99 vs 36.60), so
 # it is not shipped and stays in training. LEARNED, asked for, runs where it can (the model

@@ -60,7 +60,7 @@ COST_FLOOR = 0.0005  # the prices' floor, for clean frames (sigma 0)
 # At 0.05 a moved match won where bigbuckbunny's slow motion (under 1-2 px) meets noise, and the
 # neighbour came in from a pixel away: error in moving areas 2.16 / 1.94 at sigma 25 / 15, above
 # the single frame's 2.11 / 1.77 (ghosting). At 0.085: 1.95 / 1.82, bikes' fast pan unchanged
-# (42.24 / 44.76 dB against 42.24 / 44.79; eval_temporal's clips, 10 frames of 160 px). 0.1 or
+# (42.24 / 44.76 dB against 42.24 / 44.79; python/kwaflux_lab/eval/temporal.py's clips, 10 frames of 160 px). 0.1 or
 # 0.2 cost bikes 0.01-0.08 dB more for no further gain.
 KEEP_BOX, KEEP_ZERO = 15, 0.085
 KEEP_DECIDE = 2  # ... decided once per 2×2 pixels

@@ -9,7 +9,7 @@ known amount per pixel; the denoiser then runs with that per-pixel noise level, 
 only what is left. The fusion is an ONNX graph built in memory, so on CUDA the frames stay on
 the device; the denoiser is the usual model.
 
-The learned path (kwaflux-temporal.onnx, python/export.py --only temporal) is the same fusion
+The learned path (kwaflux-temporal.onnx, python -m kwaflux_lab.train.export --only temporal) is the same fusion
 followed by a multi-frame model that also reads the aligned frames, all in one graph. It runs
 where it was trained for: a full window of five frames with the built-in denoiser it was started
 from (the model records that file's sha256); anything else takes the fusion path above.
