@@ -45,6 +45,7 @@ def test_denoised_blacks_stay_black_single_frame_and_temporal():
     for name, run in (
         ("single", lambda **kw: engine.process(frames[2], denoise=0.5, **kw)),
         ("temporal", lambda **kw: engine.process_window(frames, 2, denoise=0.5, **kw)),
+        ("sequence", lambda **kw: list(engine.process_sequence(frames, denoise=0.5, **kw))[2]),
     ):
         kept = run().astype(float)[dark].mean() - clean[dark].mean()
         before = run(keep_levels=False).astype(float)[dark].mean() - clean[dark].mean()

@@ -278,6 +278,7 @@ class Engine:
         premultiplied: bool = True,
         temporal_method: settings.TemporalMethod | str | None = None,
         colour: settings.ColourSpace | str = settings.ColourSpace.DISPLAY,
+        keep_levels: bool = True,
     ) -> Iterator[np.ndarray]:
         """Yield each frame of `frames` processed with up to `temporal_radius` frames on each
         side (fewer at the clip's ends), in order, holding at most 2r+1 inputs. "auto" measures
@@ -287,7 +288,7 @@ class Engine:
         method = self._temporal_method(temporal_method)
         space = self._colour(colour)
         options = dict(scale=scale, sr_model=sr_model, denoise_model=denoise_model)
-        options.update(premultiplied=premultiplied, colour=space)
+        options.update(premultiplied=premultiplied, colour=space, keep_levels=keep_levels)
         held: collections.deque[np.ndarray] = collections.deque()
         first_index = 0  # sequence index of held[0]
         done = 0  # frames yielded so far
