@@ -5,13 +5,17 @@ machine, another load), `--by step` sets them side by side at the same step inst
 
     python -m kwaflux_lab.eval.compare_curves      # sr-x2, denoise, sr-x4 against their -v2 runs
     python -m kwaflux_lab.eval.compare_curves sr-x2 sr-x2-v2 --metric val_psnr
+
+Without arguments it also writes the tables and a summary into docs/models.md ("Old data
+against new"): the test of the over-fitting diagnosis.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from kwaflux_lab import jobs
+from kwaflux_lab import docsection, jobs, paths
 from kwaflux_lab.train.common import CHECKPOINTS_DIR
 
 # The figure each model's curve is read by (the first of train/sr.py's / train/denoise.py's metrics).
@@ -51,21 +55,61 @@ def table(old: str, new: str, metric: str, by: str = "hours") -> str:
     return "\n".join(rows)
 
 
+def summary(old: str, new: str, metric: str) -> str:
+    """One line: where the old run peaked and what it fell to, and the new run at the same
+    hours and over its own last logged hour (still rising, or flat)."""
+    a, b = read_log(old), read_log(new)
+    a, b = [r for r in a if metric in r], [r for r in b if metric in r]
+    if not a or not b:
+        return f"- `{new}`: no records yet"
+    peak = max(a, key=lambda r: r[metric])
+    end = b[-1]
+    v_old = at_hours(a, end["hours"], metric)
+    same = f"{end[metric] - v_old:+.2f} dB against the old run at the same hours" if v_old else ""
+    before = [r for r in b if r["hours"] <= end["hours"] - 1.0]
+    trend = (
+        f", {end[metric] - before[-1][metric]:+.2f} dB over its last hour"
+        if before
+        else ", less than an hour logged"
+    )
+    best_new = max(b, key=lambda r: r[metric])
+    return (
+        f"- `{old}` peaked at {peak[metric]:.2f} dB ({peak['hours']:.2f} h) and ended at "
+        f"{a[-1][metric]:.2f} ({a[-1]['hours']:.2f} h); `{new}` stands at {end[metric]:.2f} "
+        f"({end['hours']:.2f} h, best {best_new[metric]:.2f}){', ' + same if same else ''}"
+        f"{trend}."
+    )
+
+
 def main() -> None:
     ap = jobs.parser(__doc__)
     ap.add_argument("old", nargs="?")
     ap.add_argument("new", nargs="?")
     ap.add_argument("--metric", default=None)
     ap.add_argument("--by", choices=("hours", "step"), default="hours")
+    ap.add_argument("--doc", type=Path, default=paths.MODELS_DOC)
     args = ap.parse_args()
     pairs = (
         [(args.old, args.new or f"{args.old}-v2")]
         if args.old
         else [(m, f"{m}-v2") for m in METRICS]
     )
+    parts, notes = [], []
     for old, new in pairs:
-        print(table(old, new, args.metric or METRICS.get(old, "val_psnr"), args.by))
-        print()
+        metric = args.metric or METRICS.get(old, "val_psnr")
+        parts.append(table(old, new, metric, args.by))
+        notes.append(summary(old, new, metric))
+    text = "\n\n".join(parts) + "\n\n" + "\n".join(notes)
+    print(text)
+    if not args.old:
+        lead = (
+            "Written by `python -m kwaflux_lab.eval.compare_curves`: each model trained on the "
+            "36 photos (v1) and on the 333 (v2, `-v2` checkpoints), scored on the same old "
+            "validation crops, at the v2 run's checkpoints (CPU-hours, one thread)."
+        )
+        docsection.write_section(
+            args.doc, "data-curve", lead + "\n\n" + text, "## Old data against new"
+        )
 
 
 if __name__ == "__main__":
