@@ -119,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photos", nargs="*", default=list(PHOTOS), choices=list(PHOTOS))
     ap.add_argument("--doc", type=Path, default=paths.MODELS_DOC)
     ap.add_argument("--no-write", action="store_true", help="print the section, leave the doc")
+    ap.add_argument(
+        "--ours",
+        type=Path,
+        default=None,
+        help="a folder of candidate kwaflux-*.onnx to measure instead of the shipped ones",
+    )
     ap.add_argument("--skip", nargs="*", default=[], choices=["parity", "sr", "denoise", "speed"])
     ap.add_argument("--peers", nargs="*", default=list(NCNN_PEERS), choices=list(NCNN_PEERS))
     ap.add_argument("--speed-budget", type=float, default=20.0, help="s per full-frame run")
@@ -138,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = Engine(device="cpu", threads=2)
     ours = {m.name: str(m.path) for m in list_models() if m.builtin}
+    if args.ours:  # candidates exported elsewhere (export --out-dir) stand in for the shipped
+        ours.update({p.stem: str(p) for p in args.ours.glob("kwaflux-*.onnx")})
+        ours = {k: v for k, v in ours.items() if not k.endswith(".fp16")}
     log.info("our models present: %s", ", ".join(sorted(ours)) or "none")
     photos = load_photos(args.size, args.photos)
     peers = peer_models(args.cache, args.peers)

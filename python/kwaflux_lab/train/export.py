@@ -28,14 +28,27 @@ OPSET = 17
 PARITY_TOLERANCE = 1e-4
 
 
-def training_data_summary() -> str:
+V2_SUFFIX = "-v2"  # runs on the second data set (sets/photos_v2.py): sr-x2-v2, denoise-v2, ...
+
+
+def training_photos(run: str) -> tuple[data.Photo, ...]:
+    """The photographs a run trained on: the 36 of v1, or the record of v2 for a -v2 run."""
+    if run.endswith(V2_SUFFIX):
+        from kwaflux_lab.sets import photos_v2
+
+        return tuple(e.photo for e in photos_v2.read_tsv() if e.role == "train")
+    return data.TRAIN_PHOTOS
+
+
+def training_data_summary(photos: tuple[data.Photo, ...] = data.TRAIN_PHOTOS) -> str:
     counts: dict[str, int] = {}
-    for p in data.TRAIN_PHOTOS:
+    for p in photos:
         counts[p.package] = counts.get(p.package, 0) + 1
     parts = ", ".join(f"{n} from {pkg}" for pkg, n in counts.items())
+    licences = ", ".join(sorted({p.license for p in photos}))
     return (
-        f"{len(data.TRAIN_PHOTOS)} photographs from Debian packages ({parts}); licences "
-        "CC0-1.0, CC-BY-4.0, CC-BY-SA-4.0, GPL-2+; file list in docs/models.md"
+        f"{len(photos)} photographs from Debian packages ({parts}); licences {licences}; "
+        "file list in docs/models.md"
     )
 
 
@@ -54,6 +67,7 @@ def build(ck: dict, weights: str = "ema") -> torch.nn.Module:
 
 def export_one(run: str, out_name: str, out_dir: Path = MODELS_DIR) -> dict:
     ck = load_checkpoint(run)
+    photos = training_photos(run)
     model = build(ck)
     cfg = ck["config"]
     is_dn = cfg["arch"] == "NoiseMapDenoiser"
@@ -96,7 +110,7 @@ def export_one(run: str, out_name: str, out_dir: Path = MODELS_DIR) -> dict:
             "input resolution, pixel shuffle, bilinear residual; realistic degradations)"
         ),
         "license": "Apache-2.0",
-        "training_data": training_data_summary(),
+        "training_data": training_data_summary(photos),
         "training_steps": str(ck["step"]),
         "training_hours": f"{ck.get('elapsed', 0.0) / 3600:.2f}",
         "training_seed": str(ck["seed"]),
@@ -124,7 +138,7 @@ def export_one(run: str, out_name: str, out_dir: Path = MODELS_DIR) -> dict:
         "training": training_facts(ck),
         "parity_fp32_max_abs": parity,
         "fp16_vs_torch_max_abs": fp16_err,
-        "training_photos": [p.path for p in data.TRAIN_PHOTOS],
+        "training_photos": [p.path for p in photos],
     }
     (out_dir / f"{out_name}.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info("%s: %d bytes, parity %.2e, fp16 %s", path.name, info["bytes"], parity, fp16_err)
@@ -537,6 +551,12 @@ def main() -> None:
     ap.add_argument("--only", choices=("sr-x2", "sr-x4", "denoise", "temporal"), action="append")
     ap.add_argument("--curve", action="store_true", help="only write the training curve to docs")
     ap.add_argument(
+        "--suffix",
+        default="",
+        help=f"export the runs of this suffix (e.g. {V2_SUFFIX}: sr-x2{V2_SUFFIX}.pt becomes "
+        "kwaflux-sr-x2.onnx)",
+    )
+    ap.add_argument(
         "--init-onnx",
         type=Path,
         default=None,
@@ -558,10 +578,10 @@ def main() -> None:
     for run, name in runs.items():
         if args.only and run not in args.only:
             continue
-        if not checkpoint_path(run).exists():
-            log.warning("no checkpoint for %s yet; skipped", run)
+        if not checkpoint_path(run + args.suffix).exists():
+            log.warning("no checkpoint for %s yet; skipped", run + args.suffix)
             continue
-        export_one(run, name, args.out_dir)
+        export_one(run + args.suffix, name, args.out_dir)
     # After the denoiser: exported together, the temporal model records the new one's hash.
     if (not args.only or "temporal" in args.only) and checkpoint_path(TEMPORAL_RUN).exists():
         try:
