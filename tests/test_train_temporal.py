@@ -103,7 +103,7 @@ def test_window_shapes_and_training_set_round_trip(mods, tmp_path):
     rng = np.random.default_rng(1)
     tiles = np.stack([_texture(rng, 128) for _ in range(3)])
     photos = [_texture(rng, 300)]
-    out = td.build(tmp_path / "w.npz", count=3, seed=2, tiles=tiles, photos=photos)
+    out = td.build(tmp_path / "w.npz", count=3, seed=2, tiles=tiles, photos=photos, real=[])
     w = td.load(out)
     assert w["noisy"].shape == (3, 5, td.CROP, td.CROP, 3) and w["noisy"].dtype == np.uint8
     assert w["clean"].shape == (3, td.CROP, td.CROP, 3) and w["level"].shape == (3,)
@@ -273,7 +273,9 @@ def _tiny_run(mods, tmp_path, monkeypatch, seed: int, count: int):
     # Its own pictures for the fast pans too: the trainer never reaches for installed photos.
     pan = np.stack([_texture(rng, 320) for _ in range(2)])
     np.savez(tmp_path / "patches.npz", train=tiles, val=val, pan=pan)
-    windows = td.build(tmp_path / "w.npz", count=count, seed=1, tiles=tiles, photos=list(pan))
+    windows = td.build(
+        tmp_path / "w.npz", count=count, seed=1, tiles=tiles, photos=list(pan), real=[]
+    )
     single = nets.NoiseMapDenoiser(8, 4, rep=True)
     config = {"arch": "NoiseMapDenoiser", "channels": 8, "convs": 4, "rep": True,
               "max_noise": 50 / 255}  # fmt: skip
@@ -393,7 +395,7 @@ def test_training_set_stays_within_limits(mods, tmp_path):
     rng = np.random.default_rng(8)
     tiles = _varied_tiles(rng, 48)
     photos = [_texture(rng, 400)]
-    out = td.build(tmp_path / "w.npz", count=24, seed=5, tiles=tiles, photos=photos)
+    out = td.build(tmp_path / "w.npz", count=24, seed=5, tiles=tiles, photos=photos, real=[])
     per_window = out.stat().st_size / 24
     # A 24-window sample of the committed default (COUNT windows under 60 MiB); windows vary
     # by about a tenth with their photo, so the sample is held to 60 MiB plus that.

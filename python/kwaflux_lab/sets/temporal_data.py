@@ -2,6 +2,8 @@
 
 python -m kwaflux_lab.sets.temporal_data      # build python/data/temporal_windows.npz
 python -m kwaflux_lab.sets.temporal_data --count 600 --seed 1 --out data/other.npz
+
+Where real footage is installed (sets/real_video.py) a share of the windows (P_REAL) comes from it.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ P_BLUR, SHUTTER, BLUR_SPEED = 0.5, (0.25, 0.75), 2.0
 P_PAN, PAN_SPEED, PAN_PATCH = 0.3, (8.0, 24.0), 224
 PAN_SHIFT = (PAN_PATCH - FRAME) / 2 - 4  # the most a frame may move from the centre one
 COUNT = 760  # ~74 KiB each zipped: the set stays under 60 MiB
+# Real footage (sets/real_video.py) where it is installed: a share of the windows is cut from
+# it, with the motion and occlusions the scene really had.
+P_REAL = 0.3
 
 
 @dataclass(frozen=True)
@@ -382,6 +387,21 @@ def make_window(
     """One training window, cut to `crop`: as load() describes one row; with `pan` a fast pan
     over `patch` (PAN_PATCH side), the crop anywhere in the frame, its edges included."""
     frames, _ = clip(rng, patch, other, size, pan)
+    return window_of(rng, frames, session, fusion, crop, edge=0 if pan else EDGE)
+
+
+def window_of(
+    rng: np.random.Generator,
+    frames: np.ndarray,
+    session,
+    fusion,
+    crop: int = CROP,
+    edge: int = EDGE,
+) -> dict[str, np.ndarray | float]:
+    """One training window from clean frames (time order, K×size×size×3 uint8: a synthetic
+    camera path's or real footage's): damaged, aligned and fused as the engine does it, then
+    cut to `crop` at least `edge` from the frame's border."""
+    size = frames.shape[1]
     noisy, clean, level = damage(rng, frames)
     ordered = in_engine_order(noisy)
     # TemporalJob passes sigma = strength * max_noise to alignment and fusion. The trainer's
@@ -392,7 +412,6 @@ def make_window(
     fused, level_map = fuse(fusion, ordered, level)
     # The warp only picks pixels of the 8-bit frames, so back to uint8 is exact.
     aligned8 = np.clip(np.rint(aligned * 255.0), 0, 255).astype(np.uint8)
-    edge = 0 if pan else EDGE
     y, x = (int(v) for v in rng.integers(edge, size - crop - edge + 1, 2))
     cut = np.s_[y : y + crop, x : x + crop]
     return {
@@ -441,13 +460,21 @@ def build(
     patches_path: Path | None = None,
     tiles: np.ndarray | None = None,
     photos: list[np.ndarray] | None = None,
+    real: list[np.ndarray] | None = None,
 ) -> Path:
     """Make `count` windows from the training patches and save them (atomically) to `out`;
-    the fast pans are cut from `photos` (uint8 H×W×3; default: pan_photos(patches_path))."""
+    the fast pans are cut from `photos` (uint8 H×W×3; default: pan_photos(patches_path)), and
+    a share P_REAL from the real clips `real` (N×H×W×3 uint8 each; default: those installed,
+    real_video.load_all; an empty list: none)."""
+    from kwaflux_lab.sets import real_video
+
     if tiles is None:
         tiles, _ = patches.load(patches_path or patches.DEFAULT_PATH)
     if photos is None:
         photos = pan_photos(patches_path)
+    if real is None:
+        real = real_video.load_all()
+    n_real = 0
     rng = np.random.default_rng(seed)
     session, fusion = align_session(), fusion_session()
     keys = ("noisy", "clean", "level", "fused", "level_map")
@@ -455,7 +482,13 @@ def build(
     t0 = time.time()
     for i in range(count):
         a, b = (int(v) for v in rng.choice(len(tiles), 2, replace=False))
-        if rng.random() < P_PAN:
+        frames = (
+            real_video.random_window(rng, real, FRAME) if real and rng.random() < P_REAL else None
+        )
+        if frames is not None:
+            w = window_of(rng, frames, session, fusion)
+            n_real += 1
+        elif rng.random() < P_PAN:
             w = make_window(rng, pan_patch(rng, photos), tiles[b], session, fusion, pan=True)
         else:
             w = make_window(rng, tiles[a], tiles[b], session, fusion)
@@ -464,7 +497,8 @@ def build(
         if (i + 1) % 100 == 0:
             log.info("%d/%d windows, %.1f s", i + 1, count, time.time() - t0)
     meta = {"count": count, "seed": seed, "frame": FRAME, "crop": CROP, "order": ORDER,
-            "fusion_sigma": "level", "motion": "subpixel", "pan": P_PAN}  # fmt: skip
+            "fusion_sigma": "level", "motion": "subpixel", "pan": P_PAN,
+            "real": n_real}  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
     # float16 for the fused frame and its level: 0.00025 at most on 0..1, far below the noise.
@@ -478,7 +512,13 @@ def build(
         meta=np.asarray(json.dumps(meta)),
     )
     os.replace(tmp, out)
-    log.info("%s: %d windows, %.1f MiB", out, count, out.stat().st_size / 2**20)
+    log.info(
+        "%s: %d windows (%d of real footage), %.1f MiB",
+        out,
+        count,
+        n_real,
+        out.stat().st_size / 2**20,
+    )
     return out
 
 
