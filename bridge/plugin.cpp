@@ -124,6 +124,8 @@ const std::vector<const char*> kColourSpaces = {"Auto",
 const std::vector<const char*> kPreferredColourspaces = {"srgb_tx", "ofx_display_sdr",
                                                          "lin_rec709_srgb", "ofx_scene_linear"};
 const std::vector<const char*> kScales = {"2x", "4x"};
+// kwaflux_ofx/settings.py's SrLook labels in order (tests/test_settings.py).
+const std::vector<const char*> kLooks = {"Faithful", "Detail"};
 
 std::vector<ParamSpec> params_for(Kind kind) {
   std::vector<ParamSpec> p;
@@ -145,6 +147,11 @@ std::vector<ParamSpec> params_for(Kind kind) {
   } else {
     p.push_back(
         {"scale", kOfxParamTypeChoice, "Scale", "Upscaling factor.", 0, 0, 0, 0, 0, kScales});
+    p.push_back({"look", kOfxParamTypeChoice, "Look",
+                 "Faithful: the model closest to the original (default). Detail: a model "
+                 "fine-tuned to give back fine texture (hair, fabric, foliage), a little further "
+                 "from the original; built in for 2x only. The Model field must be empty.",
+                 0, 0, 0, 0, 0, kLooks});
     add_auto_params(p, "autoDenoise", "Auto denoise");
     p.push_back({"denoise",
                  kOfxParamTypeDouble,

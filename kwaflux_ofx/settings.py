@@ -89,6 +89,35 @@ def check_temporal_method(value: object, what: str = "temporal method") -> Tempo
     raise ValueError(f"{what} must be {names}, not {value!r}")
 
 
+class SrLook(enum.Enum):
+    """Which built-in super-resolution model upscales: FAITHFUL, trained for the least error
+    (the default), or DETAIL, fine-tuned from it to give back fine texture (more high-frequency
+    energy, a little less PSNR). models/registry.py's DEFAULTS names the model of each."""
+
+    FAITHFUL = "faithful"
+    DETAIL = "detail"
+
+    @property
+    def label(self) -> str:
+        """The effect's choice label ("Faithful", "Detail"; bridge/plugin.cpp's kLooks)."""
+        return self.value.capitalize()
+
+
+SR_LOOK_DEFAULT = SrLook.FAITHFUL
+
+
+def check_sr_look(value: object, what: str = "look") -> SrLook:
+    """`value` (an SrLook, its name or its label) as an SrLook; ValueError otherwise."""
+    if isinstance(value, SrLook):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    for look in SrLook:
+        if text == look.value:
+            return look
+    names = " or ".join(look.value for look in SrLook)
+    raise ValueError(f"{what} must be {names}, not {value!r}")
+
+
 # The strength chosen from the noise level measured on the footage itself (one estimate per
 # clip offline, per frame in the plugin); the default wherever a strength is asked for.
 DENOISE_AUTO = "auto"

@@ -14,7 +14,8 @@ from kwaflux_ofx.engine.spec import ModelSpec
 from kwaflux_ofx.models.registry import resolve_model
 
 MODELS = Path(__file__).resolve().parent.parent / "kwaflux_ofx" / "models"
-NAMES = ("kwaflux-denoise", "kwaflux-sr-x2", "kwaflux-sr-x4")
+NAMES = ("kwaflux-denoise", "kwaflux-sr-x2", "kwaflux-sr-x4", "kwaflux-sr-x2-detail")
+SCALES = {"kwaflux-denoise": 1, "kwaflux-sr-x2": 2, "kwaflux-sr-x4": 4, "kwaflux-sr-x2-detail": 2}
 REQUIRED_KEYS = (
     "kind",
     "scale",
@@ -93,7 +94,7 @@ def test_metadata_describes_the_model(name: str) -> None:
             assert 0.0 < float(meta["max_noise"]) <= 1.0
         else:
             assert (meta["kind"], meta["noise_input"]) == ("sr", "")
-            assert meta["scale"] == name[-1]
+            assert meta["scale"] == str(SCALES[name])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -103,13 +104,15 @@ def test_engine_reads_spec_from_metadata_without_probing(name: str) -> None:
     spec = ModelSpec.from_onnx(path)
     assert not spec.probed
     assert spec.kind == ("denoise" if name == "kwaflux-denoise" else "sr")
-    assert spec.scale == (1 if name == "kwaflux-denoise" else int(name[-1]))
+    assert spec.scale == SCALES[name]
     assert spec.input_name == "input" and spec.output_name == "output"
     fp16 = ModelSpec.from_onnx(MODELS / f"{name}.fp16.onnx")
     assert fp16.input_dtype == "float16" and fp16.kind == spec.kind
 
 
-@pytest.mark.parametrize(("name", "scale"), [("kwaflux-sr-x2", 2), ("kwaflux-sr-x4", 4)])
+@pytest.mark.parametrize(
+    ("name", "scale"), [("kwaflux-sr-x2", 2), ("kwaflux-sr-x4", 4), ("kwaflux-sr-x2-detail", 2)]
+)
 def test_sr_output_shape_on_odd_sizes(sessions, name: str, scale: int) -> None:
     x = np.random.default_rng(0).random((1, 3, 17, 23), dtype=np.float32)
     out = sessions[name].run(["output"], {"input": x})[0]
@@ -117,7 +120,8 @@ def test_sr_output_shape_on_odd_sizes(sessions, name: str, scale: int) -> None:
     assert np.isfinite(out).all()
 
 
-def test_sr_x2_beats_bicubic_on_held_out_photo(sessions) -> None:
+@pytest.mark.parametrize("name", ["kwaflux-sr-x2", "kwaflux-sr-x2-detail"])
+def test_sr_x2_beats_bicubic_on_held_out_photo(sessions, name: str) -> None:
     from PIL import Image
 
     hr = _photo_crop(192)
@@ -126,11 +130,11 @@ def test_sr_x2_beats_bicubic_on_held_out_photo(sessions) -> None:
     )
     lr = np.asarray(lr_img, dtype=np.float32) / 255.0
     bicubic = np.asarray(lr_img.resize((192, 192), Image.Resampling.BICUBIC), np.float32) / 255
-    out = sessions["kwaflux-sr-x2"].run(["output"], {"input": _nchw(lr)})[0][0].transpose(1, 2, 0)
+    out = sessions[name].run(["output"], {"input": _nchw(lr)})[0][0].transpose(1, 2, 0)
     # Compare away from the borders, where neither method has full context.
     inner = (slice(8, -8), slice(8, -8))
     gain = _psnr(out[inner], hr[inner]) - _psnr(bicubic[inner], hr[inner])
-    assert gain > 0.5, f"SR x2 only {gain:+.2f} dB over bicubic"
+    assert gain > 0.5, f"{name} only {gain:+.2f} dB over bicubic"
 
 
 def test_denoise_removes_noise_and_strength_is_monotone(sessions) -> None:

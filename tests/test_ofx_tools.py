@@ -43,7 +43,7 @@ def test_every_numeric_param_has_range_and_display_range(tmp_path, plugin):
     names = {ln.split()[1] for ln in params}
     expected = {"model", "tileSize", "device", "colourSpace"}
     if plugin.endswith("SuperResolution"):
-        expected |= {"scale", "autoDenoise", "denoise", "splitView", "sourceScale"}
+        expected |= {"scale", "look", "autoDenoise", "denoise", "splitView", "sourceScale"}
     else:
         expected |= {"autoStrength", "strength"}
     expected |= {"measuredNoise", "measureNoise", "temporalRadius"}

@@ -34,6 +34,19 @@ def test_plugin_scale_choices_are_the_settings():
     assert set(settings.SR_EFFECT_SCALES) <= set(settings.SCALES)
 
 
+def test_plugin_look_choices_are_the_settings():
+    m = re.search(r"kLooks = \{([^}]*)\}", PLUGIN_CPP.read_text())
+    labels = re.findall(r'"([^"]+)"', m.group(1))
+    assert labels == [look.label for look in settings.SrLook]
+    # The default (choice 0) is the faithful model.
+    assert labels[0] == settings.SR_LOOK_DEFAULT.label == "Faithful"
+    assert re.search(
+        r'\{"look", kOfxParamTypeChoice, "Look",[^}]*?0, 0, 0, 0, 0, kLooks\}',
+        PLUGIN_CPP.read_text(),
+        re.S,
+    )
+
+
 def test_plugin_temporal_radius_is_the_settings():
     text = PLUGIN_CPP.read_text()
     consts = dict(re.findall(r"constexpr int (kTemporalRadius\w+) = (\d+);", text))

@@ -61,12 +61,13 @@ def cmd_clips(args, engine, scale_of) -> int:
             raise KwafluxError(f"--container {args.container} but the output is {ext!r}", out)
         if not seq_out:
             delivery = dataclasses.replace(delivery, container=ext)
+    scale = scale_of(args, engine)
     chosen = ConformSettings(
-        scale=scale_of(args, engine),
+        scale=scale,
         denoise=args.denoise,
         temporal_radius=args.temporal_radius,
         colour=args.colour_space,
-        model=args.model,
+        model=options.sr_model(args, scale),
         denoise_model=args.denoise_model,
         codec=codec,
         device=args.device,

@@ -42,6 +42,7 @@ def register(subparsers) -> None:
     options.add_temporal_radius(p)
     options.add_colour_space(p)
     p.add_argument("--model", default=None, help="SR model: registry name or .onnx path")
+    options.add_look(p)
     p.add_argument("--denoise-model", default=None, help="denoise model: name or .onnx path")
     p.add_argument("--handles", type=int, default=12, help="extra frames each side of a clip")
     options.add_codec(p, settings.DEFAULT_CODEC, "codec of the new media")
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         denoise=args.denoise,
         temporal_radius=args.temporal_radius,
         colour=args.colour_space,
-        model=args.model,
+        model=options.sr_model(args, args.scale),
         denoise_model=args.denoise_model,
         handles=args.handles,
         codec=args.codec,

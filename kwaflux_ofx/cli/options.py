@@ -64,6 +64,32 @@ def add_colour_space(p: argparse.ArgumentParser) -> None:
     )
 
 
+def look_value(text: str) -> str:
+    """--look: faithful or detail, checked where the command line is read."""
+    try:
+        return settings.check_sr_look(text, "--look").value
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_look(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--look",
+        type=look_value,
+        default=settings.SR_LOOK_DEFAULT.value,
+        metavar="|".join(look.value for look in settings.SrLook),
+        help="which built-in SR model: faithful (closest to the original) or detail (fine-tuned "
+        "to give back fine texture; x2 only); not with --model (default: %(default)s)",
+    )
+
+
+def sr_model(args: argparse.Namespace, scale: int):
+    """The SR model --model and --look ask for at this scale (None: the engine's default)."""
+    from kwaflux_ofx.models.registry import sr_model_for
+
+    return sr_model_for(scale, settings.check_sr_look(args.look), args.model)
+
+
 def add_codec(p: argparse.ArgumentParser, default: str | None, help: str) -> None:
     p.add_argument("--codec", choices=tuple(settings.CODECS), default=default, help=help)
 

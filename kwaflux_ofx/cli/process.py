@@ -53,6 +53,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     )
     options.add_temporal_radius(p)  # videos and sequences; a still has no neighbours
     p.add_argument("--model", default=None, metavar="NAME|PATH", help="super-resolution model")
+    options.add_look(p)
     p.add_argument("--denoise-model", default=None, metavar="NAME|PATH", help="denoise model")
     p.add_argument(
         "--tile",
@@ -125,10 +126,11 @@ def _settings(args, engine, pixels: np.ndarray, label: str, path: Path, color=No
         denoise = est.strength
         if not args.quiet:
             print(f"{label}: {est.describe()}")
+    scale = _scale(args, engine)
     return dict(
-        scale=_scale(args, engine),
+        scale=scale,
         denoise=denoise,
-        sr_model=args.model,
+        sr_model=options.sr_model(args, scale),
         denoise_model=args.denoise_model,
         colour=chosen.space,
     )

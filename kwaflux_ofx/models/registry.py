@@ -7,12 +7,15 @@ import os
 from pathlib import Path
 
 from kwaflux_ofx.errors import ModelError
+from kwaflux_ofx.settings import SR_LOOK_DEFAULT, SrLook
 
 BUILTIN_DIR = Path(__file__).resolve().parent
-DEFAULTS = {
-    ("denoise", 1): "kwaflux-denoise",
-    ("sr", 2): "kwaflux-sr-x2",
-    ("sr", 4): "kwaflux-sr-x4",
+# The built-in model of each (kind, scale, look); the denoiser has one look (None).
+DEFAULTS: dict[tuple[str, int, SrLook | None], str] = {
+    ("denoise", 1, None): "kwaflux-denoise",
+    ("sr", 2, SrLook.FAITHFUL): "kwaflux-sr-x2",
+    ("sr", 4, SrLook.FAITHFUL): "kwaflux-sr-x4",
+    ("sr", 2, SrLook.DETAIL): "kwaflux-sr-x2-detail",
 }
 
 
@@ -67,8 +70,22 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
     raise ModelError(f"no model named {text!r} (known: {known}; or give a path to an .onnx file)")
 
 
-def default_model_for(kind: str, scale: int) -> str:
+def default_model_for(kind: str, scale: int, look: SrLook = SR_LOOK_DEFAULT) -> str:
     try:
-        return DEFAULTS[(kind, scale)]
+        return DEFAULTS[(kind, scale, look if kind == "sr" else None)]
     except KeyError:
-        raise ModelError(f"no built-in {kind} model for x{scale}; pass a model") from None
+        what = f"{look.value} {kind}" if kind == "sr" and look is not SR_LOOK_DEFAULT else kind
+        raise ModelError(f"no built-in {what} model for x{scale}; pass a model") from None
+
+
+def sr_model_for(scale: int, look: SrLook, model: str | os.PathLike | None) -> str | None:
+    """The SR model a command or an effect asks for: `model` when given (the engine's default
+    when None) for the default look; another look names its built-in model, which a chosen
+    model would contradict. Scale 1 upscales nothing, whatever the look."""
+    if look is SR_LOOK_DEFAULT or scale == 1:
+        return model
+    if model is not None:
+        raise ModelError(
+            f"the {look.value} look is a built-in model; choose it or a model ({model}), not both"
+        )
+    return default_model_for("sr", scale, look)

@@ -88,7 +88,20 @@ def _engine_args(params: dict) -> tuple[Engine, int, dict]:
         return engine, 1, kwargs | common
     scale = _effect_scale(params.get("scale", f"{settings.SR_EFFECT_SCALES[0]}x"))
     kwargs = {"scale": scale, "denoise": _strength(params, "autoDenoise", "denoise")}
-    return engine, scale, kwargs | {"sr_model": model} | common
+    return engine, scale, kwargs | {"sr_model": _sr_model(params, scale, model)} | common
+
+
+def _sr_model(params: dict, scale: int, model: str | None) -> str | None:
+    """The SR effect's Look choice (its label, "Detail") with the Model field: a look other than
+    the default names its built-in model (models/registry.py)."""
+    from kwaflux_ofx.models.registry import sr_model_for
+
+    look = params.get("look", settings.SR_LOOK_DEFAULT.label)
+    try:
+        chosen = settings.check_sr_look(look, "look")
+    except ValueError as exc:
+        raise KwafluxError(str(exc)) from None
+    return sr_model_for(scale, chosen, model)
 
 
 def _colour_space(params: dict) -> settings.ColourSpace:

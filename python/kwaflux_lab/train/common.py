@@ -94,6 +94,7 @@ def train(
     make_batch: Callable[[np.random.Generator, int], tuple[torch.Tensor, ...]],
     loss_fn: Callable[[torch.nn.Module, tuple[torch.Tensor, ...]], torch.Tensor],
     validate: Callable[[torch.nn.Module], dict[str, float]],
+    extra_state: dict | None = None,
 ) -> Path:
     """Train `model` for one stint and return the path of its checkpoint.
 
@@ -102,6 +103,8 @@ def train(
     The learning rate follows a cosine over the planned `--hours` of training (summed over every
     stint that resumes this run) or `--steps`, whichever ends first; validation and export use an
     exponential moving average of the weights, which is what a stint can stop at cleanly.
+    `extra_state` names further objects with state_dict/load_state_dict (a discriminator and its
+    optimizer) saved in the checkpoint and restored on resume.
     """
     name = name + getattr(args, "name_suffix", "")
     torch.set_num_threads(args.threads)
@@ -132,6 +135,8 @@ def train(
         step = ck["step"]
         elapsed_before = ck.get("elapsed", 0.0)
         rng.bit_generator.state = ck["rng"]
+        for key, obj in (extra_state or {}).items():
+            obj.load_state_dict(ck["extra"][key])
         log.info("resumed %s at step %d after %.2f h", name, step, elapsed_before / 3600)
     start = time.time()
     # Training time is what the curve in docs/models.md is plotted against. On the CPU it is
@@ -167,6 +172,11 @@ def train(
                 "hours_planned": args.hours,
                 "elapsed": elapsed(),
                 "device": args.device,
+                **(
+                    {"extra": {k: o.state_dict() for k, o in extra_state.items()}}
+                    if extra_state
+                    else {}
+                ),
             },
             ckpt_path,
         )

@@ -108,6 +108,12 @@ def export_one(run: str, out_name: str, out_dir: Path = MODELS_DIR) -> dict:
             if is_dn
             else f"Kwaflux x{scale} super-resolution ({cfg['convs']} convs x {cfg['channels']} ch at "
             "input resolution, pixel shuffle, bilinear residual; realistic degradations)"
+            + (
+                f"; detail look: fine-tuned from {cfg['init']} with L1, spectrum, high-pass energy "
+                "and a patch-GAN loss"
+                if "init" in cfg
+                else ""
+            )
         ),
         "license": "Apache-2.0",
         "training_data": training_data_summary(photos),
@@ -546,9 +552,13 @@ def last_hour(records: list[dict], keys: tuple[str, ...]) -> list[str]:
     return ["", f"Over the last hour ({start['hours']:.2f} to {end['hours']:.2f} h): {moved}."]
 
 
+RUNS = {"sr-x2": "kwaflux-sr-x2", "sr-x4": "kwaflux-sr-x4", "denoise": "kwaflux-denoise"}
+DETAIL_RUNS = {"sr-x2-detail": "kwaflux-sr-x2-detail", "sr-x4-detail": "kwaflux-sr-x4-detail"}
+
+
 def main() -> None:
     ap = jobs.parser(__doc__)
-    ap.add_argument("--only", choices=("sr-x2", "sr-x4", "denoise", "temporal"), action="append")
+    ap.add_argument("--only", choices=(*RUNS, *DETAIL_RUNS, "temporal"), action="append")
     ap.add_argument("--curve", action="store_true", help="only write the training curve to docs")
     ap.add_argument(
         "--suffix",
@@ -574,14 +584,17 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
-    runs = {"sr-x2": "kwaflux-sr-x2", "sr-x4": "kwaflux-sr-x4", "denoise": "kwaflux-denoise"}
-    for run, name in runs.items():
+    for run, name in RUNS.items():
         if args.only and run not in args.only:
             continue
         if not checkpoint_path(run + args.suffix).exists():
             log.warning("no checkpoint for %s yet; skipped", run + args.suffix)
             continue
         export_one(run + args.suffix, name, args.out_dir)
+    # The detail looks (train/detail.py) only when asked for: a plain export stays as it was.
+    for run in args.only or ():
+        if run in DETAIL_RUNS:
+            export_one(run, DETAIL_RUNS[run], args.out_dir)
     # After the denoiser: exported together, the temporal model records the new one's hash.
     if (not args.only or "temporal" in args.only) and checkpoint_path(TEMPORAL_RUN).exists():
         try:
@@ -591,7 +604,7 @@ def main() -> None:
                 raise
             log.warning("temporal model not exported: %s", exc)
     # docs/models.md describes the other models; the temporal export alone leaves it alone.
-    if args.out_dir == MODELS_DIR and (not args.only or set(args.only) != {"temporal"}):
+    if args.out_dir == MODELS_DIR and (not args.only or set(args.only) & set(RUNS)):
         write_docs_table()
         write_curve()
 
