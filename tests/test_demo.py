@@ -92,7 +92,7 @@ def test_real_footage_is_upscaled_and_cropped_beside_lanczos(demo_out):
         return float(np.mean((y - gaussian_filter(y, 1.5))[4:-4, 4:-4] ** 2))
 
     # The detail look shows more fine detail than the faithful one, which shows more than Lanczos
-    # (on this denoised H.264 clip the gap between our two looks is the smaller one).
-    assert fine(faithful) > 1.3 * fine(lanczos)
-    assert fine(detail) > 1.03 * fine(faithful)
+    # (measured: Lanczos 5.6, faithful 7.1, detail 9.7).
+    assert fine(faithful) > 1.15 * fine(lanczos)
+    assert fine(detail) > 1.2 * fine(faithful)
     assert np.abs(detail - faithful).mean() > 0.3
