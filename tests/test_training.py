@@ -170,3 +170,52 @@ def test_curve_reports_the_change_over_the_last_hour(factory):
     # From the 1.0 h record (the 1.5 h one is not an hour back); a key missing there is left out.
     assert line == "Over the last hour (1.00 to 2.10 h): awgn25_out +1.25, awgn5_out -0.10."
     assert export.last_hour(records[2:], keys) == []  # less than an hour of history
+
+
+def _labelled_clip(n: int, side: int, base: int) -> np.ndarray:
+    """n frames, each one flat grey level base + its index: a frame says where it came from."""
+    return (base + np.arange(n, dtype=np.uint8))[:, None, None, None] * np.ones(
+        (1, side, side, 3), np.uint8
+    )
+
+
+def test_footage_is_split_in_time_and_small_clips_left_out(factory):
+    clips = [_labelled_clip(20, 100, 0), _labelled_clip(10, 100, 100), _labelled_clip(10, 40, 200)]
+    train_parts, val = factory.sr.split_video(clips, side=96)
+    assert [len(p) for p in train_parts] == [16, 8]  # the 40-px clip is smaller than a patch
+    seen = {int(v) for p in train_parts for v in np.unique(p)}
+    held = {int(v[0, 0, 0]) for v in val}
+    assert held == {16, 18, 19, 108, 109}  # three crops over each clip's last fifth
+    assert not seen & held  # no validation frame is trained on
+    assert all(v.shape == (96, 96, 3) for v in val)
+    lr, hr = factory.sr.video_validation_set(val, 2)
+    assert lr.shape[-2:] == (48, 48) and hr.shape[-2:] == (96, 96)
+
+
+def test_video_share_draws_training_sources_from_footage_only(factory, tmp_path, monkeypatch):
+    """With --video-share 1 every training sample is cut from a clip's training frames, never a
+    photo tile or a held-out frame; the run's checkpoint records the share and scores footage."""
+    from kwaflux_lab.sets import patches, real_video
+
+    sr, tc = factory.sr, factory.common
+    tiles = np.full((4, 128, 128, 3), 250, np.uint8)  # photos: level 250, no frame has it
+    val = np.zeros((2, 96, 96, 3), np.uint8)
+    monkeypatch.setattr(patches, "load", lambda path: (tiles, val))
+    monkeypatch.setattr(real_video, "load_all", lambda **kw: [_labelled_clip(20, 100, 0)])
+    monkeypatch.setattr(tc, "CHECKPOINTS_DIR", tmp_path)
+    drawn = []
+    real_pair = factory.degrade.sr_pair
+
+    def spy(rng, photo, scale, lr_size):
+        drawn.append(int(photo[0, 0, 0]))
+        return real_pair(rng, photo, scale, lr_size)
+
+    monkeypatch.setattr(sr.degrade, "sr_pair", spy)
+    argv = ["sr", "--scale", "2", "--channels", "8", "--convs", "2", "--steps", "3"]
+    argv += ["--batch", "4", "--video-share", "1", "--hours", "1e6", "--name-suffix=-t"]
+    monkeypatch.setattr("sys.argv", argv)
+    sr.main()
+    assert len(drawn) == 12 and set(drawn) <= set(range(16))  # training frames 0..15 only
+    ck = torch.load(tmp_path / "sr-x2-t.pt", weights_only=False)
+    assert ck["config"]["video_share"] == 1.0
+    assert ck["metrics"]["video_val_psnr"] > 0 and "video_bicubic_psnr" in ck["metrics"]

