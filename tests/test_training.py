@@ -219,3 +219,32 @@ def test_video_share_draws_training_sources_from_footage_only(factory, tmp_path,
     ck = torch.load(tmp_path / "sr-x2-t.pt", weights_only=False)
     assert ck["config"]["video_share"] == 1.0
     assert ck["metrics"]["video_val_psnr"] > 0 and "video_bicubic_psnr" in ck["metrics"]
+
+
+def test_a_footage_fine_tune_says_what_it_trained_on(factory, tmp_path, monkeypatch):
+    """An exported run fine-tuned from a v2 run with footage names the v2 photos, the clips and
+    the share in its metadata (not the 36 photos of v1, nor the detail look's losses)."""
+    import onnx
+
+    from kwaflux_lab.sets import photos_v2, real_video
+    from kwaflux_lab.train import export
+
+    tc = factory.common
+    monkeypatch.setattr(tc, "CHECKPOINTS_DIR", tmp_path)
+    model = factory.nets.CompactSR(2, 8, 2, rep=True)
+    cfg = {"arch": "CompactSR", "scale": 2, "channels": 8, "convs": 2, "rep": True}
+    cfg.update(lr_patch=48, video_share=0.3, init="sr-x2-v2", init_step=7)
+    state = model.state_dict()
+    torch.save(
+        {"model": state, "ema": state, "step": 11, "config": cfg, "seed": 1, "metrics": {}},
+        tmp_path / "sr-x2-video.pt",
+    )
+    export.export_one("sr-x2-video", "kwaflux-sr-x2", tmp_path)
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "kwaflux-sr-x2.onnx")).metadata_props}
+    n_v2 = sum(e.role == "train" for e in photos_v2.read_tsv())
+    assert meta["kwaflux.training_data"].startswith(f"{n_v2} photographs")
+    assert f"frames of {len(real_video.CLIPS)} video clips" in meta["kwaflux.training_data"]
+    assert "fine-tuned from sr-x2-v2 with 30% of each batch from real footage" in (
+        meta["kwaflux.description"]
+    )
+    assert "patch-GAN" not in meta["kwaflux.description"]

@@ -31,25 +31,53 @@ PARITY_TOLERANCE = 1e-4
 V2_SUFFIX = "-v2"  # runs on the second data set (sets/photos_v2.py): sr-x2-v2, denoise-v2, ...
 
 
-def training_photos(run: str) -> tuple[data.Photo, ...]:
-    """The photographs a run trained on: the 36 of v1, or the record of v2 for a -v2 run."""
-    if run.endswith(V2_SUFFIX):
+def training_photos(run: str, config: dict | None = None) -> tuple[data.Photo, ...]:
+    """The photographs a run trained on: the 36 of v1, or the record of v2 for a -v2 run or a
+    run fine-tuned from one (its `init`, e.g. sr-x2-video from sr-x2-v2, on the same patches)."""
+    if run.endswith(V2_SUFFIX) or str((config or {}).get("init", "")).endswith(V2_SUFFIX):
         from kwaflux_lab.sets import photos_v2
 
         return tuple(e.photo for e in photos_v2.read_tsv() if e.role == "train")
     return data.TRAIN_PHOTOS
 
 
-def training_data_summary(photos: tuple[data.Photo, ...] = data.TRAIN_PHOTOS) -> str:
+def training_data_summary(
+    photos: tuple[data.Photo, ...] = data.TRAIN_PHOTOS, footage: bool = False
+) -> str:
+    """One line for the model's metadata: the photos by package and licence, and the real clips
+    where the run drew footage (train/sr.py --video-share)."""
     counts: dict[str, int] = {}
     for p in photos:
         counts[p.package] = counts.get(p.package, 0) + 1
     parts = ", ".join(f"{n} from {pkg}" for pkg, n in counts.items())
     licences = ", ".join(sorted({p.license for p in photos}))
-    return (
+    text = (
         f"{len(photos)} photographs from Debian packages ({parts}); licences {licences}; "
         "file list in docs/models.md"
     )
+    if footage:
+        from kwaflux_lab.sets import real_video
+
+        clips = real_video.CLIPS
+        text += (
+            f"; frames of {len(clips)} video clips from Debian packages "
+            f"({', '.join(real_video.PACKAGES)}); licences "
+            f"{', '.join(sorted({c.license for c in clips}))}; clip list in docs/models.md"
+        )
+    return text
+
+
+def describe_fine_tune(cfg: dict) -> str:
+    """What a fine-tuned run added to the network it started from (empty for a run from scratch)."""
+    if "init" not in cfg:
+        return ""
+    if "adv" in cfg:  # train/detail.py
+        return (
+            f"; detail look: fine-tuned from {cfg['init']} with L1, spectrum, high-pass energy "
+            "and a patch-GAN loss"
+        )
+    share = cfg.get("video_share", 0.0)
+    return f"; fine-tuned from {cfg['init']} with {share:.0%} of each batch from real footage"
 
 
 def build(ck: dict, weights: str = "ema") -> torch.nn.Module:
@@ -67,9 +95,9 @@ def build(ck: dict, weights: str = "ema") -> torch.nn.Module:
 
 def export_one(run: str, out_name: str, out_dir: Path = MODELS_DIR) -> dict:
     ck = load_checkpoint(run)
-    photos = training_photos(run)
     model = build(ck)
     cfg = ck["config"]
+    photos = training_photos(run, cfg)
     is_dn = cfg["arch"] == "NoiseMapDenoiser"
     dyn = {2: "height", 3: "width"}
     if is_dn:
@@ -108,15 +136,10 @@ def export_one(run: str, out_name: str, out_dir: Path = MODELS_DIR) -> dict:
             if is_dn
             else f"Kwaflux x{scale} super-resolution ({cfg['convs']} convs x {cfg['channels']} ch at "
             "input resolution, pixel shuffle, bilinear residual; realistic degradations)"
-            + (
-                f"; detail look: fine-tuned from {cfg['init']} with L1, spectrum, high-pass energy "
-                "and a patch-GAN loss"
-                if "init" in cfg
-                else ""
-            )
+            + describe_fine_tune(cfg)
         ),
         "license": "Apache-2.0",
-        "training_data": training_data_summary(photos),
+        "training_data": training_data_summary(photos, footage=bool(cfg.get("video_share"))),
         "training_steps": str(ck["step"]),
         "training_hours": f"{ck.get('elapsed', 0.0) / 3600:.2f}",
         "training_seed": str(ck["seed"]),
