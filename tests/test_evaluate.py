@@ -135,3 +135,32 @@ def test_noise_estimate_grows_with_noise():
     assert levels[0] < levels[1] < levels[2]
     # Equal RGB noise of sigma 15 leaves about 15 * 0.67 on luma (BT.601 weights).
     assert levels[1] == pytest.approx(15 * np.sqrt(0.299**2 + 0.587**2 + 0.114**2), rel=0.15)
+
+
+def test_sr_video_flicker_sees_frame_to_frame_changes_not_motion(monkeypatch):
+    """Upscales that follow a moving picture score near the truth's 1; the same upscales with
+    fresh noise on each frame score well above it."""
+    pytest.importorskip("cv2")
+    yy, xx = np.mgrid[0:96, 0:120].astype(np.float64)
+    frames = {}
+    for t in range(5):  # a smooth texture panning 1.5 px a frame
+        x = xx + 1.5 * t
+        pic = 128 + 60 * np.sin(x / 7.0) * np.cos(yy / 9.0) + 30 * np.sin((x + yy) / 13.0)
+        frames[f"pan #{t}"] = np.clip(np.rint(np.stack([pic] * 3, -1)), 0, 255).astype(np.uint8)[
+            :, 12:108
+        ]
+    rng = np.random.default_rng(0)
+
+    def lanczos(lr):
+        return cm.to_u8(ev.resize(lr / 255.0, lr.shape[0] * 2, lr.shape[1] * 2, "lanczos3"))
+
+    def noisy(lr):
+        up = lanczos(lr) / 255.0
+        return cm.to_u8(up + rng.normal(0, 4 / 255.0, up.shape))
+
+    methods = {"still": lanczos, "noisy": noisy}
+    monkeypatch.setattr(ev, "sr_methods", lambda scale, engine, models: methods)
+    ratios = ev.sr_video_flicker(frames, 2, None, {})
+    assert 0.6 < ratios["still"]["pan"] < 1.5
+    assert ratios["noisy"]["pan"] > 1.5 * ratios["still"]["pan"]
+    assert ev.flicker_table(ratios)[2].startswith("| still | ")

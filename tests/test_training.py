@@ -244,7 +244,8 @@ def test_a_footage_fine_tune_says_what_it_trained_on(factory, tmp_path, monkeypa
     n_v2 = sum(e.role == "train" for e in photos_v2.read_tsv())
     assert meta["kwaflux.training_data"].startswith(f"{n_v2} photographs")
     assert f"frames of {len(real_video.CLIPS)} video clips" in meta["kwaflux.training_data"]
-    assert "fine-tuned from sr-x2-v2 with 30% of each batch from real footage" in (
-        meta["kwaflux.description"]
+    assert (
+        "fine-tuned from sr-x2-v2 with 30% of each batch from real footage"
+        in (meta["kwaflux.description"])
     )
     assert "patch-GAN" not in meta["kwaflux.description"]

@@ -196,3 +196,48 @@ def mark(ok: bool | None) -> str:
 
 def goal_line(ok: bool | None, text: str) -> str:
     return f"- {text}: {mark(ok)}"
+
+
+# -- flow and flicker (eval/temporal.py, and the SR video table of eval/evaluate.py) -----------
+def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dense optical flow from a to b (OpenCV DIS, medium preset) on luma."""
+    import cv2
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    ya, yb = (np.clip(to_y(x), 0, 255).astype(np.uint8) for x in (a, b))
+    return dis.calc(ya, yb, None)
+
+
+def warp(img: np.ndarray, fl: np.ndarray) -> np.ndarray:
+    """img sampled at x + flow(x): brings the frame flow points to onto the frame it starts on."""
+    import cv2
+
+    h, w = fl.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(img, gx + fl[..., 0], gy + fl[..., 1], cv2.INTER_LINEAR, cv2.BORDER_REFLECT)
+
+
+def flows_on_clean(clean: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(flow t -> t-1, valid mask) for t >= 1: forward-backward consistent pixels only, so
+    occluded and disoccluded pixels do not count as flicker."""
+    out = []
+    for t in range(1, len(clean)):
+        fw, bw = flow(clean[t], clean[t - 1]), flow(clean[t - 1], clean[t])
+        back = warp(bw, fw)
+        err = np.sum((fw + back) ** 2, axis=-1)
+        mag = np.sum(fw**2, axis=-1) + np.sum(back**2, axis=-1)
+        out.append((fw, err < 0.01 * mag + 0.5))
+    return out
+
+
+def flicker(frames: list[np.ndarray], flows: list, scale: int = 1) -> float:
+    """Warping error: mean |luma(o_t) - luma(o_{t-1} warped to t)| over consistent pixels."""
+    errs = []
+    for t, (fl, valid) in enumerate(flows, start=1):
+        if scale > 1:
+            fl = np.repeat(np.repeat(fl, scale, 0), scale, 1) * scale
+            valid = np.repeat(np.repeat(valid, scale, 0), scale, 1)
+        prev = warp(frames[t - 1].astype(np.float32), fl)
+        d = np.abs(to_y(frames[t].astype(np.float32)) - to_y(prev))
+        errs.append(d[valid].mean())
+    return float(np.mean(errs))

@@ -29,6 +29,8 @@ from kwaflux_lab.eval.common import (
     Row,
     bicubic_down,
     ffmpeg,
+    flicker,
+    flows_on_clean,
     fmt,
     gaussian_noise,
     goal_line,
@@ -75,11 +77,10 @@ def video_frames(size: int = VIDEO_SIZE, frames: int = VIDEO_FRAMES) -> dict[str
     }
 
 
-def evaluate_sr(
-    photos, scale, engine, models: dict[str, Path | str], down: Callable = bicubic_down
-) -> list[Row]:
-    """PSNR/SSIM (Y, border = scale) of each method's upscale of the downscaled picture
-    (`down(picture, scale)`: Pillow's bicubic by default, the usual SR benchmark)."""
+def sr_methods(
+    scale: int, engine, models: dict[str, Path | str]
+) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The classic scalers and each model of `models`, as LR uint8 -> HR uint8."""
     methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "bicubic": lambda lr: to_u8(
             resize(lr / 255.0, lr.shape[0] * scale, lr.shape[1] * scale, "bicubic")
@@ -95,8 +96,16 @@ def evaluate_sr(
     }
     for label, model in models.items():
         methods[label] = lambda lr, m=model: engine.process(lr, scale=scale, sr_model=str(m))
+    return methods
+
+
+def evaluate_sr(
+    photos, scale, engine, models: dict[str, Path | str], down: Callable = bicubic_down
+) -> list[Row]:
+    """PSNR/SSIM (Y, border = scale) of each method's upscale of the downscaled picture
+    (`down(picture, scale)`: Pillow's bicubic by default, the usual SR benchmark)."""
     rows = []
-    for method, fn in methods.items():
+    for method, fn in sr_methods(scale, engine, models).items():
         ps, ss = [], []
         t0 = time.perf_counter()
         try:
@@ -111,6 +120,37 @@ def evaluate_sr(
         log.info("SR x%d %-28s %.2f dB (%.1f s)", scale, method, mean(ps), time.perf_counter() - t0)
         rows.append(Row(method, mean(ps), mean(ss)))
     return rows
+
+
+def sr_video_flicker(
+    frames: dict[str, np.ndarray], scale: int, engine, models: dict[str, Path | str]
+) -> dict[str, dict[str, float]]:
+    """Per method and clip: the flicker (warping error on the clean clip's flow) of the frames
+    area-averaged down by `scale` and brought back, over the clean frames' own. Sharpening
+    that changes from frame to frame shows here, where PSNR of single frames cannot see it."""
+    clips: dict[str, list[np.ndarray]] = {}
+    for key, f in frames.items():
+        clips.setdefault(key.split(" #")[0], []).append(f)
+    methods = {k: v for k, v in sr_methods(scale, engine, models).items() if k != "ffmpeg lanczos"}
+    out: dict[str, dict[str, float]] = {m: {} for m in methods}
+    for clip, clean in clips.items():
+        flows = flows_on_clean(clean)
+        own = flicker(clean, flows)
+        for method, fn in methods.items():
+            ups = [fn(area_down(f, scale)) for f in clean]
+            out[method][clip] = flicker(ups, flows) / own
+    return out
+
+
+def flicker_table(ratios: dict[str, dict[str, float]]) -> list[str]:
+    clips = list(next(iter(ratios.values())))
+    lines = [
+        "| method | " + " | ".join(f"flicker / clean, {c}" for c in clips) + " |",
+        "|---|" + "---:|" * len(clips),
+    ]
+    for method, by_clip in ratios.items():
+        lines.append(f"| {method} | " + " | ".join(f"{by_clip[c]:.3f}" for c in clips) + " |")
+    return lines
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -238,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             models = {k: v for k, v in ours.items() if k == f"kwaflux-sr-x{scale}"}
             rows = evaluate_sr(frames, scale, engine, models, down=area_down)
             results[f"sr{scale}_video"] = rows
+            ratios = sr_video_flicker(frames, scale, engine, models)
+            results[f"sr{scale}_video_flicker"] = ratios
             out += [
                 "",
                 f"### Super-resolution x{scale} on video frames",
@@ -247,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
                 "brought back.",
                 "",
                 *table(rows),
+                "",
+                "Flicker of the same upscaled frames: the warping error on the clean clip's "
+                "optical flow (as `eval/temporal.py` measures it) over the clean frames' own; "
+                "the truth scores 1.",
+                "",
+                *flicker_table(ratios),
             ]
     if "denoise" not in args.skip:
         our_dn = ours.get("kwaflux-denoise")

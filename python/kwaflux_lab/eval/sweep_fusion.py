@@ -20,7 +20,7 @@ import numpy as np
 
 from kwaflux_lab import jobs, paths
 from kwaflux_lab.eval import temporal as et
-from kwaflux_lab.eval.common import CLIPS, gaussian, load_clip, psnr_y
+from kwaflux_lab.eval.common import CLIPS, flicker, flows_on_clean, gaussian, load_clip, psnr_y
 
 paths.checkout_on_path()
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in CLIPS:
         clean = load_clip(name, args.frames, args.size)
-        flows = et.flows_on_clean(clean)
+        flows = flows_on_clean(clean)
         for sigma in SIGMAS:
             noisy = gaussian(clean, sigma, 7 + sigma)
             strength = min(sigma / max_sigma, 1.0)
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             r = et.row("temporal", clean[keep], out[keep], pair_flows, 0.0)
             print(
                 f"| {name} | {sigma} | {r['psnr']:.2f} | {single_psnr:.2f} | {r['moving_err']:.2f} | "
-                f"{r['flicker']:.2f} | {et.flicker(clean[keep], pair_flows):.2f} |",
+                f"{r['flicker']:.2f} | {flicker(clean[keep], pair_flows):.2f} |",
                 flush=True,
             )
     return 0
