@@ -8,7 +8,7 @@ __future__ import, quoted annotations) and load this file by its path.
 
 import enum
 import math
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 # Upscaling factors a user can ask for; 1 means denoise only.
 SCALES = (1, 2, 4)
@@ -77,16 +77,25 @@ class TemporalMethod(enum.Enum):
 TEMPORAL_METHOD_DEFAULT = TemporalMethod.FUSION
 
 
-def check_temporal_method(value: object, what: str = "temporal method") -> TemporalMethod:
-    """`value` (a TemporalMethod or its name) as a TemporalMethod; ValueError otherwise."""
-    if isinstance(value, TemporalMethod):
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _choice(kind: type[E], value: object, what: str) -> E:
+    """`value` (a member of the enum `kind`, or its value in any case) as that member;
+    ValueError naming the choices otherwise."""
+    if isinstance(value, kind):
         return value
     text = value.strip().lower() if isinstance(value, str) else None
-    for method in TemporalMethod:
-        if text == method.value:
-            return method
-    names = " or ".join(m.value for m in TemporalMethod)
+    for member in kind:
+        if text == member.value:
+            return member
+    names = " or ".join(m.value for m in kind)
     raise ValueError(f"{what} must be {names}, not {value!r}")
+
+
+def check_temporal_method(value: object, what: str = "temporal method") -> TemporalMethod:
+    """`value` (a TemporalMethod or its name) as a TemporalMethod; ValueError otherwise."""
+    return _choice(TemporalMethod, value, what)
 
 
 class SrLook(enum.Enum):
@@ -108,14 +117,7 @@ SR_LOOK_DEFAULT = SrLook.FAITHFUL
 
 def check_sr_look(value: object, what: str = "look") -> SrLook:
     """`value` (an SrLook, its name or its label) as an SrLook; ValueError otherwise."""
-    if isinstance(value, SrLook):
-        return value
-    text = value.strip().lower() if isinstance(value, str) else None
-    for look in SrLook:
-        if text == look.value:
-            return look
-    names = " or ".join(look.value for look in SrLook)
-    raise ValueError(f"{what} must be {names}, not {value!r}")
+    return _choice(SrLook, value, what)
 
 
 # The strength chosen from the noise level measured on the footage itself (one estimate per

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from kwaflux_ofx.cli import main
 from kwaflux_ofx.engine.engine import from_float, to_float
 from kwaflux_ofx.engine.resample import resize
 from kwaflux_ofx.media.stills import read_image, write_image
+from tests.support.cli import run_cli
 from tests.support.onnx_models import noise_denoiser, np_denoise, np_sr, sr_model
 
 
@@ -96,15 +95,6 @@ def test_upscale_scale_defaults_to_the_models_scale(tmp_path, mdir):
     write_image(inp, from_float(rand((5, 7, 4)), np.dtype(np.uint8)), {"premultiplied": False})
     assert main(["-q", "upscale", str(inp), str(out), "--model", str(mdir / "sr4.onnx")]) == 0
     assert read_image(out)[0].shape == (20, 28, 4)
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "kwaflux_ofx.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_bad_inputs_one_line_exit_2_no_partial_output(tmp_path, mdir):

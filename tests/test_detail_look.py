@@ -4,8 +4,6 @@ faithful one, and --look / the effect's Look choice really run it."""
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from kwaflux_ofx.hosts.ofx import install as ofx_tools
 from kwaflux_ofx.media.stills import read_image, write_image
 from kwaflux_ofx.models import registry
 from kwaflux_ofx.settings import SrLook
+from tests.support.cli import run_cli
 from tests.support.ofx import run_host
 
 DETAIL, FAITHFUL = "kwaflux-sr-x2-detail", "kwaflux-sr-x2"
@@ -112,28 +111,19 @@ def test_cli_look_detail_writes_the_detail_models_pixels(tmp_path, still, engine
     assert np.mean(np.abs(got_d.astype(int) - got_f.astype(int))) > 0.5
 
 
-def _run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "kwaflux_ofx.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_cli_look_refuses_a_model_and_x4_in_one_line(tmp_path, still):
     for extra in (["--model", FAITHFUL], ["--scale", "4"]):
-        r = _run_cli("upscale", str(still), str(tmp_path / "o.png"), "--look", "detail", *extra)
+        r = run_cli("upscale", str(still), str(tmp_path / "o.png"), "--look", "detail", *extra)
         assert r.returncode == 2, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert not (tmp_path / "o.png").exists()
-    r = _run_cli("upscale", str(still), str(tmp_path / "o.png"), "--look", "sharp")
+    r = run_cli("upscale", str(still), str(tmp_path / "o.png"), "--look", "sharp")
     assert r.returncode == 2 and "faithful or detail" in r.stderr
 
 
 @pytest.mark.parametrize("command", ["upscale", "preview", "conform"])
 def test_help_shows_the_look_and_its_default(command):
-    r = _run_cli(command, "--help")
+    r = run_cli(command, "--help")
     assert r.returncode == 0
     text = " ".join(r.stdout.split())
     assert "--look faithful|detail" in text and "(default: faithful)" in text

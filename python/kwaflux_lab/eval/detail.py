@@ -3,9 +3,9 @@
 Each evaluation picture (scikit-image's, never training data) is bicubic-downscaled whole,
 upscaled whole by each method, and measured on crops: PSNR on luma, and the energy of the
 luma's Gaussian high-pass (sigma 1.5) of the output over that of the original. Writes the
-"Detail" section of docs/models.md and docs/images/detail-x2.png (100% crops).
+"Detail" section of docs/models.md and docs/images/detail-xN.png (100% crops).
 
-    cd python && ../.venv/bin/python -m kwaflux_lab.eval.detail
+    cd python && ../.venv/bin/python -m kwaflux_lab.eval.detail [--scale 4]
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ log = logging.getLogger("evaluate")
 
 HP_SIGMA = 1.5
 CROP = 128
-PEER = "waifu2x photo x2"
+# The peer beside ours at each scale: waifu2x's photo model at x2; at x4 Real-ESRGAN x4plus,
+# itself trained with an adversarial loss for detail.
+PEERS = {2: "waifu2x photo x2", 4: "Real-ESRGAN x4plus"}
 # (label, kind, picture, top, left): kind "texture" counts for the goal; "text" and "face" are
 # where invented structure would show.
 CROPS = (
@@ -41,7 +43,7 @@ GOAL_HF = (0.9, 1.1)
 GOAL_PSNR_OVER_BICUBIC = 0.5
 
 
-def picture(name: str) -> np.ndarray:
+def picture(name: str, scale: int = 2) -> np.ndarray:
     import skimage.data as d
 
     img = np.asarray(getattr(d, name)())
@@ -49,7 +51,7 @@ def picture(name: str) -> np.ndarray:
         img = np.stack([img] * 3, axis=-1)
     img = img[..., :3]
     h, w = img.shape[:2]
-    return np.ascontiguousarray(img[: h // 2 * 2, : w // 2 * 2]).astype(np.uint8)
+    return np.ascontiguousarray(img[: h // scale * scale, : w // scale * scale]).astype(np.uint8)
 
 
 def highpass_y(img: np.ndarray) -> np.ndarray:
@@ -80,7 +82,7 @@ def measure(
     pixels: dict = {}
     outputs: dict[str, dict[str, np.ndarray]] = {}
     for name in dict.fromkeys(c[2] for c in CROPS):
-        hr = picture(name)
+        hr = picture(name, scale)
         lr = bicubic_down(hr, scale)
         outputs[name] = {"source": hr, **{m: to_u8(run(lr)) for m, run in methods.items()}}
     for label, _kind, name, top, left in CROPS:
@@ -103,11 +105,10 @@ SHEET_LABELS = {
     "lanczos": "Lanczos",
     "faithful": "faithful",
     "detail": "detail",
-    "peer": PEER,
 }
 
 
-def crop_sheet(pixels: dict, columns: list[str], path: Path) -> None:
+def crop_sheet(pixels: dict, columns: list[str], path: Path, peer: str = PEERS[2]) -> None:
     """One row per crop, one column per method, at 100%, labelled."""
     from PIL import Image, ImageDraw
 
@@ -118,7 +119,8 @@ def crop_sheet(pixels: dict, columns: list[str], path: Path) -> None:
     sheet = Image.new("RGB", (w, h), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for j, col in enumerate(columns):
-        draw.text((pad + j * (CROP + pad), 4), SHEET_LABELS.get(col, col), fill=(0, 0, 0))
+        label = peer if col == "peer" else SHEET_LABELS.get(col, col)
+        draw.text((pad + j * (CROP + pad), 4), label, fill=(0, 0, 0))
     for i, label in enumerate(rows):
         y = head + i * (CROP + pad + 14)
         draw.text((pad, y), label, fill=(0, 0, 0))
@@ -128,10 +130,11 @@ def crop_sheet(pixels: dict, columns: list[str], path: Path) -> None:
     sheet.save(path, optimize=True)
 
 
-def report(figures: dict, names: dict[str, str], sheet: str) -> tuple[str, dict]:
+def report(figures: dict, names: dict[str, str], sheet: str, scale: int = 2) -> tuple[str, dict]:
     methods = list(names)
+    command = "python -m kwaflux_lab.eval.detail" + (f" --scale {scale}" if scale != 2 else "")
     out = [
-        f"Written by `python -m kwaflux_lab.eval.detail` on {time.strftime('%Y-%m-%d')}: x2 of "
+        f"Written by `{command}` on {time.strftime('%Y-%m-%d')}: x{scale} of "
         "scikit-image's pictures (never training data), each bicubic-downscaled whole (Pillow, "
         f"antialiased) and upscaled whole; measured on {CROP}x{CROP} crops of the result. Each "
         "cell: PSNR-Y in dB / energy of the luma's Gaussian high-pass (sigma 1.5) of the output "
@@ -179,49 +182,58 @@ def report(figures: dict, names: dict[str, str], sheet: str) -> tuple[str, dict]
 
 def main() -> None:
     ap = jobs.parser(__doc__)
-    ap.add_argument("--faithful", default="kwaflux-sr-x2", help="the faithful model (name/path)")
-    ap.add_argument("--detail", default="kwaflux-sr-x2-detail", help="the detail model")
-    ap.add_argument("--no-peer", action="store_true", help=f"leave out {PEER}")
+    ap.add_argument("--scale", type=int, choices=sorted(PEERS), default=2)
+    ap.add_argument("--faithful", help="the faithful model (name/path; default kwaflux-sr-xN)")
+    ap.add_argument("--detail", help="the detail model (default kwaflux-sr-xN-detail)")
+    ap.add_argument("--no-peer", action="store_true", help="leave out the peer (PEERS)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "kwaflux-eval")
-    ap.add_argument("--sheet", type=Path, default=paths.ROOT / "docs" / "images" / "detail-x2.png")
+    ap.add_argument("--sheet", type=Path, help="default docs/images/detail-xN.png")
     ap.add_argument("--no-write", action="store_true", help="print, leave docs/models.md alone")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    scale = args.scale
+    faithful = args.faithful or f"kwaflux-sr-x{scale}"
+    detail = args.detail or f"kwaflux-sr-x{scale}-detail"
+    sheet_path = args.sheet or paths.ROOT / "docs" / "images" / f"detail-x{scale}.png"
+    peer_name = PEERS[scale]
 
     from kwaflux_ofx import Engine
 
     engine = Engine(device="cpu", threads=1)
 
     def model(name) -> object:
-        return lambda lr: engine.process(lr, scale=2, denoise=0, sr_model=name)
+        return lambda lr: engine.process(lr, scale=scale, denoise=0, sr_model=name)
 
     methods = {
-        "bicubic": lambda lr: pil_up(lr, 2, "bicubic"),
-        "lanczos": lambda lr: pil_up(lr, 2, "lanczos"),
-        "faithful": model(args.faithful),
-        "detail": model(args.detail),
+        "bicubic": lambda lr: pil_up(lr, scale, "bicubic"),
+        "lanczos": lambda lr: pil_up(lr, scale, "lanczos"),
+        "faithful": model(faithful),
+        "detail": model(detail),
     }
     names = {
         "bicubic": "bicubic",
         "lanczos": "Lanczos",
-        "faithful": "faithful (kwaflux-sr-x2)",
-        "detail": "detail (kwaflux-sr-x2-detail)",
+        "faithful": f"faithful ({Path(faithful).stem})",
+        "detail": f"detail ({Path(detail).stem})",
     }
     if not args.no_peer:
-        peer = peer_models(args.cache, [PEER]).get(PEER)
+        peer = peer_models(args.cache, [peer_name]).get(peer_name)
         if peer is not None:
             methods["peer"] = model(peer)
-            names["peer"] = PEER
-    figures, pixels = measure(methods)
-    crop_sheet(pixels, ["source", *[m for m in methods if m != "bicubic"]], args.sheet)
+            names["peer"] = peer_name
+    figures, pixels = measure(methods, scale)
+    columns = ["source", *[m for m in methods if m != "bicubic"]]
+    crop_sheet(pixels, columns, sheet_path, peer_name)
     docs = paths.MODELS_DOC.parent.resolve()
-    sheet = args.sheet.resolve()
+    sheet = sheet_path.resolve()
     rel = sheet.relative_to(docs) if sheet.is_relative_to(docs) else sheet
-    body, _ = report(figures, names, str(rel))
+    body, _ = report(figures, names, str(rel), scale)
     print(body)
     if not args.no_write:
-        docsection.write_section(paths.MODELS_DOC, "detail", body, heading="## Detail")
-        log.info("wrote the detail section of %s and %s", paths.MODELS_DOC, args.sheet)
+        # x2 keeps the section it always had; x4 has its own markers under it.
+        name = "detail" if scale == 2 else f"detail-x{scale}"
+        docsection.write_section(paths.MODELS_DOC, name, body, heading="## Detail")
+        log.info("wrote the %s section of %s and %s", name, paths.MODELS_DOC, sheet_path)
 
 
 if __name__ == "__main__":
