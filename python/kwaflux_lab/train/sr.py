@@ -49,9 +49,7 @@ FOOTAGE_SHRINK_DIVISOR = 2
 FOOTAGE_FRAMES = 120
 
 
-def split_video(
-    clips: list[np.ndarray], side: int
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def split_video(clips: list[np.ndarray], side: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Each clip cut in time: its first (1 - VIDEO_HELD_OUT) frames to train on, and
     VIDEO_VAL_PER_CLIP centre crops of `VIDEO_VAL_SIDE` spread over the rest to validate on.
     Clips smaller than `side` (the HR training patch) take no part."""
