@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.support.training import tiny_args, tiny_batch
+
 torch = pytest.importorskip("torch", reason="the model factory needs the [train] extra")
 
 
@@ -57,15 +59,7 @@ def _gan_run(tmp_path, monkeypatch, stint: int, fresh: bool) -> dict:
     model = CompactSR(2, 8, 3, rep=True)
     disc = PatchDiscriminator(4)
     d_opt = torch.optim.Adam(disc.parameters(), lr=1e-3)
-    args = tc.base_args("t").parse_args(
-        ["--steps", "6", "--hours", "1e6", "--batch", "2", "--warmup", "2"]
-        + ["--stint-steps", str(stint)]
-        + (["--fresh"] if fresh else [])
-    )
-
-    def make_batch(rng, n):
-        lr = torch.from_numpy(rng.random((n, 3, 8, 8), dtype=np.float32))
-        return lr, torch.nn.functional.interpolate(lr, scale_factor=2)
+    args = tiny_args(tc, stint, fresh)
 
     def loss_fn(m, batch):
         out = m(batch[0])
@@ -77,7 +71,7 @@ def _gan_run(tmp_path, monkeypatch, stint: int, fresh: bool) -> dict:
         return torch.nn.functional.l1_loss(out, batch[1]) + 0.01 * disc(out).mean()
 
     tc.train(
-        "gan", model, {"arch": "gan"}, args, make_batch, loss_fn, lambda m: {},
+        "gan", model, {"arch": "gan"}, args, tiny_batch, loss_fn, lambda m: {},
         extra_state={"disc": disc, "disc_opt": d_opt},
     )  # fmt: skip
     return torch.load(tmp_path / "gan.pt", weights_only=False)

@@ -8,6 +8,8 @@ import argparse
 import numpy as np
 import pytest
 
+from tests.support.training import tiny_args, tiny_batch
+
 torch = pytest.importorskip("torch", reason="the model factory needs the [train] extra")
 
 
@@ -80,20 +82,12 @@ def _tiny_run(factory, tmp_path, monkeypatch, stint: int, fresh: bool) -> dict:
     monkeypatch.setattr(tc, "CHECKPOINTS_DIR", tmp_path)
     torch.manual_seed(0)
     model = factory.nets.CompactSR(2, 8, 3, rep=True)
-    args = tc.base_args("t").parse_args(
-        ["--steps", "6", "--hours", "1e6", "--batch", "2", "--warmup", "2"]
-        + ["--stint-steps", str(stint)]
-        + (["--fresh"] if fresh else [])
-    )
-
-    def make_batch(rng, n):
-        lr = torch.from_numpy(rng.random((n, 3, 8, 8), dtype=np.float32))
-        return lr, torch.nn.functional.interpolate(lr, scale_factor=2)
+    args = tiny_args(tc, stint, fresh)
 
     def loss_fn(m, batch):
         return torch.nn.functional.l1_loss(m(batch[0]), batch[1])
 
-    tc.train("tiny", model, {"arch": "tiny"}, args, make_batch, loss_fn, lambda m: {})
+    tc.train("tiny", model, {"arch": "tiny"}, args, tiny_batch, loss_fn, lambda m: {})
     return torch.load(tmp_path / "tiny.pt", weights_only=False)
 
 
