@@ -150,7 +150,7 @@ std::vector<ParamSpec> params_for(Kind kind) {
     p.push_back({"look", kOfxParamTypeChoice, "Look",
                  "Faithful: the model closest to the original (default). Detail: a model "
                  "fine-tuned to give back fine texture (hair, fabric, foliage), a little further "
-                 "from the original; built in for 2x only. The Model field must be empty.",
+                 "from the original; built in for 2x and 4x. The Model field must be empty.",
                  0, 0, 0, 0, 0, kLooks});
     add_auto_params(p, "autoDenoise", "Auto denoise");
     p.push_back({"denoise",

@@ -1,5 +1,5 @@
-"""The detail look: the built-in kwaflux-sr-x2-detail model gives more fine detail than the
-faithful one, and --look / the effect's Look choice really run it."""
+"""The detail look: the built-in kwaflux-sr-x2-detail and kwaflux-sr-x4-detail models give more
+fine detail than the faithful ones, and --look / the effect's Look choice really run them."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tests.support.cli import run_cli
 from tests.support.ofx import run_host
 
 DETAIL, FAITHFUL = "kwaflux-sr-x2-detail", "kwaflux-sr-x2"
+DETAIL_X4, FAITHFUL_X4 = "kwaflux-sr-x4-detail", "kwaflux-sr-x4"
 
 
 def _picture(name: str, top: int, left: int, side: int) -> np.ndarray:
@@ -56,8 +57,9 @@ def test_registry_names_the_looks():
     assert registry.sr_model_for(2, SrLook.FAITHFUL, None) is None  # the engine's default
     assert registry.sr_model_for(2, SrLook.DETAIL, None) == DETAIL
     assert registry.sr_model_for(1, SrLook.DETAIL, None) is None  # nothing is upscaled
-    with pytest.raises(ModelError, match="detail sr model for x4"):
-        registry.sr_model_for(4, SrLook.DETAIL, None)
+    assert registry.sr_model_for(4, SrLook.DETAIL, None) == DETAIL_X4
+    with pytest.raises(ModelError, match="detail sr model for x3"):
+        registry.sr_model_for(3, SrLook.DETAIL, None)
     with pytest.raises(ModelError, match="not both"):
         registry.sr_model_for(2, SrLook.DETAIL, "my.onnx")
 
@@ -73,23 +75,33 @@ def test_unknown_look_is_refused(bad):
         settings.check_sr_look(bad)
 
 
-def test_detail_model_gives_more_fine_detail_than_the_faithful_one(engine):
-    """On gravel (scikit-image), downscaled x2 and upscaled again: the detail model's output has
+# Per scale: the detail model's least PSNR gain over bicubic on the gravel crop. At x4 the
+# detail the downscale removed is far larger, and what the model puts back costs more of it
+# (docs/models.md, "Detail": bicubic + 0.47 dB on gravel, -0.14 on fur).
+DETAIL_CASES = [(2, FAITHFUL, DETAIL, 0.5), (4, FAITHFUL_X4, DETAIL_X4, 0.2)]
+
+
+@pytest.mark.parametrize(("scale", "faithful_name", "detail_name", "min_gain"), DETAIL_CASES)
+def test_detail_model_gives_more_fine_detail_than_the_faithful_one(
+    engine, scale, faithful_name, detail_name, min_gain
+):
+    """On gravel (scikit-image), downscaled and upscaled again: the detail model's output has
     clearly more high-pass energy than the faithful model's, no more than 1.3 times the
-    original's, and still a PSNR well above bicubic's."""
+    original's, and still a PSNR above bicubic's."""
     from PIL import Image
 
-    hr = _picture("gravel", 128, 128, 192)
-    lr = np.asarray(Image.fromarray(hr).resize((96, 96), Image.Resampling.BICUBIC))
-    bicubic = np.asarray(Image.fromarray(lr).resize((192, 192), Image.Resampling.BICUBIC))
-    faithful = engine.process(lr, scale=2, denoise=0, sr_model=FAITHFUL)
-    detail = engine.process(lr, scale=2, denoise=0, sr_model=DETAIL)
+    side = 192
+    hr = _picture("gravel", 128, 128, side)
+    lr = np.asarray(Image.fromarray(hr).resize((side // scale,) * 2, Image.Resampling.BICUBIC))
+    bicubic = np.asarray(Image.fromarray(lr).resize((side, side), Image.Resampling.BICUBIC))
+    faithful = engine.process(lr, scale=scale, denoise=0, sr_model=faithful_name)
+    detail = engine.process(lr, scale=scale, denoise=0, sr_model=detail_name)
     e_ref, e_faithful, e_detail = map(_highpass_energy, (hr, faithful, detail))
     assert e_detail > 1.15 * e_faithful, (e_detail / e_ref, e_faithful / e_ref)
     assert e_detail < 1.3 * e_ref
     inner = (slice(8, -8), slice(8, -8))
     gain = _psnr(detail[inner], hr[inner]) - _psnr(bicubic[inner], hr[inner])
-    assert gain > 0.5, f"detail only {gain:+.2f} dB over bicubic"
+    assert gain > min_gain, f"detail x{scale} only {gain:+.2f} dB over bicubic"
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +123,23 @@ def test_cli_look_detail_writes_the_detail_models_pixels(tmp_path, still, engine
     assert np.mean(np.abs(got_d.astype(int) - got_f.astype(int))) > 0.5
 
 
-def test_cli_look_refuses_a_model_and_x4_in_one_line(tmp_path, still):
-    for extra in (["--model", FAITHFUL], ["--scale", "4"]):
-        r = run_cli("upscale", str(still), str(tmp_path / "o.png"), "--look", "detail", *extra)
-        assert r.returncode == 2, r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-        assert not (tmp_path / "o.png").exists()
+def test_cli_look_detail_at_x4_writes_the_x4_detail_models_pixels(tmp_path, still, engine):
+    src, _ = read_image(still)
+    out = tmp_path / "d4.png"
+    base = ["-q", "upscale", "--denoise", "0", "--device", "cpu", "--colour-space", "display"]
+    assert main([*base, str(still), str(out), "--look", "detail", "--scale", "4"]) == 0
+    want = engine.process(src, scale=4, denoise=0, sr_model=DETAIL_X4)
+    np.testing.assert_array_equal(read_image(out)[0], want)
+    assert not np.array_equal(want, engine.process(src, scale=4, denoise=0))
+
+
+def test_cli_look_refuses_a_model_in_one_line(tmp_path, still):
+    r = run_cli(
+        "upscale", str(still), str(tmp_path / "o.png"), "--look", "detail", "--model", FAITHFUL
+    )
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "o.png").exists()
     r = run_cli("upscale", str(still), str(tmp_path / "o.png"), "--look", "sharp")
     assert r.returncode == 2 and "faithful or detail" in r.stderr
 
@@ -147,19 +170,23 @@ def _ofx_params(**extra) -> dict:
     return base | extra
 
 
-def test_effect_look_choice_renders_the_detail_model(engine):
+@pytest.mark.parametrize(("scale", "detail"), [(2, DETAIL), (4, DETAIL_X4)])
+def test_effect_look_choice_renders_the_detail_model(engine, scale, detail):
     rgb = _picture("grass", 200, 200, 24).astype(np.float32) / 255.0
     src = np.concatenate([rgb, np.ones((24, 24, 1), np.float32)], axis=-1)
-    frame = dict(src_bounds=(0, 0, 24, 24), dst_bounds=(0, 0, 48, 48), window=(0, 0, 48, 48))
+    side = 24 * scale
+    frame = dict(
+        src_bounds=(0, 0, 24, 24), dst_bounds=(0, 0, side, side), window=(0, 0, side, side)
+    )
     results = {}
     for label in ("Faithful", "Detail"):
-        dst = np.full((48, 48, 4), -1.0, np.float32)[::-1]
-        ofx_entry.render(src, dst, _ofx_params(look=label, **frame))
+        dst = np.full((side, side, 4), -1.0, np.float32)[::-1]
+        ofx_entry.render(src, dst, _ofx_params(look=label, scale=f"{scale}x", **frame))
         results[label] = dst.copy()
     np.testing.assert_array_equal(
-        results["Detail"], engine.process(src, scale=2, denoise=0, sr_model=DETAIL)
+        results["Detail"], engine.process(src, scale=scale, denoise=0, sr_model=detail)
     )
-    np.testing.assert_array_equal(results["Faithful"], engine.process(src, scale=2, denoise=0))
+    np.testing.assert_array_equal(results["Faithful"], engine.process(src, scale=scale, denoise=0))
     assert np.mean(np.abs(results["Detail"] - results["Faithful"])) > 1e-3
 
 

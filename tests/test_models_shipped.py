@@ -11,11 +11,13 @@ import onnxruntime as ort
 import pytest
 
 from kwaflux_ofx.engine.spec import ModelSpec
-from kwaflux_ofx.models.registry import resolve_model
+from kwaflux_ofx.models.registry import DEFAULTS, resolve_model
 
 MODELS = Path(__file__).resolve().parent.parent / "kwaflux_ofx" / "models"
-NAMES = ("kwaflux-denoise", "kwaflux-sr-x2", "kwaflux-sr-x4", "kwaflux-sr-x2-detail")
-SCALES = {"kwaflux-denoise": 1, "kwaflux-sr-x2": 2, "kwaflux-sr-x4": 4, "kwaflux-sr-x2-detail": 2}
+# Every built-in model the registry names, with its scale (models/registry.py holds the list).
+SCALES = {name: scale for (_kind, scale, _look), name in DEFAULTS.items()}
+NAMES = tuple(SCALES)
+SR_NAMES = [(n, s) for n, s in SCALES.items() if n != "kwaflux-denoise"]
 REQUIRED_KEYS = (
     "kind",
     "scale",
@@ -110,9 +112,7 @@ def test_engine_reads_spec_from_metadata_without_probing(name: str) -> None:
     assert fp16.input_dtype == "float16" and fp16.kind == spec.kind
 
 
-@pytest.mark.parametrize(
-    ("name", "scale"), [("kwaflux-sr-x2", 2), ("kwaflux-sr-x4", 4), ("kwaflux-sr-x2-detail", 2)]
-)
+@pytest.mark.parametrize(("name", "scale"), SR_NAMES)
 def test_sr_output_shape_on_odd_sizes(sessions, name: str, scale: int) -> None:
     x = np.random.default_rng(0).random((1, 3, 17, 23), dtype=np.float32)
     out = sessions[name].run(["output"], {"input": x})[0]
@@ -120,7 +120,7 @@ def test_sr_output_shape_on_odd_sizes(sessions, name: str, scale: int) -> None:
     assert np.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", ["kwaflux-sr-x2", "kwaflux-sr-x2-detail"])
+@pytest.mark.parametrize("name", [n for n, s in SR_NAMES if s == 2])
 def test_sr_x2_beats_bicubic_on_held_out_photo(sessions, name: str) -> None:
     from PIL import Image
 

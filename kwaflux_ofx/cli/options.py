@@ -79,7 +79,7 @@ def add_look(p: argparse.ArgumentParser) -> None:
         default=settings.SR_LOOK_DEFAULT.value,
         metavar="|".join(look.value for look in settings.SrLook),
         help="which built-in SR model: faithful (closest to the original) or detail (fine-tuned "
-        "to give back fine texture; x2 only); not with --model (default: %(default)s)",
+        "to give back fine texture, x2 and x4); not with --model (default: %(default)s)",
     )
 
 

@@ -16,6 +16,7 @@ DEFAULTS: dict[tuple[str, int, SrLook | None], str] = {
     ("sr", 2, SrLook.FAITHFUL): "kwaflux-sr-x2",
     ("sr", 4, SrLook.FAITHFUL): "kwaflux-sr-x4",
     ("sr", 2, SrLook.DETAIL): "kwaflux-sr-x2-detail",
+    ("sr", 4, SrLook.DETAIL): "kwaflux-sr-x4-detail",
 }
 
 
