@@ -164,3 +164,34 @@ def test_sr_video_flicker_sees_frame_to_frame_changes_not_motion(monkeypatch):
     assert 0.6 < ratios["still"]["pan"] < 1.5
     assert ratios["noisy"]["pan"] > 1.5 * ratios["still"]["pan"]
     assert ev.flicker_table(ratios)[2].startswith("| still | ")
+
+
+def test_footage_frames_are_the_held_out_fifth_of_each_clip(monkeypatch, tmp_path):
+    """eval/footage.py scores SR on the frames train/sr.py keeps out of training: the last fifth
+    of each clip, consecutive, centre-cropped; a clip too small for the crop is left out."""
+    from kwaflux_lab.eval import footage
+    from kwaflux_lab.sets import real_video
+
+    big, small = tmp_path / "big.mp4", tmp_path / "small.mp4"
+    big.write_bytes(b"x")
+    small.write_bytes(b"x")
+    clips = (
+        real_video.RealClip("p", str(big), "CC0-1.0", "a", 2),
+        real_video.RealClip("p", str(small), "CC0-1.0", "a", 2),
+    )
+    sizes = {str(big): 200, str(small): 100}
+
+    def read_clip(path, shrink, max_frames):
+        assert shrink == 1  # half the temporal model's factor, as the SR trainer reads it
+        n, side = 50, sizes[str(path)]
+        return (
+            np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, side, side, 3))
+        ).astype(np.uint8)
+
+    monkeypatch.setattr(real_video, "CLIPS", clips)
+    monkeypatch.setattr(real_video, "installed", lambda c: Path(c.path))
+    monkeypatch.setattr(real_video, "read_clip", read_clip)
+    got = footage.held_out_frames(side=160, frames=4)
+    assert list(got) == [f"big.mp4 #{i}" for i in range(4)]
+    assert [int(f[0, 0, 0]) for f in got.values()] == [40, 41, 42, 43]  # frames 40..49 held out
+    assert all(f.shape == (160, 160, 3) for f in got.values())

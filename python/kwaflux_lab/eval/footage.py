@@ -1,0 +1,129 @@
+"""SR on footage the evaluation clips cannot stand for: PSNR and flicker of the shipped SR models
+and candidates on held-out frames of the real clips (sets/real_video.py), beside the two
+evaluation clips; writes the "SR on footage" section of docs/models.md.
+
+    cd python && ../.venv/bin/python -m kwaflux_lab.eval.footage [--candidate DIR ...]
+
+The frames are the last fifth of each clip (train/sr.py holds them out of --video-share
+training), shrunk as the SR trainer shrinks footage (half the temporal model's factor), centre
+crops of SIDE px, FRAMES consecutive frames a clip. They come from the clips the footage
+fine-tune trained on, so they measure the fit to that footage, not to footage never seen: the
+evaluation clips' rows (eval/evaluate.py's frames) are the unseen case.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from kwaflux_lab import docsection, jobs, paths
+from kwaflux_lab.eval import evaluate as ev
+from kwaflux_lab.sets import real_video
+from kwaflux_lab.train import sr as train_sr
+
+log = logging.getLogger("evaluate")
+
+SIDE = 160
+FRAMES = 6
+
+
+def held_out_frames(side: int = SIDE, frames: int = FRAMES) -> dict[str, np.ndarray]:
+    """'clip #i' -> frame, the first `frames` held-out frames of each installed clip that has
+    room for a `side` crop (the same keys as evaluate.video_frames, so its helpers apply)."""
+    out: dict[str, np.ndarray] = {}
+    for c in real_video.CLIPS:
+        path = real_video.installed(c)
+        if not path.is_file():
+            log.warning("%s: not installed (python -m kwaflux_lab.sets.real_video install)", path)
+            continue
+        shrink = max(1, c.shrink // train_sr.FOOTAGE_SHRINK_DIVISOR)
+        clip = real_video.read_clip(path, shrink, train_sr.FOOTAGE_FRAMES)
+        n, h, w = clip.shape[:3]
+        start = int(round(n * (1.0 - train_sr.VIDEO_HELD_OUT)))
+        if h < side or w < side or n - start < frames:
+            continue
+        y, x = (h - side) // 2, (w - side) // 2
+        for i in range(frames):
+            out[f"{c.name} #{i}"] = clip[start + i, y : y + side, x : x + side]
+    return out
+
+
+def measure(sets: dict[str, dict[str, np.ndarray]], scale: int, models: dict[str, str]) -> dict:
+    """Per frame set: PSNR-Y of each method (mean over its frames) and its mean flicker ratio."""
+    from kwaflux_ofx import Engine
+
+    engine = Engine(device="cpu", threads=1)
+    out = {}
+    for label, frames in sets.items():
+        rows = ev.evaluate_sr(frames, scale, engine, models, down=ev.area_down)
+        ratios = ev.sr_video_flicker(frames, scale, engine, models)
+        out[label] = {
+            r.method: (r.psnr, float(np.mean(list(ratios[r.method].values()))))
+            for r in rows
+            if r.method in ratios
+        }
+    return out
+
+
+def report(figures: dict, scale: int) -> list[str]:
+    sets = list(figures)
+    methods = list(next(iter(figures.values())))
+    lines = [
+        f"SR x{scale}: PSNR-Y (dB) / flicker over the clean frames' own (mean over clips).",
+        "",
+        "| method | " + " | ".join(sets) + " |",
+        "|---|" + "---:|" * len(sets),
+    ]
+    for m in methods:
+        cells = [f"{figures[s][m][0]:.2f} / {figures[s][m][1]:.3f}" for s in sets]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> None:
+    ap = jobs.parser(__doc__)
+    ap.add_argument(
+        "--candidate",
+        type=Path,
+        action="append",
+        default=[],
+        help="a folder of exported kwaflux-sr-xN.onnx (export --out-dir) to measure beside",
+    )
+    ap.add_argument("--scales", type=int, nargs="+", default=[2, 4], choices=(2, 4))
+    ap.add_argument("--no-write", action="store_true", help="print, leave docs/models.md alone")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from kwaflux_ofx.models.registry import resolve_model
+
+    held = held_out_frames()
+    if not held:
+        raise SystemExit("no real clip installed (python -m kwaflux_lab.sets.real_video install)")
+    sets = {
+        f"held-out footage ({len(held) // FRAMES} clips)": held,
+        "evaluation clips": ev.video_frames(),
+    }
+    out = [
+        "Written by `python -m kwaflux_lab.eval.footage`"
+        + "".join(f" --candidate {c}" for c in args.candidate)
+        + f": {FRAMES} held-out frames of each real clip ({SIDE} px centre crops, the last "
+        "fifth of each clip, which the footage fine-tune does not train on but whose scenes it "
+        f"does) and {ev.VIDEO_FRAMES} frames of each evaluation clip (never trained on), "
+        "area-averaged down and brought back.",
+    ]
+    for scale in args.scales:
+        models = {f"kwaflux-sr-x{scale} (shipped)": str(resolve_model(f"kwaflux-sr-x{scale}"))}
+        for c in args.candidate:
+            path = c / f"kwaflux-sr-x{scale}.onnx"
+            if path.is_file():
+                models[f"{c.name}"] = str(path)
+        out += ["", *report(measure(sets, scale, models), scale)]
+    text = "\n".join(out)
+    print(text)
+    if not args.no_write:
+        docsection.write_section(paths.MODELS_DOC, "sr-footage", text, heading="## SR on footage")
+
+
+if __name__ == "__main__":
+    main()
