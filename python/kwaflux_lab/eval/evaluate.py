@@ -100,17 +100,25 @@ def sr_methods(
 
 
 def evaluate_sr(
-    photos, scale, engine, models: dict[str, Path | str], down: Callable = bicubic_down
+    photos,
+    scale,
+    engine,
+    models: dict[str, Path | str],
+    down: Callable = bicubic_down,
+    outputs: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> list[Row]:
     """PSNR/SSIM (Y, border = scale) of each method's upscale of the downscaled picture
-    (`down(picture, scale)`: Pillow's bicubic by default, the usual SR benchmark)."""
+    (`down(picture, scale)`: Pillow's bicubic by default, the usual SR benchmark). Given
+    `outputs`, each method's upscales are kept there (method -> picture key -> output)."""
     rows = []
     for method, fn in sr_methods(scale, engine, models).items():
         ps, ss = [], []
         t0 = time.perf_counter()
         try:
-            for hr in photos.values():
+            for key, hr in photos.items():
                 out = fn(down(hr, scale))
+                if outputs is not None:
+                    outputs.setdefault(method, {})[key] = out
                 ps.append(psnr_y(hr, out, scale))
                 ss.append(ssim_y(hr, out, scale))
         except Exception as exc:  # one broken method must not sink the table
@@ -123,22 +131,25 @@ def evaluate_sr(
 
 
 def sr_video_flicker(
-    frames: dict[str, np.ndarray], scale: int, engine, models: dict[str, Path | str]
+    frames: dict[str, np.ndarray], outputs: dict[str, dict[str, np.ndarray]]
 ) -> dict[str, dict[str, float]]:
-    """Per method and clip: the flicker (warping error on the clean clip's flow) of the frames
-    area-averaged down by `scale` and brought back, over the clean frames' own. Sharpening
-    that changes from frame to frame shows here, where PSNR of single frames cannot see it."""
-    clips: dict[str, list[np.ndarray]] = {}
-    for key, f in frames.items():
-        clips.setdefault(key.split(" #")[0], []).append(f)
-    methods = {k: v for k, v in sr_methods(scale, engine, models).items() if k != "ffmpeg lanczos"}
+    """Per method and clip: the flicker (warping error on the clean clip's flow) of its upscales
+    (`outputs`, as evaluate_sr keeps them for `frames`, keyed 'clip #i'), over the clean frames'
+    own. Sharpening that changes from frame to frame shows here, where PSNR of single frames
+    cannot see it. ffmpeg's Lanczos (the same as ours) and methods that failed are left out."""
+    clips: dict[str, list[str]] = {}
+    for key in frames:
+        clips.setdefault(key.split(" #")[0], []).append(key)
+    methods = [
+        m for m, outs in outputs.items() if m != "ffmpeg lanczos" and set(outs) == set(frames)
+    ]
     out: dict[str, dict[str, float]] = {m: {} for m in methods}
-    for clip, clean in clips.items():
+    for clip, keys in clips.items():
+        clean = [frames[k] for k in keys]
         flows = flows_on_clean(clean)
         own = flicker(clean, flows)
-        for method, fn in methods.items():
-            ups = [fn(area_down(f, scale)) for f in clean]
-            out[method][clip] = flicker(ups, flows) / own
+        for method in methods:
+            out[method][clip] = flicker([outputs[method][k] for k in keys], flows) / own
     return out
 
 
@@ -276,9 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         frames = video_frames()
         for scale in (2, 4):
             models = {k: v for k, v in ours.items() if k == f"kwaflux-sr-x{scale}"}
-            rows = evaluate_sr(frames, scale, engine, models, down=area_down)
+            kept: dict[str, dict[str, np.ndarray]] = {}
+            rows = evaluate_sr(frames, scale, engine, models, down=area_down, outputs=kept)
             results[f"sr{scale}_video"] = rows
-            ratios = sr_video_flicker(frames, scale, engine, models)
+            ratios = sr_video_flicker(frames, kept)
             results[f"sr{scale}_video_flicker"] = ratios
             out += [
                 "",

@@ -23,8 +23,6 @@ from kwaflux_lab.eval import evaluate as ev
 from kwaflux_lab.sets import real_video
 from kwaflux_lab.train import sr as train_sr
 
-log = logging.getLogger("evaluate")
-
 SIDE = 160
 FRAMES = 6
 
@@ -34,14 +32,13 @@ def held_out_frames(side: int = SIDE, frames: int = FRAMES) -> dict[str, np.ndar
     room for a `side` crop (the same keys as evaluate.video_frames, so its helpers apply)."""
     out: dict[str, np.ndarray] = {}
     for c in real_video.CLIPS:
-        path = real_video.installed(c)
-        if not path.is_file():
-            log.warning("%s: not installed (python -m kwaflux_lab.sets.real_video install)", path)
+        clip = real_video.read_installed(
+            c, train_sr.FOOTAGE_SHRINK_DIVISOR, train_sr.FOOTAGE_FRAMES
+        )
+        if clip is None:
             continue
-        shrink = max(1, c.shrink // train_sr.FOOTAGE_SHRINK_DIVISOR)
-        clip = real_video.read_clip(path, shrink, train_sr.FOOTAGE_FRAMES)
         n, h, w = clip.shape[:3]
-        start = int(round(n * (1.0 - train_sr.VIDEO_HELD_OUT)))
+        start = train_sr.held_out_start(n)
         if h < side or w < side or n - start < frames:
             continue
         y, x = (h - side) // 2, (w - side) // 2
@@ -57,8 +54,9 @@ def measure(sets: dict[str, dict[str, np.ndarray]], scale: int, models: dict[str
     engine = Engine(device="cpu", threads=1)
     out = {}
     for label, frames in sets.items():
-        rows = ev.evaluate_sr(frames, scale, engine, models, down=ev.area_down)
-        ratios = ev.sr_video_flicker(frames, scale, engine, models)
+        kept: dict[str, dict[str, np.ndarray]] = {}
+        rows = ev.evaluate_sr(frames, scale, engine, models, down=ev.area_down, outputs=kept)
+        ratios = ev.sr_video_flicker(frames, kept)
         out[label] = {
             r.method: (r.psnr, float(np.mean(list(ratios[r.method].values()))))
             for r in rows

@@ -133,14 +133,19 @@ def load_all(
     """Every installed clip, read and shrunk by its factor over `shrink_divisor` (at least 1;
     2 keeps the softness of footage as decoded, which SR must learn not to sharpen past).
     Clips not installed are skipped with a warning."""
-    out = []
-    for c in clips:
-        path = installed(c)
-        if not path.is_file():
-            log.warning("%s: not installed (python -m kwaflux_lab.sets.real_video install)", path)
-            continue
-        out.append(read_clip(path, max(1, c.shrink // shrink_divisor), max_frames))
-    return out
+    frames = (read_installed(c, shrink_divisor, max_frames) for c in clips)
+    return [f for f in frames if f is not None]
+
+
+def read_installed(
+    clip: RealClip, shrink_divisor: int = 1, max_frames: int = MAX_FRAMES
+) -> np.ndarray | None:
+    """One clip as load_all reads it, or None (with a warning) where it is not installed."""
+    path = installed(clip)
+    if not path.is_file():
+        log.warning("%s: not installed (python -m kwaflux_lab.sets.real_video install)", path)
+        return None
+    return read_clip(path, max(1, clip.shrink // shrink_divisor), max_frames)
 
 
 def window_starts(frames: np.ndarray, size: int) -> np.ndarray:

@@ -49,6 +49,11 @@ FOOTAGE_SHRINK_DIVISOR = 2
 FOOTAGE_FRAMES = 120
 
 
+def held_out_start(n: int) -> int:
+    """The first held-out frame of an n-frame clip: the last VIDEO_HELD_OUT of it is kept out."""
+    return int(round(n * (1.0 - VIDEO_HELD_OUT)))
+
+
 def split_video(clips: list[np.ndarray], side: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Each clip cut in time: its first (1 - VIDEO_HELD_OUT) frames to train on, and
     VIDEO_VAL_PER_CLIP centre crops of `VIDEO_VAL_SIDE` spread over the rest to validate on.
@@ -56,7 +61,7 @@ def split_video(clips: list[np.ndarray], side: int) -> tuple[list[np.ndarray], l
     train_parts, val = [], []
     for c in clips:
         n, h, w = c.shape[:3]
-        cut = int(round(n * (1.0 - VIDEO_HELD_OUT)))
+        cut = held_out_start(n)
         if min(h, w) < max(side, VIDEO_VAL_SIDE) or cut < 1 or cut >= n:
             continue
         train_parts.append(c[:cut])
