@@ -188,7 +188,8 @@ def test_footage_is_split_in_time_and_small_clips_left_out(factory):
 
 def test_video_share_draws_training_sources_from_footage_only(factory, tmp_path, monkeypatch):
     """With --video-share 1 every training sample is cut from a clip's training frames, never a
-    photo tile or a held-out frame; the run's checkpoint records the share and scores footage."""
+    photo tile or a held-out frame, at the --footage-blur share; the run's checkpoint records
+    both and scores footage."""
     from kwaflux_lab.sets import patches, real_video
 
     sr, tc = factory.sr, factory.common
@@ -200,19 +201,36 @@ def test_video_share_draws_training_sources_from_footage_only(factory, tmp_path,
     drawn = []
     real_pair = factory.degrade.sr_pair
 
-    def spy(rng, photo, scale, lr_size):
-        drawn.append(int(photo[0, 0, 0]))
-        return real_pair(rng, photo, scale, lr_size)
+    def spy(rng, photo, scale, lr_size, blur_share=factory.degrade.SR_BLUR_SHARE):
+        drawn.append((int(photo[0, 0, 0]), blur_share))
+        return real_pair(rng, photo, scale, lr_size, blur_share)
 
     monkeypatch.setattr(sr.degrade, "sr_pair", spy)
     argv = ["sr", "--scale", "2", "--channels", "8", "--convs", "2", "--steps", "3"]
     argv += ["--batch", "4", "--video-share", "1", "--hours", "1e6", "--name-suffix=-t"]
-    monkeypatch.setattr("sys.argv", argv)
+    monkeypatch.setattr("sys.argv", argv + ["--footage-blur", "0"])
     sr.main()
-    assert len(drawn) == 12 and set(drawn) <= set(range(16))  # training frames 0..15 only
+    assert len(drawn) == 12 and {level for level, _ in drawn} <= set(range(16))  # frames 0..15
+    assert {share for _, share in drawn} == {0.0}
     ck = torch.load(tmp_path / "sr-x2-t.pt", weights_only=False)
-    assert ck["config"]["video_share"] == 1.0
+    assert ck["config"]["video_share"] == 1.0 and ck["config"]["footage_blur"] == 0.0
     assert ck["metrics"]["video_val_psnr"] > 0 and "video_bicubic_psnr" in ck["metrics"]
+
+
+def test_sr_pairs_blur_share_sets_how_soft_the_inputs_are(factory):
+    """sr_pair's blur share is the blur before the downscale: all blurred inputs keep less of a
+    sharp pattern's fine detail than none blurred, drawn from the same seeds."""
+    degrade = factory.degrade
+    yy, xx = np.mgrid[0:96, 0:96]
+    photo = np.repeat((((xx // 2 + yy // 3) % 2) * 0.8 + 0.1)[..., None], 3, -1).astype(np.float32)
+
+    def detail(share: float) -> float:
+        lrs = [
+            degrade.sr_pair(np.random.default_rng(s), photo, 2, 40, share)[0] for s in range(12)
+        ]
+        return float(np.mean([np.mean(np.abs(np.diff(lr, axis=1))) for lr in lrs]))
+
+    assert detail(1.0) < 0.8 * detail(0.0)
 
 
 def test_a_footage_fine_tune_says_what_it_trained_on(factory, tmp_path, monkeypatch):

@@ -51,6 +51,19 @@ def to_y(img: np.ndarray) -> np.ndarray:
     return 16.0 + (65.481 * f[..., 0] + 128.553 * f[..., 1] + 24.966 * f[..., 2]) / 255.0
 
 
+# The Gaussian high-pass that the detail and texture measures look through: the fine detail a
+# denoiser smears away and an SR network has to make up.
+HP_SIGMA = 1.5
+
+
+def highpass_y(img: np.ndarray) -> np.ndarray:
+    """Luma minus its Gaussian blur (sigma HP_SIGMA)."""
+    from scipy.ndimage import gaussian_filter
+
+    y = to_y(img)
+    return y - gaussian_filter(y, HP_SIGMA, mode="reflect")
+
+
 def psnr_y(ref: np.ndarray, out: np.ndarray, border: int = 0) -> float:
     a, b = to_y(ref), to_y(out)
     if border:

@@ -17,6 +17,7 @@ from kwaflux_lab.eval.common import (
     ffmpeg_has,
     gaussian_noise,
     goal_line,
+    highpass_y,
     mean,
     nlmeans_strength,
     psnr_y,
@@ -51,24 +52,12 @@ CODEC_DAMAGE = (
 
 
 # -- texture -----------------------------------------------------------------------------------
-def _luma(img: np.ndarray) -> np.ndarray:
-    f = img.astype(np.float64)
-    return 0.299 * f[..., 0] + 0.587 * f[..., 1] + 0.114 * f[..., 2]
-
-
-def _high_pass(y: np.ndarray) -> np.ndarray:
-    """The image minus a Gaussian blur (sigma 1.5): the detail a denoiser can smear away."""
-    from scipy.ndimage import gaussian_filter
-
-    return y - gaussian_filter(y, 1.5, mode="reflect")
-
-
 def texture_kept(clean: np.ndarray, out: np.ndarray) -> float:
     """How much of the clean picture's fine texture the output still has: the regression slope
     of the output's high-pass band on the clean one's (luma). 1.0 keeps all of it, a smeared
     ("plastic") output falls towards 0. Noise left in the output is uncorrelated with the clean
     texture, so unlike a plain high-frequency energy ratio it does not count as texture kept."""
-    hc, ho = _high_pass(_luma(clean)), _high_pass(_luma(out))
+    hc, ho = highpass_y(clean), highpass_y(out)
     denom = float(np.sum(hc * hc))
     return float(np.sum(hc * ho) / denom) if denom > 0 else float("nan")
 

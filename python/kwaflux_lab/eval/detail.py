@@ -18,12 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from kwaflux_lab import docsection, jobs, paths
-from kwaflux_lab.eval.common import bicubic_down, fmt, goal_line, psnr_y, to_u8, to_y
+from kwaflux_lab.eval.common import (
+    bicubic_down,
+    fmt,
+    goal_line,
+    highpass_y,
+    psnr_y,
+    to_u8,
+)
 from kwaflux_lab.eval.peers import peer_models
 
 log = logging.getLogger("evaluate")
 
-HP_SIGMA = 1.5
 CROP = 128
 # The peer beside ours at each scale: waifu2x's photo model at x2; at x4 Real-ESRGAN x4plus,
 # itself trained with an adversarial loss for detail.
@@ -52,13 +58,6 @@ def picture(name: str, scale: int = 2) -> np.ndarray:
     img = img[..., :3]
     h, w = img.shape[:2]
     return np.ascontiguousarray(img[: h // scale * scale, : w // scale * scale]).astype(np.uint8)
-
-
-def highpass_y(img: np.ndarray) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
-    y = to_y(img)
-    return y - gaussian_filter(y, HP_SIGMA, mode="reflect")
 
 
 def pil_up(lr: np.ndarray, scale: int, method: str) -> np.ndarray:

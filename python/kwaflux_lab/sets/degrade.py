@@ -171,8 +171,17 @@ def faint_lines(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
     return from_pil(im)
 
 
+# Share of SR samples blurred before the downscale. The network learns to undo that blur on every
+# input, so the share sets how hard it sharpens what was not blurred (see train/sr.py).
+SR_BLUR_SHARE = 0.3
+
+
 def sr_pair(
-    rng: np.random.Generator, photo: np.ndarray, scale: int, lr_size: int
+    rng: np.random.Generator,
+    photo: np.ndarray,
+    scale: int,
+    lr_size: int,
+    blur_share: float = SR_BLUR_SHARE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(LR input, HR target) for super-resolution training.
 
@@ -182,7 +191,7 @@ def sr_pair(
     """
     hr = random_patch(rng, photo, lr_size * scale)
     x = hr
-    if rng.random() < 0.3:
+    if rng.random() < blur_share:
         x = blur(rng, x, 0.3, 0.6 * scale)
     lr = downscale(rng, x, scale)
     if rng.random() < 0.25:

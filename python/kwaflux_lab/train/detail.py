@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from kwaflux_lab.eval.common import HP_SIGMA
 from kwaflux_lab.sets import degrade, patches
 from kwaflux_lab.train.common import (
     base_args,
@@ -22,7 +23,6 @@ from kwaflux_lab.train.common import (
 from kwaflux_lab.train.nets import CompactSR
 from kwaflux_lab.train.sr import scores, validation_set
 
-HP_SIGMA = 1.5  # the Gaussian high-pass of the detail measure (eval/detail.py)
 ARCH_KEYS = ("arch", "scale", "channels", "convs", "rep", "lr_patch")
 LUMA = (0.299, 0.587, 0.114)
 

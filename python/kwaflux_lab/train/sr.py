@@ -98,13 +98,22 @@ def main() -> None:
         help="share of each batch cut from real footage (sets/real_video.py) instead of photos",
     )
     ap.add_argument(
+        "--footage-blur",
+        type=float,
+        default=degrade.SR_BLUR_SHARE,
+        help="share of the footage samples blurred before the downscale (photos keep "
+        "degrade.SR_BLUR_SHARE): decoded video is soft already, and a network taught to undo "
+        "blur on it over-sharpens footage that was not blurred",
+    )
+    ap.add_argument(
         "--init",
         default="",
         help="a new run starts from this checkpoint's weights (e.g. sr-x2-v2); its shape wins",
     )
     args = ap.parse_args()
-    if not 0.0 <= args.video_share <= 1.0:
-        ap.error(f"--video-share {args.video_share}: must be within 0..1")
+    for flag, value in (("--video-share", args.video_share), ("--footage-blur", args.footage_blur)):
+        if not 0.0 <= value <= 1.0:
+            ap.error(f"{flag} {value}: must be within 0..1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     scale = args.scale
     lr_patch = args.lr_patch or (48 if scale == 2 else 32)
@@ -126,14 +135,14 @@ def main() -> None:
     # Frames drawn over all clips alike: a long clip holds more different pictures.
     frame_index = [(i, f) for i, c in enumerate(footage) for f in range(len(c))]
 
-    def source(rng: np.random.Generator) -> np.ndarray:
+    def pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         if args.video_share and rng.random() < args.video_share:
             i, f = frame_index[int(rng.integers(len(frame_index)))]
-            return footage[i][f]
-        return tiles[rng.integers(len(tiles))]
+            return degrade.sr_pair(rng, footage[i][f], scale, lr_patch, args.footage_blur)
+        return degrade.sr_pair(rng, tiles[rng.integers(len(tiles))], scale, lr_patch)
 
     def make_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, ...]:
-        pairs = [degrade.sr_pair(rng, source(rng), scale, lr_patch) for _ in range(n)]
+        pairs = [pair(rng) for _ in range(n)]
         return to_nchw([p[0] for p in pairs]), to_nchw([p[1] for p in pairs])
 
     def loss_fn(model: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -173,6 +182,8 @@ def main() -> None:
     # Only where used, so the checkpoints of runs before these options still resume.
     if args.video_share:
         config["video_share"] = args.video_share
+    if args.footage_blur != degrade.SR_BLUR_SHARE:
+        config["footage_blur"] = args.footage_blur
     if start is not None:
         config.update(init=args.init, init_step=start["step"])
     train(f"sr-x{scale}", model, config, args, make_batch, loss_fn, validate)
