@@ -607,6 +607,8 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
+    # A candidate folder for eval (--out-dir /tmp/candidates/x) need not exist yet.
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     for run, name in RUNS.items():
         if args.only and run not in args.only:
             continue
