@@ -35,7 +35,9 @@ def _randomise(model: torch.nn.Module) -> None:
 def test_repconv_folds_into_one_conv(factory, cin, cout):
     block = factory.rep.RepConv3x3(cin, cout)
     _randomise(block)
-    x = torch.randn(2, cin, 13, 11)  # odd sizes: the border is where a wrong fold shows
+    x = torch.randn(
+        2, cin, 13, 11, generator=torch.Generator().manual_seed(7)
+    )  # odd sizes: the border is where a wrong fold shows
     with torch.no_grad():
         branched = block.branches(x)
         folded = block.to_conv()(x)
@@ -46,14 +48,18 @@ def test_repconv_folds_into_one_conv(factory, cin, cout):
 
 
 def test_repconv_gradients_equal_the_branched_form(factory):
+    # In float64: the two forms sum the same terms in another order, and float32's rounding of
+    # gradients in the hundreds can exceed any fixed elementwise tolerance on a near-zero one.
     block = factory.rep.RepConv3x3(6, 6)
     _randomise(block)
-    x = torch.randn(1, 6, 9, 9)
+    block = block.double()
+    x = torch.randn(1, 6, 9, 9, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     params = list(block.parameters())
     g_branch = torch.autograd.grad(block.branches(x).square().sum(), params)
     g_fused = torch.autograd.grad(block(x).square().sum(), params)
+    assert max(g.abs().max() for g in g_branch) > 1.0  # the gradients are not all near zero
     for a, b in zip(g_branch, g_fused, strict=True):
-        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("kind", ["sr2", "sr4", "denoise"])
@@ -208,12 +214,13 @@ def test_video_share_draws_training_sources_from_footage_only(factory, tmp_path,
     monkeypatch.setattr(sr.degrade, "sr_pair", spy)
     argv = ["sr", "--scale", "2", "--channels", "8", "--convs", "2", "--steps", "3"]
     argv += ["--batch", "4", "--video-share", "1", "--hours", "1e6", "--name-suffix=-t"]
-    monkeypatch.setattr("sys.argv", argv + ["--footage-blur", "0"])
+    monkeypatch.setattr("sys.argv", argv + ["--footage-blur", "0", "--photo-blur", "1"])
     sr.main()
     assert len(drawn) == 12 and {level for level, _ in drawn} <= set(range(16))  # frames 0..15
     assert {share for _, share in drawn} == {0.0}
     ck = torch.load(tmp_path / "sr-x2-t.pt", weights_only=False)
-    assert ck["config"]["video_share"] == 1.0 and ck["config"]["footage_blur"] == 0.0
+    cfg = ck["config"]
+    assert cfg["video_share"] == 1.0 and (cfg["footage_blur"], cfg["photo_blur"]) == (0.0, 1.0)
     assert ck["metrics"]["video_val_psnr"] > 0 and "video_bicubic_psnr" in ck["metrics"]
 
 
@@ -225,9 +232,7 @@ def test_sr_pairs_blur_share_sets_how_soft_the_inputs_are(factory):
     photo = np.repeat((((xx // 2 + yy // 3) % 2) * 0.8 + 0.1)[..., None], 3, -1).astype(np.float32)
 
     def detail(share: float) -> float:
-        lrs = [
-            degrade.sr_pair(np.random.default_rng(s), photo, 2, 40, share)[0] for s in range(12)
-        ]
+        lrs = [degrade.sr_pair(np.random.default_rng(s), photo, 2, 40, share)[0] for s in range(12)]
         return float(np.mean([np.mean(np.abs(np.diff(lr, axis=1))) for lr in lrs]))
 
     assert detail(1.0) < 0.8 * detail(0.0)

@@ -98,12 +98,17 @@ def main() -> None:
         help="share of each batch cut from real footage (sets/real_video.py) instead of photos",
     )
     ap.add_argument(
+        "--photo-blur",
+        type=float,
+        default=degrade.SR_BLUR_SHARE,
+        help="share of the photo samples blurred before the downscale",
+    )
+    ap.add_argument(
         "--footage-blur",
         type=float,
         default=degrade.SR_BLUR_SHARE,
-        help="share of the footage samples blurred before the downscale (photos keep "
-        "degrade.SR_BLUR_SHARE): decoded video is soft already, and a network taught to undo "
-        "blur on it over-sharpens footage that was not blurred",
+        help="share of the footage samples blurred before the downscale: decoded video is "
+        "soft already, and a network taught to undo blur on it over-sharpens what was not blurred",
     )
     ap.add_argument(
         "--init",
@@ -111,7 +116,12 @@ def main() -> None:
         help="a new run starts from this checkpoint's weights (e.g. sr-x2-v2); its shape wins",
     )
     args = ap.parse_args()
-    for flag, value in (("--video-share", args.video_share), ("--footage-blur", args.footage_blur)):
+    shares = {
+        "--video-share": args.video_share,
+        "--photo-blur": args.photo_blur,
+        "--footage-blur": args.footage_blur,
+    }
+    for flag, value in shares.items():
         if not 0.0 <= value <= 1.0:
             ap.error(f"{flag} {value}: must be within 0..1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -139,7 +149,9 @@ def main() -> None:
         if args.video_share and rng.random() < args.video_share:
             i, f = frame_index[int(rng.integers(len(frame_index)))]
             return degrade.sr_pair(rng, footage[i][f], scale, lr_patch, args.footage_blur)
-        return degrade.sr_pair(rng, tiles[rng.integers(len(tiles))], scale, lr_patch)
+        return degrade.sr_pair(
+            rng, tiles[rng.integers(len(tiles))], scale, lr_patch, args.photo_blur
+        )
 
     def make_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, ...]:
         pairs = [pair(rng) for _ in range(n)]
@@ -182,8 +194,9 @@ def main() -> None:
     # Only where used, so the checkpoints of runs before these options still resume.
     if args.video_share:
         config["video_share"] = args.video_share
-    if args.footage_blur != degrade.SR_BLUR_SHARE:
-        config["footage_blur"] = args.footage_blur
+    for key in ("photo_blur", "footage_blur"):
+        if getattr(args, key) != degrade.SR_BLUR_SHARE:
+            config[key] = getattr(args, key)
     if start is not None:
         config.update(init=args.init, init_step=start["step"])
     train(f"sr-x{scale}", model, config, args, make_batch, loss_fn, validate)
