@@ -168,6 +168,37 @@ def test_sr_video_flicker_sees_frame_to_frame_changes_not_motion():
     assert ev.flicker_table(ratios)[2].startswith("| still | ")
 
 
+def test_sr_video_detail_tells_oversharpening_from_softness():
+    """The truth scores 1; Lanczos of its area downscale keeps less of its high-pass; the same
+    upscale with an unsharp mask on top keeps more than the truth has."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(4)
+    frames = {}
+    for t in range(3):
+        pic = gaussian_filter(rng.uniform(0, 255, (64, 64)), 1.2) * 3 - 250
+        frames[f"tex #{t}"] = np.clip(np.rint(np.stack([pic] * 3, -1)), 0, 255).astype(np.uint8)
+
+    def lanczos(lr):
+        return ev.resize(lr / 255.0, lr.shape[0] * 2, lr.shape[1] * 2, "lanczos3")
+
+    def sharpened(lr):
+        up = lanczos(lr)
+        return cm.to_u8(up + 2.5 * (up - gaussian_filter(up, (1.5, 1.5, 0))))
+
+    outputs = {
+        "truth": dict(frames),
+        "lanczos": {k: cm.to_u8(lanczos(ev.area_down(f, 2))) for k, f in frames.items()},
+        "sharpened": {k: sharpened(ev.area_down(f, 2)) for k, f in frames.items()},
+    }
+    detail = ev.sr_video_detail(frames, outputs, border=2)
+    assert detail["truth"]["tex"] == pytest.approx(1.0)
+    assert detail["lanczos"]["tex"] < 0.8
+    assert detail["sharpened"]["tex"] > 1.2
+    table = ev.flicker_table(ev.sr_video_flicker(frames, outputs), detail)
+    assert "detail / truth, tex" in table[0] and table[3].startswith("| lanczos | ")
+
+
 def test_footage_frames_are_the_held_out_fifth_of_each_clip(monkeypatch, tmp_path):
     """eval/footage.py scores SR on the frames train/sr.py keeps out of training: the last fifth
     of each clip, consecutive, centre-cropped; a clip too small for the crop is left out."""
