@@ -228,3 +228,19 @@ def test_footage_frames_are_the_held_out_fifth_of_each_clip(monkeypatch, tmp_pat
     assert list(got) == [f"big.mp4 #{i}" for i in range(4)]
     assert [int(f[0, 0, 0]) for f in got.values()] == [40, 41, 42, 43]  # frames 40..49 held out
     assert all(f.shape == (160, 160, 3) for f in got.values())
+
+
+def test_lens_down_loses_detail_that_area_down_keeps():
+    """eval/footage.py's lens-blurred set: same size as the area downscale, with less of a fine
+    pattern left in it, and flat areas untouched."""
+    from kwaflux_lab.eval import footage
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    stripes = np.where((xx // 2) % 2 == 0, 40, 200).astype(np.uint8)
+    img = np.repeat(stripes[..., None], 3, -1)
+    sharp, soft = ev.area_down(img, 2), footage.lens_down(img, 2)
+    assert soft.shape == sharp.shape == (32, 32, 3)
+    contrast = [float(np.std(a[4:-4, 4:-4, 0].astype(np.float64))) for a in (sharp, soft)]
+    assert contrast[1] < 0.8 * contrast[0]
+    flat = np.full((32, 32, 3), 90, np.uint8)
+    assert np.array_equal(footage.lens_down(flat, 2), ev.area_down(flat, 2))
