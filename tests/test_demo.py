@@ -92,7 +92,9 @@ def test_real_footage_is_upscaled_and_cropped_beside_lanczos(demo_out):
         return float(np.mean((y - gaussian_filter(y, 1.5))[4:-4, 4:-4] ** 2))
 
     # The detail look shows more fine detail than the faithful one, which shows more than Lanczos
-    # (measured: Lanczos 5.6, faithful 7.1, detail 9.7).
-    assert fine(faithful) > 1.15 * fine(lanczos)
+    # (measured: Lanczos 5.7, faithful 6.2, detail 9.9). The crop is a defocused, moving rider:
+    # the faithful x2 (trained with no blur before the downscale, docs/models.md) keeps it about
+    # as soft as the source holds it, and the short run it replaced sharpened it to 7.1.
+    assert fine(faithful) > 1.05 * fine(lanczos)
     assert fine(detail) > 1.2 * fine(faithful)
     assert np.abs(detail - faithful).mean() > 0.3

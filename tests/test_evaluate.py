@@ -244,3 +244,22 @@ def test_lens_down_loses_detail_that_area_down_keeps():
     assert contrast[1] < 0.8 * contrast[0]
     flat = np.full((32, 32, 3), 90, np.uint8)
     assert np.array_equal(footage.lens_down(flat, 2), ev.area_down(flat, 2))
+
+
+def test_native_sharpening_scores_against_lanczos():
+    """eval/footage.py's native figure: Lanczos-3 scores 1 by definition, bicubic (softer)
+    below it, and the shipped x2 model, which restores edges, above it."""
+    from scipy.ndimage import gaussian_filter
+
+    from kwaflux_lab.eval import footage
+    from kwaflux_ofx.models.registry import resolve_model
+
+    rng = np.random.default_rng(2)
+    frames = {}
+    for t in range(2):
+        pic = gaussian_filter(rng.uniform(0, 255, (48, 48)), 1.0) * 3 - 250
+        frames[f"tex #{t}"] = np.clip(np.rint(np.stack([pic] * 3, -1)), 0, 255).astype(np.uint8)
+    got = footage.native_sharpening(frames, 2, {"ours": str(resolve_model("kwaflux-sr-x2"))})
+    assert set(got) == {"bicubic", "Lanczos-3", "ours"}
+    assert got["Lanczos-3"] == pytest.approx(1.0)
+    assert got["bicubic"] < 0.95 and got["ours"] > 1.05

@@ -266,3 +266,13 @@ def test_a_footage_fine_tune_says_what_it_trained_on(factory, tmp_path, monkeypa
         in (meta["kwaflux.description"])
     )
     assert "patch-GAN" not in meta["kwaflux.description"]
+    # A fine-tune of that fine-tune still trained on the v2 photos: the lineage is followed.
+    cfg2 = {**cfg, "init": "sr-x2-video", "init_step": 11}
+    torch.save(
+        {"model": state, "ema": state, "step": 5, "config": cfg2, "seed": 1, "metrics": {}},
+        tmp_path / "sr-x2-again.pt",
+    )
+    assert export.lineage("sr-x2-again", cfg2) == ["sr-x2-again", "sr-x2-video", "sr-x2-v2"]
+    export.export_one("sr-x2-again", "kwaflux-sr-x2", tmp_path)
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "kwaflux-sr-x2.onnx")).metadata_props}
+    assert meta["kwaflux.training_data"].startswith(f"{n_v2} photographs")

@@ -31,10 +31,23 @@ PARITY_TOLERANCE = 1e-4
 V2_SUFFIX = "-v2"  # runs on the second data set (sets/photos_v2.py): sr-x2-v2, denoise-v2, ...
 
 
+def lineage(run: str, config: dict | None = None) -> list[str]:
+    """The run and the runs it was fine-tuned from, newest first (each checkpoint's `init`, as
+    far back as the checkpoints are there): sr-x2-unblurred, sr-x2-noblur, sr-x2-video, ..."""
+    runs, cfg = [run], config or {}
+    while cfg.get("init") and cfg["init"] not in runs:
+        runs.append(str(cfg["init"]))
+        path = checkpoint_path(runs[-1])
+        if not path.is_file():
+            break
+        cfg = torch.load(path, map_location="cpu", weights_only=False)["config"]
+    return runs
+
+
 def training_photos(run: str, config: dict | None = None) -> tuple[data.Photo, ...]:
-    """The photographs a run trained on: the 36 of v1, or the record of v2 for a -v2 run or a
-    run fine-tuned from one (its `init`, e.g. sr-x2-video from sr-x2-v2, on the same patches)."""
-    if run.endswith(V2_SUFFIX) or str((config or {}).get("init", "")).endswith(V2_SUFFIX):
+    """The photographs a run trained on: the 36 of v1, or the record of v2 where the run or one
+    it was fine-tuned from (lineage) is a -v2 run: the fine-tunes keep the v2 patches."""
+    if any(r.endswith(V2_SUFFIX) for r in lineage(run, config)):
         from kwaflux_lab.sets import photos_v2
 
         return tuple(e.photo for e in photos_v2.read_tsv() if e.role == "train")
