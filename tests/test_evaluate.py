@@ -195,8 +195,11 @@ def test_sr_video_detail_tells_oversharpening_from_softness():
     assert detail["truth"]["tex"] == pytest.approx(1.0)
     assert detail["lanczos"]["tex"] < 0.8
     assert detail["sharpened"]["tex"] > 1.2
-    table = ev.flicker_table(ev.sr_video_flicker(frames, outputs), detail)
-    assert "detail / truth, tex" in table[0] and table[3].startswith("| lanczos | ")
+    # The table's detail columns beside given flicker figures (measuring flicker needs OpenCV's
+    # optical flow, the eval extra; the flicker test above covers it).
+    table = ev.flicker_table({m: {"tex": 1.0} for m in outputs}, detail)
+    assert "detail / truth, tex" in table[0]
+    assert table[3] == f"| lanczos | 1.000 | {detail['lanczos']['tex']:.3f} |"
 
 
 def test_footage_frames_are_the_held_out_fifth_of_each_clip(monkeypatch, tmp_path):
