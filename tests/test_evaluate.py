@@ -255,6 +255,7 @@ def test_native_sharpening_scores_against_lanczos():
     from scipy.ndimage import gaussian_filter
 
     from kwaflux_lab.eval import footage
+    from kwaflux_ofx import Engine
     from kwaflux_ofx.models.registry import resolve_model
 
     rng = np.random.default_rng(2)
@@ -262,7 +263,8 @@ def test_native_sharpening_scores_against_lanczos():
     for t in range(2):
         pic = gaussian_filter(rng.uniform(0, 255, (48, 48)), 1.0) * 3 - 250
         frames[f"tex #{t}"] = np.clip(np.rint(np.stack([pic] * 3, -1)), 0, 255).astype(np.uint8)
-    got = footage.native_sharpening(frames, 2, {"ours": str(resolve_model("kwaflux-sr-x2"))})
+    models = {"ours": str(resolve_model("kwaflux-sr-x2"))}
+    got = footage.native_sharpening(frames, 2, models, Engine(device="cpu", threads=1))
     assert set(got) == {"bicubic", "Lanczos-3", "ours"}
     assert got["Lanczos-3"] == pytest.approx(1.0)
     assert got["bicubic"] < 0.95 and got["ours"] > 1.05

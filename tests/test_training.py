@@ -35,9 +35,8 @@ def _randomise(model: torch.nn.Module) -> None:
 def test_repconv_folds_into_one_conv(factory, cin, cout):
     block = factory.rep.RepConv3x3(cin, cout)
     _randomise(block)
-    x = torch.randn(
-        2, cin, 13, 11, generator=torch.Generator().manual_seed(7)
-    )  # odd sizes: the border is where a wrong fold shows
+    # Odd sizes: the border is where a wrong fold shows.
+    x = torch.randn(2, cin, 13, 11, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         branched = block.branches(x)
         folded = block.to_conv()(x)

@@ -132,6 +132,21 @@ def evaluate_sr(
     return rows
 
 
+def _clip_keys(frames: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    """Clip name -> its frames' keys, in order ('clip #i', as video_frames makes them)."""
+    clips: dict[str, list[str]] = {}
+    for key in frames:
+        clips.setdefault(key.split(" #")[0], []).append(key)
+    return clips
+
+
+def _video_methods(
+    frames: dict[str, np.ndarray], outputs: dict[str, dict[str, np.ndarray]]
+) -> list[str]:
+    """The methods of `outputs` with an output for every frame, ffmpeg's Lanczos left out."""
+    return [m for m, outs in outputs.items() if m != "ffmpeg lanczos" and set(outs) == set(frames)]
+
+
 def sr_video_flicker(
     frames: dict[str, np.ndarray], outputs: dict[str, dict[str, np.ndarray]]
 ) -> dict[str, dict[str, float]]:
@@ -139,14 +154,9 @@ def sr_video_flicker(
     (`outputs`, as evaluate_sr keeps them for `frames`, keyed 'clip #i'), over the clean frames'
     own. Sharpening that changes from frame to frame shows here, where PSNR of single frames
     cannot see it. ffmpeg's Lanczos (the same as ours) and methods that failed are left out."""
-    clips: dict[str, list[str]] = {}
-    for key in frames:
-        clips.setdefault(key.split(" #")[0], []).append(key)
-    methods = [
-        m for m, outs in outputs.items() if m != "ffmpeg lanczos" and set(outs) == set(frames)
-    ]
+    methods = _video_methods(frames, outputs)
     out: dict[str, dict[str, float]] = {m: {} for m in methods}
-    for clip, keys in clips.items():
+    for clip, keys in _clip_keys(frames).items():
         clean = [frames[k] for k in keys]
         flows = flows_on_clean(clean)
         own = flicker(clean, flows)
@@ -167,20 +177,15 @@ def sr_video_detail(
         hp = highpass_y(img)
         return float(np.sum(hp[border : hp.shape[0] - border, border : hp.shape[1] - border] ** 2))
 
-    truth: dict[str, float] = {}
-    for key, frame in frames.items():
-        clip = key.split(" #")[0]
-        truth[clip] = truth.get(clip, 0.0) + energy(frame)
-    methods = [
-        m for m, outs in outputs.items() if m != "ffmpeg lanczos" and set(outs) == set(frames)
-    ]
-    out: dict[str, dict[str, float]] = {m: {} for m in methods}
-    for method in methods:
-        for key in frames:
-            clip = key.split(" #")[0]
-            out[method][clip] = out[method].get(clip, 0.0) + energy(outputs[method][key])
-        out[method] = {clip: e / truth[clip] for clip, e in out[method].items()}
-    return out
+    clips = _clip_keys(frames)
+    truth = {clip: sum(energy(frames[k]) for k in keys) for clip, keys in clips.items()}
+    return {
+        method: {
+            clip: sum(energy(outputs[method][k]) for k in keys) / truth[clip]
+            for clip, keys in clips.items()
+        }
+        for method in _video_methods(frames, outputs)
+    }
 
 
 def flicker_table(

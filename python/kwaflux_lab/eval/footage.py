@@ -62,13 +62,13 @@ def held_out_frames(side: int = SIDE, frames: int = FRAMES) -> dict[str, np.ndar
 
 
 def measure(
-    sets: dict[str, tuple[dict[str, np.ndarray], Callable]], scale: int, models: dict[str, str]
+    sets: dict[str, tuple[dict[str, np.ndarray], Callable]],
+    scale: int,
+    models: dict[str, str],
+    engine,
 ) -> dict:
     """Per frame set: PSNR-Y of each method (mean over its frames), its mean flicker ratio and
     its mean detail ratio (evaluate.sr_video_detail) over the set's clips."""
-    from kwaflux_ofx import Engine
-
-    engine = Engine(device="cpu", threads=1)
     out = {}
     for label, (frames, down) in sets.items():
         kept: dict[str, dict[str, np.ndarray]] = {}
@@ -88,15 +88,13 @@ def measure(
 
 
 def native_sharpening(
-    frames: dict[str, np.ndarray], scale: int, models: dict[str, str]
+    frames: dict[str, np.ndarray], scale: int, models: dict[str, str], engine
 ) -> dict[str, float]:
     """Per method: the high-pass energy (luma, evaluate.sr_video_detail's measure) of `frames`
     upscaled at their own size, over Lanczos-3's. No truth exists at the larger size, so this
     is not fidelity: it says how much crisper than interpolation a method makes footage as a
     user hands it over, where the source is as soft as its lens and codec left it."""
-    from kwaflux_ofx import Engine
-
-    methods = ev.sr_methods(scale, Engine(device="cpu", threads=1), models)
+    methods = ev.sr_methods(scale, engine, models)
     del methods["ffmpeg lanczos"]
     kept = {m: {k: fn(f) for k, f in frames.items()} for m, fn in methods.items()}
     # sr_video_detail divides by the frames' own energy (here at the smaller size): the ratio
@@ -138,7 +136,11 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print, leave docs/models.md alone")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from kwaflux_ofx import Engine
     from kwaflux_ofx.models.registry import resolve_model
+
+    # One engine for every set and scale: its sessions stay loaded between them.
+    engine = Engine(device="cpu", threads=1)
 
     held = held_out_frames()
     if not held:
@@ -165,8 +167,8 @@ def main() -> None:
             path = c / f"kwaflux-sr-x{scale}.onnx"
             if path.is_file():
                 models[f"{c.name}"] = str(path)
-        out += ["", *report(measure(sets, scale, models), scale)]
-        native = native_sharpening(clips, scale, models)
+        out += ["", *report(measure(sets, scale, models, engine), scale)]
+        native = native_sharpening(clips, scale, models, engine)
         out += [
             "",
             f"SR x{scale} of the evaluation clips' frames at their own size (no truth there, so "

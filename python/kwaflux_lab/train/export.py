@@ -37,10 +37,9 @@ def lineage(run: str, config: dict | None = None) -> list[str]:
     runs, cfg = [run], config or {}
     while cfg.get("init") and cfg["init"] not in runs:
         runs.append(str(cfg["init"]))
-        path = checkpoint_path(runs[-1])
-        if not path.is_file():
+        if not checkpoint_path(runs[-1]).is_file():
             break
-        cfg = torch.load(path, map_location="cpu", weights_only=False)["config"]
+        cfg = load_checkpoint(runs[-1])["config"]
     return runs
 
 
