@@ -275,3 +275,20 @@ def test_a_footage_fine_tune_says_what_it_trained_on(factory, tmp_path, monkeypa
     export.export_one("sr-x2-again", "kwaflux-sr-x2", tmp_path)
     meta = {p.key: p.value for p in onnx.load(str(tmp_path / "kwaflux-sr-x2.onnx")).metadata_props}
     assert meta["kwaflux.training_data"].startswith(f"{n_v2} photographs")
+
+
+@pytest.mark.parametrize("flag", ["--video-share", "--photo-blur", "--footage-blur"])
+def test_sr_shares_outside_0_to_1_are_refused_in_one_line(
+    factory, tmp_path, monkeypatch, flag, capsys
+):
+    """A share outside 0..1 stops train/sr.py before any training: exit 2, one line naming the
+    flag and the value, and no checkpoint written."""
+    monkeypatch.setattr(factory.common, "CHECKPOINTS_DIR", tmp_path)
+    argv = ["sr", "--scale", "2", "--channels", "8", "--convs", "2", "--steps", "1"]
+    monkeypatch.setattr("sys.argv", argv + ["--name-suffix=-bad", flag, "1.5"])
+    with pytest.raises(SystemExit) as stop:
+        factory.sr.main()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{flag} 1.5: must be within 0..1" in err
+    assert not list(tmp_path.iterdir())
